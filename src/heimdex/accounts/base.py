@@ -1,0 +1,86 @@
+"""The account store interface: users, refresh tokens and personal API tokens.
+
+Tokens are stored only as SHA-256 digests, so a copy of the database cannot be replayed against
+the server. The interface is kept narrow so that a PostgreSQL implementation is a small file.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from pydantic import BaseModel
+
+
+class User(BaseModel):
+    id: str
+    email: str
+    password_hash: str | None = None  # None for users who only sign in through an external provider
+    is_admin: bool = False
+    created_at: float = 0.0
+
+
+class ApiToken(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    prefix: str  # the first characters, so a user can tell tokens apart
+    created_at: float = 0.0
+    last_used_at: float | None = None
+
+
+class AccountStore(ABC):
+    # ------------------------------------------------------------ users
+    @abstractmethod
+    def create_user(self, email: str, password_hash: str | None, is_admin: bool = False) -> User:
+        """Raises ConflictError when the email is taken (emails compare case-insensitively)."""
+
+    @abstractmethod
+    def get_user(self, user_id: str) -> User:
+        """Raises NotFoundError."""
+
+    @abstractmethod
+    def find_user_by_email(self, email: str) -> User | None: ...
+
+    @abstractmethod
+    def list_users(self) -> list[User]: ...
+
+    @abstractmethod
+    def set_password(self, user_id: str, password_hash: str) -> None: ...
+
+    # ------------------------------------------------------------ refresh tokens
+    @abstractmethod
+    def add_refresh_token(self, digest: str, user_id: str, expires_at: float) -> None: ...
+
+    @abstractmethod
+    def take_refresh_token(self, digest: str, now: float) -> str | None:
+        """Consume a refresh token (one use: rotation). Returns its user id if it was valid."""
+
+    @abstractmethod
+    def revoke_refresh_token(self, digest: str) -> None: ...
+
+    # ------------------------------------------------------------ personal API tokens
+    @abstractmethod
+    def add_api_token(self, user_id: str, name: str, digest: str, prefix: str) -> ApiToken: ...
+
+    @abstractmethod
+    def find_api_token(self, digest: str) -> ApiToken | None:
+        """The token with this digest (and records that it was used)."""
+
+    @abstractmethod
+    def list_api_tokens(self, user_id: str) -> list[ApiToken]: ...
+
+    @abstractmethod
+    def delete_api_token(self, user_id: str, token_id: str) -> None:
+        """Raises NotFoundError when absent or another user's."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_account_store(database_url: str) -> AccountStore:
+    """The account store living in the same database as the main store (own tables)."""
+    if database_url.startswith("sqlite:///"):
+        from heimdex.accounts.sqlite import SqliteAccountStore
+
+        return SqliteAccountStore(database_url.removeprefix("sqlite:///"))
+    raise ValueError(f"unsupported database URL for accounts {database_url!r}: use sqlite:///path")

@@ -1,0 +1,211 @@
+"""Registration, login, token issue and verification.
+
+- Access tokens: JWT (HS256, signed with the server's secret key), short-lived, stateless.
+- Refresh tokens: opaque random strings stored as digests; each use consumes it and issues a new
+  pair (rotation), logout deletes it.
+- Personal API tokens: opaque `hdx_...` strings for scripts, stored as digests, revocable.
+- Optionally, JWTs from an external identity provider (HS256 secret or JWKS), mapped to a local
+  user by email (created on first sight).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from heimdex.accounts.base import AccountStore, ApiToken, User
+from heimdex.accounts.passwords import hash_password, needs_rehash, verify_password
+from heimdex.accounts.ratelimit import RateLimiter
+from heimdex.errors import HeimdexError, NotFoundError
+from heimdex.logging import get_logger
+from heimdex.settings import Settings
+
+log = get_logger(__name__)
+
+API_TOKEN_PREFIX = "hdx_"
+REFRESH_PREFIX = "hdr_"
+ISSUER = "heimdex"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+
+
+class AuthError(HeimdexError):
+    """Missing, invalid or expired credentials (401)."""
+
+
+class ForbiddenError(HeimdexError):
+    """Authenticated, but not allowed (403)."""
+
+
+@dataclass(frozen=True)
+class Session:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The configured secret, or one generated on first start and kept (mode 600) under home."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.home) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip()
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if not EMAIL.match(email) or len(email) > 254:
+        raise HeimdexError("enter a valid email address")
+    return email
+
+
+class Accounts:
+    def __init__(self, settings: Settings, store: AccountStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.secret = resolve_secret_key(settings)
+        self.login_limiter = RateLimiter(settings.login_attempts_per_minute, 60.0)
+        self._jwks = (
+            jwt.PyJWKClient(settings.external_jwt_jwks_url) if settings.external_jwt_jwks_url else None
+        )
+
+    # ------------------------------------------------------------ users
+    def create_user(self, email: str, password: str, is_admin: bool = False) -> User:
+        if len(password) < MIN_PASSWORD:
+            raise HeimdexError(f"the password must have at least {MIN_PASSWORD} characters")
+        user = self.store.create_user(normalise_email(email), hash_password(password), is_admin)
+        log.info("user.created", user_id=user.id, admin=is_admin)
+        return user
+
+    def register(self, email: str, password: str) -> Session:
+        if not self.settings.allow_registration:
+            raise ForbiddenError("registration is closed on this server; ask an administrator")
+        first = not self.store.list_users()  # the very first account administers the server
+        return self.issue(self.create_user(email, password, is_admin=first))
+
+    def login(self, email: str, password: str, client: str) -> Session:
+        email = email.strip().lower()
+        # Both keys: one address cannot guess many accounts, many addresses cannot guess one.
+        self.login_limiter.hit(f"ip:{client}", "login attempts")
+        self.login_limiter.hit(f"email:{email}", "login attempts")
+        user = self.store.find_user_by_email(email)
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            log.info("login.failed", client=client)
+            raise AuthError("wrong email or password")
+        if user.password_hash and needs_rehash(user.password_hash):
+            self.store.set_password(user.id, hash_password(password))
+        self.login_limiter.reset(f"email:{email}")
+        return self.issue(user)
+
+    # ------------------------------------------------------------ tokens
+    def issue(self, user: User) -> Session:
+        now = int(time.time())
+        lifetime = self.settings.access_token_minutes * 60
+        access = jwt.encode(
+            {
+                "sub": user.id,
+                "iss": ISSUER,
+                "typ": "access",
+                "iat": now,
+                "exp": now + lifetime,
+                "jti": secrets.token_hex(8),
+            },
+            self.secret,
+            algorithm="HS256",
+        )
+        refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        self.store.add_refresh_token(digest(refresh), user.id, now + self.settings.refresh_token_days * 86400)
+        return Session(access_token=access, refresh_token=refresh, expires_in=lifetime, user=user)
+
+    def refresh(self, refresh_token: str) -> Session:
+        user_id = self.store.take_refresh_token(digest(refresh_token), time.time())
+        if user_id is None:
+            raise AuthError("the session has expired; log in again")
+        try:
+            return self.issue(self.store.get_user(user_id))
+        except NotFoundError as exc:
+            raise AuthError("the account no longer exists") from exc
+
+    def logout(self, refresh_token: str | None) -> None:
+        if refresh_token:
+            self.store.revoke_refresh_token(digest(refresh_token))
+
+    def authenticate(self, token: str) -> User:
+        """The user a bearer token (access JWT, personal token or external JWT) stands for."""
+        if token.startswith(API_TOKEN_PREFIX):
+            found = self.store.find_api_token(digest(token))
+            if found is None:
+                raise AuthError("unknown or revoked API token")
+            return self._user(found.user_id)
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub"]}
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthError("the access token has expired; refresh it") from exc
+        except jwt.PyJWTError as exc:
+            if self.settings.external_jwt_secret or self._jwks:
+                return self._external_user(token)
+            raise AuthError("invalid access token") from exc
+        if claims.get("typ") != "access":
+            raise AuthError("not an access token")
+        return self._user(claims["sub"])
+
+    def _user(self, user_id: str) -> User:
+        try:
+            return self.store.get_user(user_id)
+        except NotFoundError as exc:
+            raise AuthError("the account no longer exists") from exc
+
+    def _external_user(self, token: str) -> User:
+        """A JWT from the configured identity provider, mapped to the local user with its email."""
+        options = {"require": ["exp", "sub"], "verify_aud": bool(self.settings.external_jwt_audience)}
+        try:
+            if self._jwks is not None:
+                key = self._jwks.get_signing_key_from_jwt(token).key
+                algorithms = ["RS256", "ES256"]
+            else:
+                key, algorithms = self.settings.external_jwt_secret, ["HS256"]
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.settings.external_jwt_audience,
+                issuer=self.settings.external_jwt_issuer,
+                options=options,
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthError("invalid access token") from exc
+        email = claims.get("email")
+        if not email:
+            raise AuthError("the identity provider's token carries no email")
+        email = normalise_email(email)
+        user = self.store.find_user_by_email(email)
+        if user is None:
+            user = self.store.create_user(email, None)
+            log.info("user.created.external", user_id=user.id, issuer=claims.get("iss"))
+        return user
+
+    # ------------------------------------------------------------ personal API tokens
+    def create_api_token(self, user: User, name: str) -> tuple[ApiToken, str]:
+        """The token record and the secret, which is shown once and never stored."""
+        name = name.strip()[:100] or "token"
+        secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        return self.store.add_api_token(user.id, name, digest(secret), secret[:8]), secret

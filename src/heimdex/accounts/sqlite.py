@@ -1,0 +1,171 @@
+"""Accounts in the embedded SQLite database (own tables next to the main store's, created idempotently)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from heimdex.accounts.base import AccountStore, ApiToken, User
+from heimdex.errors import ConflictError, NotFoundError
+from heimdex.sqlite_db import SqliteConnections
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT,
+    is_admin      INTEGER NOT NULL DEFAULT 0,
+    created_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    digest     TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_user ON refresh_tokens (user_id);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    digest       TEXT NOT NULL UNIQUE,
+    prefix       TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    last_used_at REAL
+);
+CREATE INDEX IF NOT EXISTS api_tokens_by_user ON api_tokens (user_id);
+"""
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class SqliteAccountStore(AccountStore):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._connections = SqliteConnections(self.path)
+        self._db.executescript(SCHEMA)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._connections.db
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._connections.tx()
+
+    def close(self) -> None:
+        self._connections.close()
+
+    # ------------------------------------------------------------ users
+    def create_user(self, email: str, password_hash: str | None, is_admin: bool = False) -> User:
+        user_id = _new_id()
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO users (id, email, password_hash, is_admin, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (user_id, email, password_hash, int(is_admin), time.time()),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"an account for {email} already exists") from exc
+        return self.get_user(user_id)
+
+    def get_user(self, user_id: str) -> User:
+        row = self._db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no user {user_id!r}")
+        return self._user(row)
+
+    def find_user_by_email(self, email: str) -> User | None:
+        row = self._db.execute("SELECT * FROM users WHERE email = ?", (email,)).fetchone()
+        return self._user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        return [self._user(r) for r in self._db.execute("SELECT * FROM users ORDER BY created_at").fetchall()]
+
+    def set_password(self, user_id: str, password_hash: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+    @staticmethod
+    def _user(row: sqlite3.Row) -> User:
+        return User(
+            id=row["id"],
+            email=row["email"],
+            password_hash=row["password_hash"],
+            is_admin=bool(row["is_admin"]),
+            created_at=row["created_at"],
+        )
+
+    # ------------------------------------------------------------ refresh tokens
+    def add_refresh_token(self, digest: str, user_id: str, expires_at: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM refresh_tokens WHERE expires_at < ?", (time.time(),)
+            )  # keep the table small
+            db.execute(
+                "INSERT INTO refresh_tokens (digest, user_id, expires_at) VALUES (?, ?, ?)",
+                (digest, user_id, expires_at),
+            )
+
+    def take_refresh_token(self, digest: str, now: float) -> str | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT user_id, expires_at FROM refresh_tokens WHERE digest = ?", (digest,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM refresh_tokens WHERE digest = ?", (digest,))
+        return row["user_id"] if row["expires_at"] > now else None
+
+    def revoke_refresh_token(self, digest: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM refresh_tokens WHERE digest = ?", (digest,))
+
+    # ------------------------------------------------------------ personal API tokens
+    def add_api_token(self, user_id: str, name: str, digest: str, prefix: str) -> ApiToken:
+        token_id = _new_id()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO api_tokens (id, user_id, name, digest, prefix, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (token_id, user_id, name, digest, prefix, time.time()),
+            )
+        row = self._db.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+        return self._token(row)
+
+    def find_api_token(self, digest: str) -> ApiToken | None:
+        row = self._db.execute("SELECT * FROM api_tokens WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            return None
+        now = time.time()
+        if row["last_used_at"] is None or now - row["last_used_at"] > 60:  # no write on every request
+            with self._tx() as db:
+                db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, row["id"]))
+        return self._token(row)
+
+    def list_api_tokens(self, user_id: str) -> list[ApiToken]:
+        rows = self._db.execute("SELECT * FROM api_tokens WHERE user_id = ? ORDER BY created_at", (user_id,))
+        return [self._token(r) for r in rows.fetchall()]
+
+    def delete_api_token(self, user_id: str, token_id: str) -> None:
+        with self._tx() as db:
+            deleted = db.execute(
+                "DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)
+            ).rowcount
+        if not deleted:
+            raise NotFoundError(f"no token {token_id!r}")
+
+    @staticmethod
+    def _token(row: sqlite3.Row) -> ApiToken:
+        return ApiToken(
+            id=row["id"],
+            user_id=row["user_id"],
+            name=row["name"],
+            prefix=row["prefix"],
+            created_at=row["created_at"],
+            last_used_at=row["last_used_at"],
+        )

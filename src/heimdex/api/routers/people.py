@@ -1,0 +1,124 @@
+"""People: create, list, rename, delete, enrol photos, and the scenes where each appears."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from heimdex.api.deps import Ctx, CurrentUser
+from heimdex.api.errors import ApiError
+from heimdex.api.routers.search import run_search
+from heimdex.api.uploads import receive_files
+from heimdex.api.views import hit_json
+from heimdex.domain import Person
+
+router = APIRouter(prefix="/people", tags=["people"])
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+class PersonBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+def person_json(person: Person) -> dict:
+    data = person.model_dump(mode="json", exclude={"owner_id"})
+    data["photo"] = f"/people/{person.id}/photo" if person.photo_count else None
+    data["links"] = {
+        "self": f"/people/{person.id}",
+        "scenes": f"/people/{person.id}/scenes",
+        "page": f"/app/people/{person.id}",
+    }
+    return data
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ApiError(400, "the name is empty")
+    return name
+
+
+@router.post("", status_code=201, summary="Create a person (add photos to find them in videos)")
+def create_person(body: PersonBody, user: CurrentUser, ctx: Ctx) -> dict:
+    return person_json(ctx.heimdex.store.add_person(user.id, _clean_name(body.name)))
+
+
+@router.get("", summary="Your people")
+def list_people(user: CurrentUser, ctx: Ctx) -> list[dict]:
+    return [person_json(p) for p in ctx.heimdex.people(user.id)]
+
+
+@router.get("/{person_id}", summary="One person")
+def get_person(person_id: str, user: CurrentUser, ctx: Ctx) -> dict:
+    return person_json(ctx.heimdex.store.get_person(user.id, person_id))
+
+
+@router.patch("/{person_id}", summary="Rename a person")
+def rename_person(person_id: str, body: PersonBody, user: CurrentUser, ctx: Ctx) -> dict:
+    person = ctx.heimdex.store.get_person(user.id, person_id)
+    return person_json(ctx.heimdex.rename_person(person.id, _clean_name(body.name), user.id))
+
+
+@router.delete("/{person_id}", status_code=204, summary="Delete a person, their photos and face links")
+def delete_person(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+    person = ctx.heimdex.store.get_person(user.id, person_id)
+    ctx.heimdex.remove_person(person.id, user.id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{person_id}/photos", summary="Enrol photos (multipart, field `file`); finds them in your videos"
+)
+async def add_photos(person_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> dict:
+    person = ctx.heimdex.store.get_person(user.id, person_id)
+    files = await receive_files(
+        request,
+        ctx.settings.home / "uploads",
+        MAX_PHOTO_BYTES,
+        f"a photo may be at most {MAX_PHOTO_BYTES // 1024**2} MB",
+    )
+    try:
+        if not files:
+            raise ApiError(400, "no photo in the upload: send it in a multipart field named `file`")
+        for f in files:
+            if not f.filename.lower().endswith(PHOTO_SUFFIXES):
+                raise ApiError(415, f"{f.filename}: send JPEG, PNG or WebP photos")
+        photos = [f.path.read_bytes() for f in files]  # small, and the face model needs them whole
+    finally:
+        for f in files:
+            f.path.unlink(missing_ok=True)
+    # Enrolment runs the face model and re-matches every face: keep it off the event loop.
+    from starlette.concurrency import run_in_threadpool
+
+    updated = await run_in_threadpool(ctx.heimdex.enrol, person.id, photos, user.id)
+    return person_json(updated)
+
+
+@router.get("/{person_id}/photo", summary="The person's first enrolled photo")
+def person_photo(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+    person = ctx.heimdex.store.get_person(user.id, person_id)
+    key = f"people/{person.id}/0000.jpg"
+    if not ctx.heimdex.blobs.exists(key):
+        raise ApiError(404, "no photo enrolled")
+    data = ctx.heimdex.blobs.get_bytes(key)
+    media = "image/png" if data[:4] == b"\x89PNG" else "image/webp" if data[8:12] == b"WEBP" else "image/jpeg"
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=600"})
+
+
+@router.get("/{person_id}/scenes", summary="Scenes where the person appears")
+def person_scenes(
+    person_id: str,
+    user: CurrentUser,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    person = ctx.heimdex.store.get_person(user.id, person_id)
+    hits, took_ms = run_search(
+        ctx, user.id, "", people=(person.id,), limit=limit, offset=offset, per_video=None
+    )
+    return {"person": person_json(person), "took_ms": round(took_ms, 1), "hits": [hit_json(h) for h in hits]}

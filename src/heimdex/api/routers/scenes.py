@@ -1,0 +1,24 @@
+"""Scenes: transcript words with times, on-screen text, tags, people; thumbnails."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from heimdex.api.deps import Ctx, CurrentUser
+from heimdex.api.routers.videos import thumbnail_response
+from heimdex.api.views import owned_scene, scene_json, transcript_lines
+
+router = APIRouter(prefix="/scenes", tags=["scenes"])
+
+
+@router.get("/{scene_id}", summary="A scene: transcript words and times, on-screen text, tags, people")
+def get_scene(scene_id: str, user: CurrentUser, ctx: Ctx) -> dict:
+    scene = owned_scene(ctx, scene_id, user.id)
+    video = ctx.heimdex.video(scene.video_id, user.id)
+    return {**scene_json(scene), "filename": video.filename, "lines": transcript_lines(scene.words)}
+
+
+@router.get("/{scene_id}/thumbnail", summary="The scene's thumbnail (WebP)")
+def scene_thumbnail(scene_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+    return thumbnail_response(ctx, owned_scene(ctx, scene_id, user.id).thumbnail_key)

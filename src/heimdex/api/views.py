@@ -1,0 +1,123 @@
+"""JSON shapes of videos, scenes and hits, shared by the API and the web pages."""
+
+from __future__ import annotations
+
+from heimdex.api.context import AppContext
+from heimdex.domain import STAGES, Scene, SearchHit, Video, VideoState, Word
+from heimdex.errors import NotFoundError
+from heimdex.queue.base import DEAD_LETTER_PREFIX, STAGE_WEIGHTS
+
+
+def video_links(video_id: str) -> dict[str, str]:
+    return {
+        "self": f"/videos/{video_id}",
+        "stream": f"/videos/{video_id}/stream",
+        "thumbnail": f"/videos/{video_id}/thumbnail",
+        "scenes": f"/videos/{video_id}/scenes",
+        "watch": f"/app/watch/{video_id}",
+    }
+
+
+def video_json(ctx: AppContext, video: Video) -> dict:
+    # claimed_by names a worker machine and process: internal, not for API users
+    data = video.model_dump(mode="json", exclude={"original_key", "owner_id", "claimed_by"})
+    data["duration_s"] = video.info.duration_s if video.info else None
+    # A job that failed transiently more times than queue_retries (server mode): see queue/redis.py.
+    data["dead_letter"] = bool(video.error and video.error.startswith(DEAD_LETTER_PREFIX))
+    data["progress"] = progress_of(ctx, video)
+    data["thumbnail"] = f"/videos/{video.id}/thumbnail" if video.scene_count else None
+    data["links"] = video_links(video.id)
+    return data
+
+
+def progress_of(ctx: AppContext, video: Video) -> float:
+    if video.state == VideoState.INDEXED:
+        return 1.0
+    live = ctx.progress.get(video.id)
+    if live is not None and video.state in (VideoState.PROCESSING, VideoState.QUEUED):
+        return live.fraction
+    done = {r.stage for r in ctx.heimdex.stages(video.id) if r.state.value == "done"}
+    return round(sum(STAGE_WEIGHTS[s] for s in done) / sum(STAGE_WEIGHTS.values()), 3)
+
+
+def stages_json(ctx: AppContext, video_id: str) -> list[dict]:
+    records = {r.stage: r for r in ctx.heimdex.stages(video_id)}
+    live = ctx.progress.get(video_id)
+    out = []
+    for stage in STAGES:
+        record = records.get(stage)
+        item = (
+            record.model_dump(mode="json") if record else {"stage": stage, "state": "pending", "attempts": 0}
+        )
+        if live is not None and stage in live.running:
+            item["fraction"] = round(live.running[stage], 3)
+        out.append(item)
+    return out
+
+
+def scene_links(scene: Scene) -> dict[str, str]:
+    start = round(scene.start_s, 3)
+    return {
+        "self": f"/scenes/{scene.id}",
+        "thumbnail": f"/scenes/{scene.id}/thumbnail",
+        "play": f"/app/watch/{scene.video_id}?t={start}",
+        "stream": f"/videos/{scene.video_id}/stream#t={start}",
+    }
+
+
+def scene_json(scene: Scene, with_words: bool = True) -> dict:
+    data = scene.model_dump(mode="json", exclude={"thumbnail_key", "sidecar_key", "words"})
+    if with_words:
+        data["words"] = [w.model_dump(mode="json") for w in scene.words]
+    data["thumbnail"] = f"/scenes/{scene.id}/thumbnail" if scene.thumbnail_key else None
+    data["links"] = scene_links(scene)
+    return data
+
+
+def hit_json(hit: SearchHit) -> dict:
+    """The `heimdex search --json` shape, with the thumbnail as a URL and links to play the scene."""
+    data = hit.model_dump(mode="json")
+    data["thumbnail"] = f"/scenes/{hit.scene_id}/thumbnail" if hit.thumbnail else None
+    start = round(hit.start_s, 3)
+    data["links"] = {
+        "play": f"/app/watch/{hit.video_id}?t={start}",
+        "scene": f"/scenes/{hit.scene_id}",
+        "stream": f"/videos/{hit.video_id}/stream#t={start}",
+        "video": f"/videos/{hit.video_id}",
+    }
+    return data
+
+
+def owned_scene(ctx: AppContext, scene_id: str, owner_id: str) -> Scene:
+    """The scene if its video belongs to the owner; NotFoundError otherwise (never a hint it exists)."""
+    video_id, _, index = scene_id.rpartition("-")
+    if not video_id or not index.isdigit():
+        raise NotFoundError(f"no scene {scene_id!r}")
+    ctx.heimdex.video(video_id, owner_id)
+    for scene in ctx.heimdex.store.list_scenes(video_id):
+        if scene.id == scene_id:
+            return scene
+    raise NotFoundError(f"no scene {scene_id!r}")
+
+
+def transcript_lines(words: list[Word], max_words: int = 12, pause_s: float = 0.7) -> list[dict]:
+    """Words grouped into short lines (broken at pauses and sentence ends) for the player's transcript."""
+    lines: list[dict] = []
+    current: list[Word] = []
+    for word in words:
+        if current and (
+            len(current) >= max_words
+            or word.start_s - current[-1].end_s > pause_s
+            or current[-1].text.rstrip().endswith((".", "?", "!"))
+        ):
+            lines.append(_line(current))
+            current = []
+        current.append(word)
+    if current:
+        lines.append(_line(current))
+    return lines
+
+
+def _line(words: list[Word]) -> dict:
+    text = " ".join(w.text.strip() for w in words)
+    return {"start_s": round(words[0].start_s, 3), "end_s": round(words[-1].end_s, 3), "text": text}

@@ -1,0 +1,554 @@
+"""The `heimdex` command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from heimdex import __version__
+from heimdex.domain import STAGES, StageState, VideoState
+from heimdex.errors import HeimdexError
+from heimdex.logging import configure_logging
+from heimdex.pipeline.events import STAGE_WEIGHTS, StageEvent
+from heimdex.queue.base import DEAD_LETTER_PREFIX
+from heimdex.settings import Settings
+
+app = typer.Typer(
+    help="Heimdex: find the moment you need in hours of video.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+people_app = typer.Typer(help="Enrol people by photo and find where they appear.", no_args_is_help=True)
+app.add_typer(people_app, name="people")
+users_app = typer.Typer(help="Accounts of the server (`heimdex serve`).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+out = Console()
+err = Console(stderr=True)
+
+
+
+class _State:
+    settings: Settings | None = None
+
+
+state = _State()
+
+
+@app.callback()
+def main_options(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="Data folder (env HEIMDEX_HOME).",
+            envvar="HEIMDEX_HOME",
+            show_default="a per-user data folder",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "WARNING",
+    json_logs: Annotated[bool, typer.Option(help="Log JSON lines to stderr.")] = False,
+) -> None:
+    configure_logging(log_level, json_logs)
+    state.settings = Settings(home=home) if home else Settings()
+
+
+def _app():
+    from heimdex.service import Heimdex
+
+    return Heimdex(state.settings)
+
+
+# ---------------------------------------------------------------- index
+
+
+class _IndexProgress:
+    """One bar per video, moved by stage events arriving from the runner's threads."""
+
+    def __init__(self, progress: Progress, task_id, filename: str) -> None:
+        self.progress, self.task_id, self.filename = progress, task_id, filename
+        self.done: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, event: StageEvent) -> None:
+        with self.lock:
+            if event.state == StageState.DONE:
+                self.running.pop(event.stage, None)
+                self.done[event.stage] = 1.0
+            elif event.state == StageState.RUNNING:
+                self.running[event.stage] = event.fraction
+            else:
+                self.running.pop(event.stage, None)
+            completed = sum(STAGE_WEIGHTS[s] for s in self.done) + sum(
+                STAGE_WEIGHTS[s] * f for s, f in self.running.items()
+            )
+            stages = ", ".join(self.running) or ("done" if len(self.done) == len(STAGES) else "")
+        self.progress.update(self.task_id, completed=completed, stage=stages)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Video files and folders (searched recursively).")],
+    force: Annotated[bool, typer.Option(help="Index again even if already indexed.")] = False,
+    enqueue: Annotated[
+        bool | None,
+        typer.Option(
+            help="Queue the videos for `heimdex worker` processes; default: when the queue is redis://."
+        ),
+    ] = None,
+) -> None:
+    """Index videos: scenes, speech, on-screen text, tags and faces."""
+    from heimdex.queue.base import is_remote
+    from heimdex.service import expand_inputs
+
+    heimdex = _app()
+    files = list(expand_inputs(paths))
+    if not files:
+        err.print("[red]No video files found in the given paths.[/red]")
+        raise typer.Exit(2)
+    if enqueue if enqueue is not None else is_remote(state.settings.queue_url):
+        _enqueue(heimdex, files, force)
+        return
+    total = sum(STAGE_WEIGHTS.values())
+    failures: list[tuple[str, str]] = []
+    indexed = skipped = 0
+    columns = [
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("[dim]{task.fields[stage]}"),
+    ]
+    with Progress(*columns, console=err, transient=False) as progress:
+        for path in files:
+            label = path.name if len(path.name) <= 40 else path.name[:37] + "..."
+            task = progress.add_task(label, total=total, stage="queued")
+            try:
+                added = heimdex.add_file(path)
+            except HeimdexError as exc:
+                failures.append((str(path), str(exc)))
+                progress.update(task, stage=f"[red]failed: {exc}")
+                continue
+            video = added.video
+            if not added.is_new and video.state == VideoState.INDEXED and not force:
+                skipped += 1
+                progress.update(task, completed=total, stage="already indexed")
+                continue
+            if force or video.state == VideoState.FAILED:
+                heimdex.reprocess(video.id)
+            video = heimdex.process(video.id, on_event=_IndexProgress(progress, task, label))
+            if video.state == VideoState.INDEXED:
+                indexed += 1
+                progress.update(task, completed=total, stage=f"{video.scene_count} scenes")
+            else:
+                failures.append((str(path), video.error or "unknown error"))
+                progress.update(task, stage=f"[red]failed: {video.error}")
+    summary = f"indexed {indexed}" + (f", already indexed {skipped}" if skipped else "")
+    summary += f", failed {len(failures)}" if failures else ""
+    out.print(summary)
+    for path, reason in failures:
+        err.print(f"[red]failed[/red] {path}: {reason}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _enqueue(heimdex, files: list[Path], force: bool) -> None:
+    """Add the files and queue them for the workers (server mode); `status` shows their progress."""
+    from heimdex.queue.base import is_remote
+    from heimdex.queue.redis import RedisJobQueue
+
+    if not is_remote(state.settings.queue_url):
+        raise HeimdexError("--enqueue needs HEIMDEX_QUEUE_URL=redis://host:port/db (and `heimdex worker`s)")
+    queue = RedisJobQueue(state.settings.queue_url)
+    queued = 0
+    for path in files:
+        added = heimdex.add_file(path)
+        video = added.video
+        if not added.is_new and video.state == VideoState.INDEXED and not force:
+            continue
+        if force or video.state == VideoState.FAILED:
+            heimdex.reprocess(video.id)
+        queue.enqueue(video.id)
+        out.print(f"queued {video.id} {path.name}")
+        queued += 1
+    out.print(f"queued {queued} of {len(files)}; `heimdex status` shows progress")
+
+
+# ---------------------------------------------------------------- status
+
+
+@app.command()
+def status(
+    video_id: Annotated[str | None, typer.Argument(help="Show one video's stages.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Indexed videos, their state and scenes; with VIDEO_ID, each stage's timing and errors."""
+    heimdex = _app()
+    if video_id:
+        _video_status(heimdex, video_id, as_json)
+        return
+    videos = heimdex.videos()
+    if as_json:
+        out.print_json(data=[v.model_dump(mode="json") for v in videos])
+        return
+    table = Table(title=f"{len(videos)} videos in {state.settings.home}")
+    for column in ("id", "file", "state", "scenes", "length", "language", "index time", "error"):
+        table.add_column(column, overflow="fold")
+    for video in videos:
+        records = heimdex.stages(video.id)
+        spent = sum(r.duration_s or 0 for r in records)
+        length = f"{video.info.duration_s:.0f}s" if video.info else ""
+        style = {"indexed": "green", "failed": "red"}.get(video.state.value, "yellow")
+        label = video.state.value
+        if video.error and video.error.startswith(DEAD_LETTER_PREFIX):
+            label += " (dead letter)"  # retries exhausted in server mode: `heimdex reprocess` to retry
+        elif video.claimed_by:
+            label += f" on {video.claimed_by}"
+        table.add_row(
+            video.id,
+            video.filename,
+            f"[{style}]{label}",
+            str(video.scene_count),
+            length,
+            video.language or "",
+            f"{spent:.1f}s" if records else "",
+            video.error or "",
+        )
+    out.print(table)
+
+
+def _video_status(heimdex, video_id: str, as_json: bool) -> None:
+    video = heimdex.video(video_id)
+    records = {r.stage: r for r in heimdex.stages(video.id)}
+    if as_json:
+        out.print_json(
+            data={
+                "video": video.model_dump(mode="json"),
+                "stages": [records[s].model_dump(mode="json") for s in STAGES if s in records],
+            }
+        )
+        return
+    table = Table(title=f"{video.filename} ({video.id}): {video.state.value}")
+    for column in ("stage", "state", "attempts", "seconds", "error"):
+        table.add_column(column, overflow="fold")
+    for stage in STAGES:
+        r = records.get(stage)
+        if r is None:
+            table.add_row(stage, "[dim]pending", "0", "", "")
+            continue
+        style = {"done": "green", "failed": "red"}.get(r.state.value, "yellow")
+        table.add_row(
+            stage,
+            f"[{style}]{r.state.value}",
+            str(r.attempts),
+            f"{r.duration_s:.2f}" if r.duration_s is not None else "",
+            r.error or "",
+        )
+    out.print(table)
+
+
+# ---------------------------------------------------------------- search
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Words, "quoted phrases", person:NAME (several allowed).')],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    per_video: Annotated[
+        int | None, typer.Option(min=1, help="Hits per video at most (default: setting).")
+    ] = None,
+    all_scenes: Annotated[bool, typer.Option("--all", help="No per-video cap.")] = False,
+    video: Annotated[list[str] | None, typer.Option(help="Only this video id (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of hits, best first.")] = False,
+) -> None:
+    """Search indexed scenes."""
+    heimdex = _app()
+    cap = None if all_scenes else (per_video or -1)
+    result = heimdex.search(query, limit=limit, offset=offset, per_video=cap, video_ids=tuple(video or ()))
+    if as_json:
+        sys.stdout.write(
+            json.dumps([h.model_dump(mode="json") for h in result.hits], ensure_ascii=False, indent=1) + "\n"
+        )
+        return
+    if not result.hits:
+        out.print(f"No scenes match {query!r}.")
+        return
+    for rank, hit in enumerate(result.hits, start=offset + 1):
+        why = ", ".join(f"{name} #{int(info['rank'])}" for name, info in hit.channels.items())
+        out.print(
+            f"[bold]{rank}. {hit.filename}[/bold]  {_clock(hit.start_s)}–{_clock(hit.end_s)}"
+            f"  [dim]score {hit.score:.4f}  ({why})[/dim]"
+        )
+        snippet = re.sub(r"<mark>(.*?)</mark>", r"[reverse]\1[/reverse]", hit.snippet.replace("[", r"\["))
+        if snippet:
+            out.print(f"   {snippet}")
+        extra = [
+            f"people: {', '.join(hit.people)}" if hit.people else "",
+            f"tags: {', '.join(hit.tags[:5])}" if hit.tags else "",
+        ]
+        if any(extra):
+            out.print("   [dim]" + "  ".join(e for e in extra if e) + "[/dim]")
+    out.print(f"[dim]{len(result.hits)} hits in {result.took_ms:.0f} ms[/dim]")
+
+
+# ---------------------------------------------------------------- videos
+
+
+@app.command()
+def delete(video_id: Annotated[str, typer.Argument(help="The video id (see `heimdex status`).")]) -> None:
+    """Delete a video with its scenes, vectors, faces, thumbnails and sidecars."""
+    heimdex = _app()
+    name = heimdex.video(video_id).filename
+    heimdex.delete_video(video_id)
+    out.print(f"deleted {name} ({video_id})")
+
+
+@app.command()
+def reprocess(video_id: Annotated[str, typer.Argument(help="The video id (see `heimdex status`).")]) -> None:
+    """Index a video again from scratch (for example after changing models)."""
+    heimdex = _app()
+    heimdex.reprocess(video_id)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("[dim]{task.fields[stage]}"), console=err
+    ) as progress:
+        task = progress.add_task(video_id, total=sum(STAGE_WEIGHTS.values()), stage="")
+        video = heimdex.process(video_id, on_event=_IndexProgress(progress, task, video_id))
+    out.print(f"{video.filename}: {video.state.value}" + (f" ({video.error})" if video.error else ""))
+    if video.state != VideoState.INDEXED:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- people
+
+
+@people_app.command("add")
+def people_add(
+    name: Annotated[str, typer.Argument(help="The person's name.")],
+    photos: Annotated[list[Path], typer.Argument(help="Photos showing the person's face.")],
+) -> None:
+    """Enrol a person (or add photos); they are found in videos already indexed, with no reprocessing."""
+    heimdex = _app()
+    for photo in photos:
+        if not photo.is_file():
+            raise HeimdexError(f"{photo}: no such file")
+    person = heimdex.enrol(name, photos)
+    out.print(f"{person.name}: {person.photo_count} photos, seen in {person.scene_count} scenes")
+
+
+@people_app.command("list")
+def people_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Enrolled people."""
+    people = _app().people()
+    if as_json:
+        out.print_json(data=[p.model_dump(mode="json") for p in people])
+        return
+    table = Table()
+    for column in ("name", "photos", "scenes", "id"):
+        table.add_column(column)
+    for p in people:
+        table.add_row(p.name, str(p.photo_count), str(p.scene_count), p.id)
+    out.print(table)
+
+
+@people_app.command("remove")
+def people_remove(name: Annotated[str, typer.Argument(help="Name or id.")]) -> None:
+    """Remove a person, their photos and every link to faces in videos."""
+    _app().remove_person(name)
+    out.print(f"removed {name}")
+
+
+@people_app.command("rename")
+def people_rename(name: str, new_name: str) -> None:
+    """Rename a person."""
+    person = _app().rename_person(name, new_name)
+    out.print(f"renamed to {person.name}")
+
+
+# ---------------------------------------------------------------- server and accounts
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Videos indexed at once by this process.")] = 1,
+    warm: Annotated[bool, typer.Option(help="Load the models before taking the first job.")] = True,
+) -> None:
+    """Index the videos queued on Redis (HEIMDEX_QUEUE_URL=redis://...) by `heimdex serve` or `index`.
+
+    SIGTERM or Ctrl-C: take no new job and finish the current one; a second one hands the current job
+    back to the queue at once (another worker resumes it from its last finished stage).
+    """
+    import signal
+
+    from heimdex.queue.redis import RedisJobQueue, RedisWorker
+    from heimdex.service import Heimdex
+
+    settings = state.settings
+    if not settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
+        raise HeimdexError("`heimdex worker` needs HEIMDEX_QUEUE_URL=redis://host:port/db")
+    configure_logging(settings.log_level, settings.log_json)
+    heimdex = Heimdex(settings)
+    if warm:
+        _warm_models(heimdex)
+    runner = RedisWorker(
+        heimdex,
+        RedisJobQueue(settings.queue_url),
+        lease_s=settings.queue_lease_s,
+        retries=settings.queue_retries,
+        backoff_s=settings.queue_backoff_s,
+        concurrency=concurrency,
+    )
+
+    def stop(signum, frame) -> None:
+        if runner.draining.is_set():
+            runner.release_all()
+            import os
+
+            os._exit(0)  # the pipeline threads cannot be interrupted mid-stage; the ledger resumes them
+        err.print("stopping after the current job (signal again to hand it back now)")
+        runner.draining.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runner.run()
+    heimdex.close()
+
+
+def _warm_models(heimdex) -> None:
+    """Load every model the pipeline uses once, before the first job, so jobs take predictable time."""
+    models = heimdex.models
+    for name in ("asr", "text", "tagger", "ocr", "faces", "appearance", "clip"):
+        getattr(models, name)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (env HEIMDEX_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env HEIMDEX_PORT).")] = None,
+    worker: Annotated[bool, typer.Option(help="Run the in-process indexing worker.")] = True,
+) -> None:
+    """Start the API, the web app and an in-process worker."""
+    import uvicorn
+
+    from heimdex.api import create_app
+
+    settings = state.settings
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if updates:
+        settings = settings.model_copy(update=updates)
+    configure_logging(settings.log_level, settings.log_json)
+    application = create_app(settings, run_worker=worker)
+    err.print(f"Heimdex {__version__} on http://{settings.host}:{settings.port}  (data in {settings.home})")
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3
+    )
+
+
+def _accounts():
+    from heimdex.accounts import Accounts, open_account_store
+
+    return Accounts(state.settings, open_account_store(state.settings.resolved_database_url))
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="The login email.")],
+    password: Annotated[
+        str | None,
+        typer.Option(help="Asked for if not given (env HEIMDEX_PASSWORD).", envvar="HEIMDEX_PASSWORD"),
+    ] = None,
+    admin: Annotated[bool, typer.Option(help="Make the user an administrator.")] = False,
+) -> None:
+    """Create an account (the first admin, or users when registration is closed)."""
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = _accounts().create_user(email, password, is_admin=admin)
+    out.print(f"created {'admin ' if user.is_admin else ''}{user.email} ({user.id})")
+
+
+@users_app.command("list")
+def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Accounts on this server."""
+    users = _accounts().store.list_users()
+    if as_json:
+        out.print_json(data=[u.model_dump(mode="json", exclude={"password_hash"}) for u in users])
+        return
+    table = Table()
+    for column in ("email", "admin", "id"):
+        table.add_column(column)
+    for u in users:
+        table.add_row(u.email, "yes" if u.is_admin else "", u.id)
+    out.print(table)
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: str,
+    password: Annotated[str | None, typer.Option(envvar="HEIMDEX_PASSWORD")] = None,
+) -> None:
+    """Set a user's password."""
+    from heimdex.accounts.passwords import hash_password
+
+    accounts = _accounts()
+    user = accounts.store.find_user_by_email(email.strip().lower())
+    if user is None:
+        raise HeimdexError(f"no user {email}")
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise HeimdexError("the password must have at least 8 characters")
+    accounts.store.set_password(user.id, hash_password(password))
+    out.print(f"password changed for {user.email}")
+
+
+@app.command()
+def migrate(
+    url: Annotated[str | None, typer.Option(help="Database URL (default: HEIMDEX_DATABASE_URL).")] = None,
+) -> None:
+    """Create or upgrade the PostgreSQL schema (SQLite needs no migration)."""
+    target = url or state.settings.resolved_database_url
+    if not target.startswith(("postgresql://", "postgres://")):
+        out.print("SQLite databases are created and upgraded automatically; nothing to do.")
+        return
+    from heimdex.store.postgres import head_revision
+    from heimdex.store.postgres import migrate as run_migrations
+
+    run_migrations(target)
+    out.print(f"database is at schema revision {head_revision()}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(f"heimdex {__version__}")
+
+
+def main() -> None:
+    try:
+        app()
+    except HeimdexError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted: run the same command again to finish the work")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

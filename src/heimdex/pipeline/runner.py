@@ -1,0 +1,162 @@
+"""Runs a video's stages with checkpoints, retries, timings and progress events.
+
+Stages form a small dependency graph (stages.STAGE_DEPENDENCIES). The runner starts every stage
+whose inputs are ready, up to `parallel` at once, so the speech branch and the vision branch
+overlap. Each stage's start, end, duration, attempts and error go to the job ledger in the store;
+a stage marked done is never run again for the same run, which is what makes `index` resumable
+after a crash: artifacts are written before the ledger says done, and every stage overwrites
+rather than appends, so running one twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from heimdex.blobs import BlobStore
+from heimdex.domain import STAGES, StageState, Video, VideoState
+from heimdex.errors import HeimdexError
+from heimdex.logging import get_logger
+from heimdex.ml.registry import Models
+from heimdex.pipeline.context import Artifacts, StageContext
+from heimdex.pipeline.events import EventFn, StageEvent
+from heimdex.pipeline.stages import STAGE_DEPENDENCIES, STAGE_FUNCTIONS
+from heimdex.pipeline.stages.finish import cleanup_work
+from heimdex.settings import Settings
+from heimdex.store import Store
+
+log = get_logger(__name__)
+
+
+class StageFailed(Exception):
+    def __init__(self, stage: str, message: str, retryable: bool = False) -> None:
+        super().__init__(f"{stage}: {message}")
+        self.stage = stage
+        self.message = message
+        self.retryable = retryable  # False: the input is at fault (HeimdexError), trying again cannot help
+
+
+class PipelineRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        blobs: BlobStore,
+        models: Models,
+        on_event: EventFn | None = None,
+        parallel: int = 2,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.blobs = blobs
+        self.models = models
+        self.on_event = on_event or (lambda event: None)
+        self.parallel = max(1, parallel)
+        self.failure: StageFailed | None = None  # why the last run failed, for a queue deciding on retries
+
+    def run(self, video_id: str) -> Video:
+        """Take the video through every stage not yet done. Returns the video in its final state."""
+        video = self.store.get_video(video_id)
+        done = {r.stage for r in self.store.stage_records(video_id) if r.state == StageState.DONE}
+        if done >= set(STAGES) and video.state == VideoState.INDEXED:
+            return video
+        self.store.set_video_state(video_id, VideoState.PROCESSING)
+        ctx = StageContext(
+            video=video,
+            settings=self.settings,
+            store=self.store,
+            blobs=self.blobs,
+            models=self.models,
+            artifacts=Artifacts(self.blobs, video_id),
+        )
+        try:
+            self._run_graph(ctx, done)
+        except StageFailed as failure:
+            self.failure = failure
+            self.store.set_video_state(video_id, VideoState.FAILED, str(failure))
+            log.warning("video failed", video_id=video_id, stage=failure.stage, error=failure.message)
+            return self.store.get_video(video_id)
+        cleanup_work(ctx)
+        return self.store.get_video(video_id)
+
+    def _run_graph(self, ctx: StageContext, done: set[str]) -> None:
+        running: dict[Future, str] = {}
+        failure: StageFailed | None = None
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="stage") as pool:
+            while True:
+                if failure is None:
+                    for stage in self._ready(done, set(running.values())):
+                        running[pool.submit(self._run_stage, ctx, stage)] = stage
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    stage = running.pop(future)
+                    try:
+                        future.result()
+                        done.add(stage)
+                    except StageFailed as exc:
+                        failure = failure or exc  # let stages already running finish, start no more
+        if failure is not None:
+            raise failure
+
+    @staticmethod
+    def _ready(done: set[str], running: set[str]) -> list[str]:
+        return [
+            s
+            for s in STAGES
+            if s not in done and s not in running and all(d in done for d in STAGE_DEPENDENCIES[s])
+        ]
+
+    def _run_stage(self, ctx: StageContext, stage: str) -> None:
+        function = STAGE_FUNCTIONS[stage]
+        attempts = 1 + self.settings.stage_retries
+        for attempt in range(1, attempts + 1):
+            started = time.perf_counter()
+            self.store.stage_started(ctx.video.id, stage)
+            self._emit(ctx, stage, StageState.RUNNING, 0.0)
+            stage_ctx = StageContext(
+                **{**ctx.__dict__, "progress": lambda f, s=stage: self._emit(ctx, s, StageState.RUNNING, f)}
+            )
+            try:
+                function(stage_ctx)
+            except HeimdexError as exc:  # the input is at fault: retrying cannot help
+                message = _in_users_words(ctx, str(exc))
+                self._failed(ctx, stage, started, message)
+                raise StageFailed(stage, message) from exc
+            except Exception as exc:
+                message = _in_users_words(ctx, f"{type(exc).__name__}: {exc}")
+                self._failed(ctx, stage, started, message)
+                log.warning(
+                    "stage error",
+                    video_id=ctx.video.id,
+                    stage=stage,
+                    attempt=attempt,
+                    error=message,
+                    trace=traceback.format_exc(limit=6),
+                )
+                if attempt == attempts:
+                    raise StageFailed(stage, message, retryable=True) from exc
+                time.sleep(0.5 * attempt)
+                continue
+            elapsed = time.perf_counter() - started
+            self.store.stage_done(ctx.video.id, stage, elapsed)
+            self.on_event(StageEvent(ctx.video.id, stage, StageState.DONE, 1.0, duration_s=elapsed))
+            log.info("stage done", video_id=ctx.video.id, stage=stage, seconds=round(elapsed, 3))
+            return
+
+    def _failed(self, ctx: StageContext, stage: str, started: float, message: str) -> None:
+        elapsed = time.perf_counter() - started
+        self.store.stage_failed(ctx.video.id, stage, elapsed, message)
+        self.on_event(StageEvent(ctx.video.id, stage, StageState.FAILED, error=message, duration_s=elapsed))
+
+    def _emit(self, ctx: StageContext, stage: str, state: StageState, fraction: float) -> None:
+        self.on_event(StageEvent(ctx.video.id, stage, state, fraction))
+
+
+def _in_users_words(ctx: StageContext, message: str) -> str:
+    """Errors from decoders name the file they opened: our stored copy ("original.mp4"). Say the
+    name the user knows instead."""
+    stored = ctx.video.original_key.rsplit("/", 1)[-1]
+    return message.replace(stored, ctx.video.filename) if stored else message

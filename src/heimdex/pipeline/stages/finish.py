@@ -1,0 +1,103 @@
+"""sidecar_build (one JSON document per scene) and commit (make the scenes visible, atomically)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft, Transcript
+from heimdex.matching import match_faces
+from heimdex.pipeline.context import StageContext
+from heimdex.pipeline.stages.scenes import run_prefix
+from heimdex.store import CommitBundle, VectorSet
+
+
+def _model_names(ctx: StageContext) -> dict[str, str]:
+    transcript = ctx.artifacts.load("transcript.json", Transcript)
+    return {
+        "asr": transcript.model,
+        "text": ctx.artifacts.load("text_model.json", dict)["model"],
+        "tagger": ctx.artifacts.load("model-tagger.json", str),
+        "ocr": ctx.artifacts.load("model-ocr.json", str),
+        "faces": ctx.artifacts.load("model-faces.json", str),
+    }
+
+
+def sidecar_build(ctx: StageContext) -> None:
+    drafts = ctx.artifacts.load("drafts.json", list[SceneDraft])
+    faces = ctx.artifacts.load("faces_placed.json", list[FaceObservation])
+    transcript = ctx.artifacts.load("transcript.json", Transcript)
+    models = _model_names(ctx)
+    prefix = run_prefix(ctx)
+    for draft in drafts:
+        draft.sidecar_key = f"{prefix}scenes/{draft.index:04d}.json"
+        doc = {
+            "schema_version": SIDECAR_SCHEMA_VERSION,
+            "video_id": ctx.video.id,
+            "filename": ctx.video.filename,
+            "scene_index": draft.index,
+            "start_s": round(draft.start_s, 3),
+            "end_s": round(draft.end_s, 3),
+            "language": transcript.language,
+            "transcript": draft.transcript,
+            "words": [w.model_dump() for w in draft.words],
+            "ocr_text": draft.ocr_text,
+            "tags": [t.model_dump() for t in draft.tags],
+            "faces": [
+                {"t_s": f.t_s, "box": f.box.model_dump(), "score": f.score}
+                for f in faces
+                if f.scene_index == draft.index
+            ],
+            "thumbnail": draft.thumbnail_key,
+            "models": models,
+        }
+        ctx.blobs.put_text(draft.sidecar_key, json.dumps(doc, ensure_ascii=False, indent=1))
+    ctx.artifacts.save("drafts.json", drafts)
+
+
+def commit(ctx: StageContext) -> None:
+    drafts = ctx.artifacts.load("drafts.json", list[SceneDraft])
+    faces = ctx.artifacts.load("faces_placed.json", list[FaceObservation])
+    meta = ctx.artifacts.load("text_model.json", dict)
+    label_vectors = ctx.artifacts.load_array("label_vectors.npy")
+    old_prefixes = {
+        _run_of(s.thumbnail_key or s.sidecar_key or "") for s in ctx.store.list_scenes(ctx.video.id)
+    }
+    bundle = CommitBundle(
+        video_id=ctx.video.id,
+        language=ctx.artifacts.load("transcript.json", Transcript).language,
+        scenes=drafts,
+        text_vectors=VectorSet(meta["model"], ctx.artifacts.load_array("text_vectors.npy")),
+        faces=faces,
+        label_vectors=dict(zip(meta["labels"], label_vectors, strict=True)),
+    )
+    ctx.store.commit_video(bundle, _person_matches(ctx, faces))
+    current = run_prefix(ctx)
+    for prefix in old_prefixes - {current, ""}:  # the previous index's thumbnails and sidecars
+        ctx.blobs.delete_prefix(prefix)
+
+
+def _run_of(key: str) -> str:
+    head, sep, _ = key.partition("/runs/")
+    return f"{head}/runs/{key[len(head) + len(sep) :].split('/')[0]}/" if sep else ""
+
+
+def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, list[tuple[str, float]]]:
+    """Observation index -> [(person id, distance)], matching each identity model separately."""
+    matches: dict[int, list[tuple[str, float]]] = {}
+    for model in {f.model for f in faces}:
+        person_ids, photos = ctx.store.person_embeddings(ctx.video.owner_id, model)
+        if not person_ids:
+            continue
+        rows = [i for i, f in enumerate(faces) if f.model == model]
+        vectors = np.array([faces[i].embedding for i in rows], dtype=np.float32)
+        found = match_faces(vectors, person_ids, photos, ctx.models.match_distance(model))
+        for row, match in found.items():
+            matches[rows[row]] = [match]
+    return matches
+
+
+def cleanup_work(ctx: StageContext) -> None:
+    """Drop the intermediate artifacts (audio, frames...) once the video is committed."""
+    ctx.artifacts.clear()

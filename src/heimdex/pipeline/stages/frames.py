@@ -1,0 +1,127 @@
+"""The vision branch: sample frames, read on-screen text, tag what is seen, find faces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heimdex.domain import FaceObservation, FrameRef, MediaInfo
+from heimdex.media import decode_frames, decode_image
+from heimdex.pipeline.assemble import (
+    FrameTags,
+    FrameText,
+    choose_in_shots,
+    distinct_frames,
+    pick_frames,
+    shots_from_cuts,
+)
+from heimdex.pipeline.context import StageContext
+from heimdex.pipeline.stages.framestore import store_frame
+
+TAG_FRAMES_PER_SHOT = 2
+FACE_FRAMES_PER_SHOT = 4
+OCR_FRAMES_PER_SHOT = 2  # captions persist through a shot; OCR costs 0.2-0.6 s a frame
+
+
+def vision_sample_frames(ctx: StageContext) -> None:
+    """About one frame a second per shot, capped, chosen from the frames scene_detect kept; shots too
+    short to hold one get their middle frame decoded."""
+    info = ctx.artifacts.load("media_info.json", MediaInfo)
+    shots = shots_from_cuts(ctx.artifacts.load("cuts.json", list[float]), info.duration_s)
+    candidates = ctx.artifacts.load("candidates.json", list[FrameRef])
+    s = ctx.settings
+    chosen, empty = choose_in_shots(candidates, shots, s.max_frames_per_scene, s.max_scene_s)
+    if empty:
+        with ctx.blobs.local_path(ctx.video.original_key) as path:
+            middles = {round((shot.start_s + shot.end_s) / 2, 3): shot for shot in empty}
+            for t, image in decode_frames(path, sorted(middles), max_side=s.frame_max_side):
+                chosen.append(store_frame(ctx, t, image, middles[t].index))
+    ctx.artifacts.save("frames.json", sorted(chosen, key=lambda f: f.t_s))
+
+
+def _frames(ctx: StageContext, per_shot: int) -> list[FrameRef]:
+    """The sharpest frames of each shot that differ from each other: the ones worth a model's time."""
+    return distinct_frames(pick_frames(ctx.artifacts.load("frames.json", list[FrameRef]), per_shot))
+
+
+def vision_embed_frames(ctx: StageContext) -> None:
+    """On-screen text by OCR (and image vectors when a CLIP-style model is configured)."""
+    frames = _frames(ctx, OCR_FRAMES_PER_SHOT)
+    texts: list[FrameText] = []
+    for i, frame in enumerate(frames):
+        lines = ctx.models.ocr.read(decode_image(ctx.blobs.get_bytes(frame.key)))
+        texts.append(FrameText(t_s=frame.t_s, lines=lines))
+        ctx.progress((i + 1) / len(frames))
+    ctx.artifacts.save("ocr.json", texts)
+    ctx.artifacts.save("model-ocr.json", ctx.models.ocr.name)
+    clip = ctx.models.clip
+    if clip is not None:
+        images = [decode_image(ctx.blobs.get_bytes(f.key)) for f in frames]
+        ctx.artifacts.save_array("clip.npy", clip.embed_images(images) if images else np.zeros((0, clip.dim)))
+        ctx.artifacts.save("clip_times.json", [f.t_s for f in frames])
+
+
+def vision_affect_tags(ctx: StageContext) -> None:
+    frames = _frames(ctx, TAG_FRAMES_PER_SHOT)
+    tagger = ctx.models.tagger
+    out: list[FrameTags] = []
+    for i, frame in enumerate(frames):
+        tags, objects = tagger.analyze(decode_image(ctx.blobs.get_bytes(frame.key)))
+        out.append(FrameTags(t_s=frame.t_s, tags=tags, objects=objects))
+        ctx.progress((i + 1) / len(frames))
+    ctx.artifacts.save("tags.json", out)
+    ctx.artifacts.save("model-tagger.json", tagger.name)
+
+
+def faces_enroll_match(ctx: StageContext) -> None:
+    """Faces with their identity vectors, and animals with their appearance vectors (pets).
+
+    Matching to enrolled people happens at commit, against the people enrolled at that moment, and
+    again whenever someone is enrolled later, so nothing here depends on who is enrolled now.
+    """
+    observations = _faces(ctx) + _subjects(ctx)
+    ctx.artifacts.save("faces.json", observations)
+    ctx.artifacts.save("model-faces.json", ctx.models.faces.name)
+
+
+def _faces(ctx: StageContext) -> list[FaceObservation]:
+    frames = _frames(ctx, FACE_FRAMES_PER_SHOT)
+    model = ctx.models.faces
+    found: list[FaceObservation] = []
+    for i, frame in enumerate(frames):
+        for face in model.analyze(decode_image(ctx.blobs.get_bytes(frame.key))):
+            found.append(
+                FaceObservation(
+                    scene_index=frame.scene_index,
+                    t_s=frame.t_s,
+                    box=face.box,
+                    score=face.score,
+                    embedding=face.embedding,
+                    model=model.name,
+                )
+            )
+        ctx.progress((i + 1) / (len(frames) + 1))
+    return found
+
+
+def _subjects(ctx: StageContext) -> list[FaceObservation]:
+    """Animals the tagger's detector boxed, embedded by appearance (no second detector pass)."""
+    tagged = {round(f.t_s, 3): f for f in ctx.artifacts.load("tags.json", list[FrameTags]) if f.objects}
+    embedder = ctx.models.appearance
+    found: list[FaceObservation] = []
+    for frame in ctx.artifacts.load("frames.json", list[FrameRef]):
+        detections = tagged.get(round(frame.t_s, 3))
+        if detections is None:
+            continue
+        image = decode_image(ctx.blobs.get_bytes(frame.key))
+        for subject in embedder.analyze(image, detections.objects):
+            found.append(
+                FaceObservation(
+                    scene_index=frame.scene_index,
+                    t_s=frame.t_s,
+                    box=subject.box,
+                    score=subject.score,
+                    embedding=subject.embedding,
+                    model=embedder.name,
+                )
+            )
+    return found

@@ -1,0 +1,1 @@
+"""Hybrid scene search: query parsing, retrieval channels, fusion, snippets."""

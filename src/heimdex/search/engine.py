@@ -1,0 +1,289 @@
+"""Hybrid retrieval over scenes.
+
+Channels, each a ranked list of scenes:
+- fulltext: BM25 over transcript, on-screen text and tag names (FTS5 / tsvector);
+- semantic: cosine similarity of the query's e5 vector to each scene's text vector;
+- visual: the query's similarity to tag names ("a cat" ~ "tabby cat"), times the tag's score;
+- person: scenes where the named people appear (a filter when there are other words).
+
+They are fused by weighted reciprocal rank fusion (RRF): a scene's score is the sum over channels
+of weight / (K + rank). RRF needs no score calibration between channels, which matters here: BM25,
+cosine and tag scores live on different scales.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from heimdex.domain import Scene, SearchHit, Video
+from heimdex.errors import NotFoundError
+from heimdex.ml.base import TextEmbedder
+from heimdex.search.query import ParsedQuery, parse_query
+from heimdex.search.snippets import make_snippet, stem
+from heimdex.store import SceneFilter, ScoredScene, Store
+
+RRF_K = 60
+CHANNEL_WEIGHTS = {"fulltext": 1.0, "semantic": 1.0, "visual": 0.7, "person": 1.0}
+CANDIDATES = 100  # per channel, before fusion
+# Tag labels match the query by meaning when the query's vector is this similar to theirs and within
+# LABEL_MARGIN of the best label. Measured with e5 on the dev corpus: genuine matches score
+# 0.865-0.91 ("a cat" ~ cat, "bike" ~ motorcycle, "puppy" ~ dog), unrelated pairs up to 0.855
+# ("insects that migrate" ~ nematode worm, "the moon" ~ trilobite).
+LABEL_MARGIN = 0.02
+LABEL_MIN_SIMILARITY = 0.86
+LABEL_STANDOUT = 0.03  # how far the best label must be above the 90th percentile of all labels
+MAX_LABELS = 6  # labels matched by meaning
+MAX_MATCHED_LABELS = 24  # all matched labels
+QUERY_CACHE_SIZE = 1024
+LABEL_WORD_WEIGHT = 0.9  # a query word that is literally a word of the label
+_LABEL_WORD = re.compile(r"[\w']+")
+# Semantic hits this far below the best one are noise (e5 similarities sit in a narrow band).
+SEMANTIC_MARGIN = 0.08
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    owner_id: str
+    query: str
+    limit: int = 10
+    offset: int = 0
+    per_video: int | None = 3  # None: no cap
+    video_ids: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+    created_from: float | None = None
+    created_to: float | None = None
+
+
+@dataclass
+class SearchResult:
+    hits: list[SearchHit]
+    took_ms: float
+    query: ParsedQuery
+
+
+class SearchEngine:
+    def __init__(
+        self, store: Store, embedder: Callable[[], TextEmbedder], thumbnail_ref: Callable[[str], str | None]
+    ) -> None:
+        self.store = store
+        self._embedder = embedder  # loaded on first use: a people-only query needs no model
+        self._thumbnail_ref = thumbnail_ref
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        started = time.perf_counter()
+        query = parse_query(request.query)
+        flt = self._filter(request, query)
+        channels, labels = self._channels(flt, query)
+        fused = self._fuse(channels)
+        hits = self._hits(request, query, fused, channels, labels)
+        return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
+
+    def _filter(self, request: SearchRequest, query: ParsedQuery) -> SceneFilter:
+        person_ids = []
+        for name in (*request.people, *query.people):
+            try:
+                person_ids.append(self.store.get_person(request.owner_id, name).id)
+            except NotFoundError as exc:
+                raise NotFoundError(
+                    f"no enrolled person called {name!r} (see `heimdex people list`)"
+                ) from exc
+        return SceneFilter(
+            owner_id=request.owner_id,
+            video_ids=(*request.video_ids, *query.videos),
+            person_ids=tuple(dict.fromkeys(person_ids)),
+            created_from=request.created_from,
+            created_to=request.created_to,
+        )
+
+    def _channels(
+        self, flt: SceneFilter, query: ParsedQuery
+    ) -> tuple[dict[str, list[ScoredScene]], dict[str, float]]:
+        """The ranked list of each channel, and the tag labels the query matched."""
+        channels: dict[str, list[ScoredScene]] = {}
+        if flt.person_ids:
+            channels["person"] = self.store.scenes_with_people(flt, CANDIDATES)
+        if not query.has_text:
+            return channels, {}
+        channels["fulltext"] = self.store.full_text(flt, query.terms, query.phrases, CANDIDATES)
+        if query.phrases:  # a quoted phrase is a hard requirement: no channel may add scenes without it
+            return channels, {}
+        embedder = self._embedder()
+        vector = self._query_vector(embedder, query.text)
+        semantic = self.store.dense_text(flt, embedder.name, vector, CANDIDATES)
+        if semantic:
+            floor = semantic[0].score - SEMANTIC_MARGIN
+            channels["semantic"] = [s for s in semantic if s.score >= floor]
+        labels = self._matching_labels(embedder.name, vector, query.terms)
+        if labels:
+            channels["visual"] = self.store.scenes_with_labels(flt, labels, CANDIDATES)
+        return channels, labels
+
+    def _query_vector(self, embedder: TextEmbedder, text: str) -> np.ndarray:
+        """The query's vector, remembered: paging through results and repeated searches (the web app
+        re-runs the query on every page) would otherwise pay 10-70 ms of embedding each time."""
+        key = (embedder.name, text)
+        with self._cache_lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+                return vector
+        vector = embedder.embed_queries([text])[0]
+        with self._cache_lock:
+            self._vectors[key] = vector
+            while len(self._vectors) > QUERY_CACHE_SIZE:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def _matching_labels(self, model: str, vector: np.ndarray, terms: list[str]) -> dict[str, float]:
+        """Tag labels that mean what the query says, with a similarity as weight: by meaning (the
+        query's e5 vector against each label's) and by word (a query word that is a word of the label,
+        so "people walking in a street" reaches "people" although the sentence as a whole is far
+        from the one-word label)."""
+        names, matrix = self.store.label_vectors(model)
+        if not names or matrix.shape[1] != vector.shape[0]:
+            return {}
+        matched: dict[str, float] = {}
+        sims = matrix @ vector
+        best = float(sims.max())
+        # A real match stands out from the crowd of labels; a query the model cannot place (a name, a
+        # made-up word) is about equally close to hundreds of them, and must match none.
+        crowd = float(np.percentile(sims, 90)) if len(sims) >= 20 else -1.0
+        if best >= LABEL_MIN_SIMILARITY and best - crowd >= LABEL_STANDOUT:
+            close = np.flatnonzero(sims >= best - LABEL_MARGIN)
+            for i in close[np.argsort(-sims[close])][:MAX_LABELS]:
+                matched[names[i]] = float(sims[i])
+        stems = {stem(t) for t in terms if len(t) >= 3}
+        for i, name in enumerate(names):
+            if stems and not stems.isdisjoint(_label_stems(name)):
+                matched[name] = max(matched.get(name, 0.0), float(sims[i]), LABEL_WORD_WEIGHT)
+        if len(matched) > MAX_MATCHED_LABELS:
+            # "dog" names 130 breeds: scoring every scene tagged with any of them cost ~60 ms at 100k
+            # scenes. Keep the strongest (word matches first, then by meaning); full text still finds
+            # every scene whose tags contain the word.
+            closeness = dict(zip(names, sims.tolist(), strict=True))
+            ranked = sorted(matched, key=lambda n: (-matched[n], -closeness[n]))
+            matched = {n: matched[n] for n in ranked[:MAX_MATCHED_LABELS]}
+        return matched
+
+    @staticmethod
+    def _fuse(channels: dict[str, list[ScoredScene]]) -> list[tuple[int, float]]:
+        scores: dict[int, float] = {}
+        for name, ranked in channels.items():
+            weight = CHANNEL_WEIGHTS[name]
+            for rank, item in enumerate(ranked, start=1):
+                scores[item.scene_pk] = scores.get(item.scene_pk, 0.0) + weight / (RRF_K + rank)
+        if "person" in channels and len(channels) > 1:
+            # the person channel filtered the others already; it only decides ties among them
+            text_hits = {s.scene_pk for name, ranked in channels.items() if name != "person" for s in ranked}
+            scores = {pk: score for pk, score in scores.items() if pk in text_hits}
+        return sorted(scores.items(), key=lambda item: -item[1])
+
+    def _hits(
+        self,
+        request: SearchRequest,
+        query: ParsedQuery,
+        fused: list[tuple[int, float]],
+        channels: dict[str, list[ScoredScene]],
+        labels: dict[str, float],
+    ) -> list[SearchHit]:
+        ranks = {
+            name: {s.scene_pk: (rank, s.score) for rank, s in enumerate(ranked, start=1)}
+            for name, ranked in channels.items()
+        }
+        wanted = request.offset + request.limit
+        chosen: list[tuple[int, float]] = []
+        per_video: dict[str, int] = {}
+        scenes: dict[int, Scene] = {}
+        # Fetch scenes in pages: the per-video cap may skip many of the best-ranked ones.
+        page_size = max(20, wanted * 2)  # just enough: the per-video cap may skip some
+        for page_start in range(0, len(fused), page_size):
+            page = fused[page_start : page_start + page_size]
+            scenes.update(self.store.scenes_by_pk([pk for pk, _ in page]))
+            for pk, score in page:
+                scene = scenes.get(pk)
+                if scene is None:
+                    continue
+                seen = per_video.get(scene.video_id, 0)
+                if request.per_video is not None and seen >= request.per_video:
+                    continue
+                per_video[scene.video_id] = seen + 1
+                chosen.append((pk, score))
+                if len(chosen) >= wanted:
+                    break
+            if len(chosen) >= wanted:
+                break
+        videos: dict[str, Video] = {}
+        hits = []
+        for pk, score in chosen[request.offset : wanted]:
+            scene = scenes[pk]
+            if scene.video_id not in videos:
+                videos[scene.video_id] = self.store.get_video(scene.video_id)
+            hits.append(self._hit(scene, videos[scene.video_id], score, query, ranks, pk, labels))
+        return hits
+
+    def _hit(
+        self,
+        scene: Scene,
+        video: Video,
+        score: float,
+        query: ParsedQuery,
+        ranks: dict[str, dict[int, tuple[int, float]]],
+        pk: int,
+        labels: dict[str, float],
+    ) -> SearchHit:
+        explained: dict[str, dict[str, float | str]] = {}
+        for name, by_pk in ranks.items():
+            if pk in by_pk:
+                rank, raw = by_pk[pk]
+                explained[name] = {"rank": rank, "score": round(raw, 4)}
+        if "visual" in explained:
+            matched = [t.label for t in scene.tags if t.label in labels]
+            explained["visual"]["labels"] = ", ".join(matched)
+        terms = [*query.terms, *(w for p in query.phrases for w in p.split())]
+        source = scene.transcript
+        if terms and not _mentions(source, terms) and _mentions(scene.ocr_text, terms):
+            source = scene.ocr_text  # the words matched on screen, not in speech
+        return SearchHit(
+            video_id=video.id,
+            filename=video.filename,
+            scene_id=scene.id,
+            scene_index=scene.index,
+            start_s=round(scene.start_s, 3),
+            end_s=round(scene.end_s, 3),
+            score=round(score, 6),
+            transcript=scene.transcript,
+            snippet=make_snippet(source or scene.ocr_text, terms),
+            channels=explained,
+            thumbnail=self._thumbnail_ref(scene.thumbnail_key) if scene.thumbnail_key else None,
+            people=scene.people,
+            tags=[t.label for t in scene.tags],
+            ocr_text=scene.ocr_text,
+        )
+
+
+@functools.lru_cache(maxsize=8192)
+def _label_stems(label: str) -> frozenset[str]:
+    """The head noun of each synonym in a label ("street sign" -> sign, "tabby cat" -> cat, and the
+    everyday word the tagger appends, "kelpie, dog" -> dog): matching every word would send "walking"
+    to "walking stick" and "red" to "red-breasted merganser"."""
+    heads = set()
+    for synonym in label.lower().split(","):
+        words = _LABEL_WORD.findall(synonym)
+        if words:
+            heads.add(stem(words[-1]))
+    return frozenset(heads)
+
+
+def _mentions(text: str, terms: list[str]) -> bool:
+    words = {stem(w) for w in text.lower().split()}
+    return any(stem(t) in words for t in terms)

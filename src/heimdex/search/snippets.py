@@ -1,0 +1,53 @@
+"""Snippets: a short window of the scene's text around the matched words, with <mark> highlights.
+
+The text is HTML-escaped and only <mark>...</mark> is added, so a web page can show it as is and a
+terminal can turn the marks into colour.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+_SUFFIXES = ("ing", "ed", "es", "s", "ly")
+
+
+def stem(word: str) -> str:
+    """A light English stem, enough to see that "helmets" matches "helmet"."""
+    word = word.lower()
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _matches(token: str, stems: set[str]) -> bool:
+    return stem(token) in stems
+
+
+def make_snippet(text: str, terms: Sequence[str], window: int = 32) -> str:
+    tokens = list(_WORD.finditer(text))
+    if not tokens:
+        return ""
+    stems = {stem(t) for t in terms if t}
+    hits = [i for i, m in enumerate(tokens) if _matches(m.group(), stems)]
+    start = 0
+    if hits:  # centre the window on the stretch with the most matched words
+        best = max(hits, key=lambda h: sum(1 for x in hits if h <= x < h + window))
+        start = max(0, min(best - window // 4, len(tokens) - window))
+    end = min(len(tokens), start + window)
+    marked = set(hits)
+    begin_char = tokens[start].start()
+    end_char = tokens[end - 1].end()
+    out, cursor = [], begin_char
+    for i in range(start, end):
+        m = tokens[i]
+        out.append(html.escape(text[cursor : m.start()]))
+        word = html.escape(m.group())
+        out.append(f"<mark>{word}</mark>" if i in marked else word)
+        cursor = m.end()
+    out.append(html.escape(text[cursor:end_char]))
+    snippet = "".join(out).replace("\n", " / ")
+    return ("… " if start > 0 else "") + snippet + (" …" if end < len(tokens) else "")

@@ -1,0 +1,257 @@
+"""The application: what the CLI and the API call. It wires settings to the store, blobs, models,
+pipeline and search, and holds the few rules that span them (de-duplication, enrolment)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from heimdex.blobs import BlobStore, open_blob_store
+from heimdex.domain import Person, StageRecord, Video, VideoState
+from heimdex.errors import HeimdexError, InvalidMediaError, NotFoundError
+from heimdex.logging import get_logger
+from heimdex.matching import match_faces
+from heimdex.ml.registry import Models
+from heimdex.pipeline.context import Artifacts, video_prefix
+from heimdex.pipeline.events import EventFn
+from heimdex.search.engine import SearchEngine, SearchRequest, SearchResult
+from heimdex.settings import Settings
+from heimdex.store import Store, open_store
+
+if TYPE_CHECKING:
+    from heimdex.pipeline.runner import PipelineRunner
+
+log = get_logger(__name__)
+
+LOCAL_OWNER = "local"  # the single user of the embedded CLI
+VIDEO_SUFFIXES = frozenset(
+    ".mp4 .m4v .mov .mkv .webm .avi .wmv .flv .mpg .mpeg .ts .mts .m2ts .3gp .ogv .vob .mxf .asf".split()
+)
+
+
+@dataclass(frozen=True)
+class AddedVideo:
+    video: Video
+    is_new: bool
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def expand_inputs(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files as given; folders walked recursively for video files, in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+            )
+        else:
+            yield path
+
+
+class Heimdex:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        blobs: BlobStore | None = None,
+        models: Models | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.store = store or open_store(self.settings.resolved_database_url)
+        self.blobs = blobs or open_blob_store(self.settings.resolved_storage_url, self.settings)
+        self.models = models or Models(self.settings)
+        self.search_engine = SearchEngine(self.store, lambda: self.models.text, self.thumbnail_ref)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------ videos
+    def add_file(self, path: Path, owner_id: str = LOCAL_OWNER, filename: str | None = None) -> AddedVideo:
+        """Register a local file as a video. The same content twice is the same video."""
+        if not path.is_file():
+            raise InvalidMediaError(f"{path}: no such file")
+        digest = sha256_of(path)
+        existing = self.store.find_video_by_hash(owner_id, digest)
+        if existing is not None:
+            return AddedVideo(existing, is_new=False)
+        suffix = path.suffix.lower()[:10] if path.suffix else ".bin"
+        video = self.store.add_video(
+            owner_id,
+            filename or path.name,
+            "videos/{video_id}/original" + suffix,
+            path.stat().st_size,
+            digest,
+        )
+        self._store_original(path, video.original_key)
+        return AddedVideo(video, is_new=True)
+
+    def add_uploaded(self, key: str, owner_id: str, filename: str) -> Video:
+        """Register a file a browser uploaded straight to object storage (a presigned upload at `key`)
+        as a video, moving it to where originals live. Its content hash is unknown without reading it
+        back, so such uploads are not de-duplicated."""
+        if not self.blobs.exists(key):
+            raise NotFoundError("nothing was uploaded at that key")
+        suffix = Path(filename).suffix.lower()[:10] or ".bin"
+        video = self.store.add_video(owner_id, filename, "videos/{video_id}/original" + suffix,
+                                     self.blobs.size(key), None)
+        self.blobs.move(key, video.original_key)
+        return video
+
+    def _store_original(self, path: Path, key: str) -> None:
+        """Keep our own reference to the original. On the same disk a hard link costs no space."""
+        local = getattr(self.blobs, "path", None)
+        if local is not None:
+            target = local(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.unlink(missing_ok=True)
+                os.link(path.resolve(), target)  # resolve: link the file, not a symlink to it
+                return
+            except OSError:
+                pass  # another filesystem, or links not allowed: copy instead
+        self.blobs.put_file(key, path)
+
+    def runner(self, on_event: EventFn | None = None) -> PipelineRunner:
+        from heimdex.pipeline.runner import PipelineRunner  # decoders and stages: not needed to search
+
+        return PipelineRunner(
+            self.settings,
+            self.store,
+            self.blobs,
+            self.models,
+            on_event,
+            parallel=self.settings.pipeline_parallelism,
+        )
+
+    def process(self, video_id: str, on_event: EventFn | None = None) -> Video:
+        return self.runner(on_event).run(video_id)
+
+    def reprocess(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
+        """Forget every stage so the next run indexes the video from scratch (old scenes stay visible
+        until the new ones are committed)."""
+        video = self.store.get_video(video_id, owner_id)
+        Artifacts(self.blobs, video.id).clear()
+        self.store.reset_stages(video.id)
+        self.store.set_video_state(video.id, VideoState.QUEUED)
+        return self.store.get_video(video.id)
+
+    def delete_video(self, video_id: str, owner_id: str = LOCAL_OWNER) -> None:
+        video = self.store.get_video(video_id, owner_id)
+        self.store.delete_video(video.id)
+        self.blobs.delete_prefix(video_prefix(video.id))
+
+    def videos(self, owner_id: str = LOCAL_OWNER) -> list[Video]:
+        return self.store.list_videos(owner_id)
+
+    def video(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
+        return self.store.get_video(video_id, owner_id)
+
+    def stages(self, video_id: str) -> list[StageRecord]:
+        return self.store.stage_records(video_id)
+
+    def thumbnail_ref(self, key: str) -> str | None:
+        """Where a thumbnail can be fetched: a (presigned) URL from object storage, else a local path."""
+        url = self.blobs.url(key)
+        if url is not None:
+            return url
+        local = getattr(self.blobs, "path", None)
+        return str(local(key)) if local is not None else None
+
+    # ------------------------------------------------------------ search
+    def search(
+        self,
+        query: str,
+        *,
+        owner_id: str = LOCAL_OWNER,
+        limit: int = 10,
+        offset: int = 0,
+        per_video: int | None = -1,
+        **filters,
+    ) -> SearchResult:
+        if per_video == -1:
+            per_video = self.settings.results_per_video
+        return self.search_engine.search(
+            SearchRequest(
+                owner_id=owner_id, query=query, limit=limit, offset=offset, per_video=per_video, **filters
+            )
+        )
+
+    # ------------------------------------------------------------ people
+    def people(self, owner_id: str = LOCAL_OWNER) -> list[Person]:
+        return self.store.list_people(owner_id)
+
+    def enrol(self, name: str, photos: Iterable[Path | bytes], owner_id: str = LOCAL_OWNER) -> Person:
+        """Add photos of a person (or a pet), creating them if new, then find them in every video
+        already indexed, without reprocessing any video."""
+        identities = [self._photo_identity(photo) for photo in photos]
+        try:
+            person = self.store.get_person(owner_id, name)
+        except NotFoundError:
+            person = self.store.add_person(owner_id, name)
+        for i, (data, model, embedding) in enumerate(identities):
+            key = f"people/{person.id}/{person.photo_count + i:04d}.jpg"
+            self.blobs.put_bytes(key, data)
+            self.store.add_person_photo(person.id, key, model, embedding)
+        self.rematch_people(owner_id)
+        return self.store.get_person(owner_id, person.id)
+
+    def _photo_identity(self, photo: Path | bytes) -> tuple[bytes, str, np.ndarray]:
+        """(photo bytes, model, identity vector) of the most prominent face, or else animal, in a photo."""
+        data = photo if isinstance(photo, bytes) else Path(photo).read_bytes()
+        from heimdex.media import decode_image
+
+        label = "photo" if isinstance(photo, bytes) else str(photo)
+        try:
+            image = decode_image(data)
+        except InvalidMediaError as exc:  # decoding bytes cannot know the file's name: say it here
+            raise InvalidMediaError(f"{label}: {exc}") from exc
+        for model in (self.models.faces, self.models.appearance):
+            found = model.analyze(image)
+            if found:  # group photos are common: take the biggest
+                biggest = max(found, key=lambda f: f.box.w * f.box.h)
+                return data, model.name, np.asarray(biggest.embedding, dtype=np.float32)
+        raise InvalidMediaError(f"{label}: no face (or animal) found; use a clear photo of the face")
+
+    def rematch_people(self, owner_id: str) -> dict[str, int]:
+        """Link every enrolled person to the faces in the owner's videos that are theirs.
+
+        All people are matched together because a face belongs to one person at most: enrolling a
+        closer match for someone else must take the face away from the first person. Faces and pets'
+        appearance vectors are matched separately, each against photos embedded by the same model.
+        """
+        per_person: dict[str, list[tuple[int, float]]] = {p.id: [] for p in self.store.list_people(owner_id)}
+        for model in (self.models.faces.name, self.models.appearance.name):
+            face_pks, face_vectors = self.store.face_embeddings(owner_id, model)
+            person_ids, photos = self.store.person_embeddings(owner_id, model)
+            matches = match_faces(face_vectors, person_ids, photos, self.models.match_distance(model))
+            for row, (person_id, distance) in matches.items():
+                per_person[person_id].append((face_pks[row], distance))
+        for person_id, links in per_person.items():
+            self.store.replace_person_matches(person_id, links)
+        return {pid: len(links) for pid, links in per_person.items()}
+
+    def remove_person(self, name_or_id: str, owner_id: str = LOCAL_OWNER) -> None:
+        person = self.store.get_person(owner_id, name_or_id)
+        self.store.delete_person(owner_id, person.id)
+        self.blobs.delete_prefix(f"people/{person.id}/")
+
+    def rename_person(self, name_or_id: str, new_name: str, owner_id: str = LOCAL_OWNER) -> Person:
+        person = self.store.get_person(owner_id, name_or_id)
+        return self.store.rename_person(owner_id, person.id, new_name)
+
+
+__all__ = ["LOCAL_OWNER", "AddedVideo", "Heimdex", "HeimdexError", "expand_inputs"]

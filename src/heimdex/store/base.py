@@ -1,0 +1,219 @@
+"""The metadata store: videos, the job ledger, scenes with their text, vectors, tags, faces and people.
+
+One implementation per backend (sqlite.py for the embedded shape). Everything is scoped by
+`owner_id`: a caller can never reach another owner's rows through this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from heimdex.domain import (
+    FaceObservation,
+    MediaInfo,
+    Person,
+    Scene,
+    SceneDraft,
+    StageRecord,
+    Video,
+    VideoState,
+)
+
+
+@dataclass(frozen=True)
+class VectorSet:
+    """A model's vectors, tagged with the model that made them so that models never mix."""
+
+    model: str
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
+
+
+@dataclass(frozen=True)
+class CommitBundle:
+    """Everything commit writes for one video, in one transaction."""
+
+    video_id: str
+    language: str | None
+    scenes: list[SceneDraft]
+    text_vectors: VectorSet  # one row per scene, in scene order
+    faces: list[FaceObservation]  # each records the model of its embedding
+    label_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # tag label -> vector (text model)
+
+
+@dataclass(frozen=True)
+class SceneFilter:
+    """Restrictions a search applies before ranking."""
+
+    owner_id: str
+    video_ids: Sequence[str] = ()
+    person_ids: Sequence[str] = ()  # every listed person must appear in the scene
+    created_from: float | None = None
+    created_to: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoredScene:
+    scene_pk: int
+    score: float
+
+
+class Store(ABC):
+    # ------------------------------------------------------------ videos
+    @abstractmethod
+    def add_video(
+        self, owner_id: str, filename: str, original_key: str, size_bytes: int, sha256: str | None
+    ) -> Video: ...
+
+    @abstractmethod
+    def get_video(self, video_id: str, owner_id: str | None = None) -> Video:
+        """Raises NotFoundError when absent (or owned by someone else)."""
+
+    @abstractmethod
+    def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None: ...
+
+    @abstractmethod
+    def list_videos(self, owner_id: str, state: VideoState | None = None) -> list[Video]: ...
+
+    @abstractmethod
+    def set_video_state(self, video_id: str, state: VideoState, error: str | None = None) -> None: ...
+
+    @abstractmethod
+    def set_video_info(self, video_id: str, info: MediaInfo) -> None: ...
+
+    @abstractmethod
+    def delete_video(self, video_id: str) -> None:
+        """Remove the video and everything derived from it (scenes, vectors, tags, faces, ledger)."""
+
+    # ------------------------------------------------------------ claims (server mode)
+    # A worker holds a video exclusively while it runs its pipeline: the claim is a lease (owner and
+    # expiry on the video row) that the worker renews; a killed worker stops renewing, the lease runs
+    # out and another worker may claim the video and resume it from the ledger. Expiry is judged by
+    # the store's clock (the database server's for PostgreSQL), so workers' clocks need not agree.
+    @abstractmethod
+    def claim_video(self, video_id: str, worker_id: str, lease_s: float) -> bool:
+        """Take the video if nobody holds a live claim on it (or `worker_id` already does)."""
+
+    @abstractmethod
+    def renew_claim(self, video_id: str, worker_id: str, lease_s: float) -> bool:
+        """Extend the worker's claim; False when the worker no longer holds it."""
+
+    @abstractmethod
+    def release_claim(self, video_id: str, worker_id: str) -> None:
+        """Give the claim up (a no-op unless `worker_id` holds it)."""
+
+    # ------------------------------------------------------------ the job ledger
+    @abstractmethod
+    def stage_records(self, video_id: str) -> list[StageRecord]: ...
+
+    @abstractmethod
+    def stage_started(self, video_id: str, stage: str) -> None: ...
+
+    @abstractmethod
+    def stage_done(self, video_id: str, stage: str, duration_s: float) -> None: ...
+
+    @abstractmethod
+    def stage_failed(self, video_id: str, stage: str, duration_s: float, error: str) -> None: ...
+
+    @abstractmethod
+    def reset_stages(self, video_id: str) -> None:
+        """Forget the ledger so that the next run starts from the first stage (reprocess)."""
+
+    # ------------------------------------------------------------ commit
+    @abstractmethod
+    def commit_video(self, bundle: CommitBundle, person_matches: dict[int, list[tuple[str, float]]]) -> None:
+        """Atomically replace the video's scenes, vectors, tags and faces, and mark it indexed.
+
+        `person_matches` maps an index into `bundle.faces` to (person_id, distance) pairs.
+        """
+
+    # ------------------------------------------------------------ scenes
+    @abstractmethod
+    def scenes_by_pk(self, scene_pks: Sequence[int]) -> dict[int, Scene]: ...
+
+    @abstractmethod
+    def list_scenes(self, video_id: str) -> list[Scene]: ...
+
+    @abstractmethod
+    def scene_count(self, owner_id: str) -> int: ...
+
+    # ------------------------------------------------------------ retrieval channels
+    @abstractmethod
+    def full_text(
+        self, flt: SceneFilter, terms: Sequence[str], phrases: Sequence[str], limit: int
+    ) -> list[ScoredScene]:
+        """BM25 over transcript, on-screen text and tags; best first."""
+
+    @abstractmethod
+    def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
+        """Cosine similarity of the query vector to scene text vectors made by `model`; best first."""
+
+    @abstractmethod
+    def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
+        """All known tag labels and their vectors for `model`."""
+
+    @abstractmethod
+    def scenes_with_labels(
+        self, flt: SceneFilter, label_weights: dict[str, float], limit: int
+    ) -> list[ScoredScene]:
+        """Scenes tagged with any of the labels, scored by max(label weight * tag score)."""
+
+    @abstractmethod
+    def scenes_with_people(self, flt: SceneFilter, limit: int) -> list[ScoredScene]:
+        """Scenes where every person in the filter appears, best face match first."""
+
+    # ------------------------------------------------------------ people and faces
+    @abstractmethod
+    def add_person(self, owner_id: str, name: str) -> Person: ...
+
+    @abstractmethod
+    def get_person(self, owner_id: str, name_or_id: str) -> Person: ...
+
+    @abstractmethod
+    def list_people(self, owner_id: str) -> list[Person]: ...
+
+    @abstractmethod
+    def rename_person(self, owner_id: str, person_id: str, name: str) -> Person: ...
+
+    @abstractmethod
+    def delete_person(self, owner_id: str, person_id: str) -> None:
+        """Remove the person, their photos and every link to faces."""
+
+    @abstractmethod
+    def add_person_photo(self, person_id: str, blob_key: str, model: str, embedding: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def person_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        """(person_id per row, (n, dim) embeddings) of every enrolled photo of the owner's people."""
+
+    @abstractmethod
+    def face_embeddings(self, owner_id: str, model: str) -> tuple[list[int], np.ndarray]:
+        """(face pk per row, (n, dim)) of every face seen in the owner's indexed videos."""
+
+    @abstractmethod
+    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float]]) -> None:
+        """Set the faces (face pk, distance) that belong to the person, replacing earlier links."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        from heimdex.store.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from heimdex.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"unsupported database URL {url!r}: use sqlite:///path or postgresql://user@host:port/db"
+    )

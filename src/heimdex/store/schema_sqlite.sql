@@ -1,0 +1,146 @@
+-- Heimdex embedded schema (SQLite >= 3.35 with FTS5). Applied idempotently at open.
+PRAGMA foreign_keys = ON;
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS videos (
+    id           TEXT PRIMARY KEY,
+    owner_id     TEXT NOT NULL,
+    filename     TEXT NOT NULL,
+    original_key TEXT NOT NULL,
+    size_bytes   INTEGER NOT NULL DEFAULT 0,
+    sha256       TEXT,
+    state        TEXT NOT NULL,
+    error        TEXT,
+    info_json    TEXT,
+    language     TEXT,
+    scene_count  INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    claimed_by   TEXT,  -- the worker indexing the video (server mode), until claim_expires
+    claim_expires REAL
+);
+CREATE INDEX IF NOT EXISTS videos_by_owner ON videos (owner_id, created_at);
+CREATE INDEX IF NOT EXISTS videos_by_hash ON videos (owner_id, sha256);
+
+-- The job ledger: one row per (video, stage).
+CREATE TABLE IF NOT EXISTS stage_runs (
+    video_id    TEXT NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    stage       TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    duration_s  REAL,
+    error       TEXT,
+    started_at  REAL,
+    finished_at REAL,
+    PRIMARY KEY (video_id, stage)
+);
+
+CREATE TABLE IF NOT EXISTS scenes (
+    pk            INTEGER PRIMARY KEY,
+    id            TEXT NOT NULL UNIQUE,
+    video_id      TEXT NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    owner_id      TEXT NOT NULL,
+    idx           INTEGER NOT NULL,
+    start_s       REAL NOT NULL,
+    end_s         REAL NOT NULL,
+    transcript    TEXT NOT NULL DEFAULT '',
+    words_json    TEXT NOT NULL DEFAULT '[]',
+    ocr_text      TEXT NOT NULL DEFAULT '',
+    tags_text     TEXT NOT NULL DEFAULT '',
+    thumbnail_key TEXT,
+    sidecar_key   TEXT,
+    UNIQUE (video_id, idx)
+);
+CREATE INDEX IF NOT EXISTS scenes_by_owner ON scenes (owner_id);
+
+-- Full text over transcript, on-screen text and tag names. Porter stemming so that "helmets"
+-- finds "helmet"; remove_diacritics so that "cafe" finds "café".
+CREATE VIRTUAL TABLE IF NOT EXISTS scenes_fts USING fts5 (
+    transcript, ocr_text, tags_text,
+    content = 'scenes', content_rowid = 'pk',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS scenes_fts_insert AFTER INSERT ON scenes BEGIN
+    INSERT INTO scenes_fts (rowid, transcript, ocr_text, tags_text)
+    VALUES (new.pk, new.transcript, new.ocr_text, new.tags_text);
+END;
+CREATE TRIGGER IF NOT EXISTS scenes_fts_delete AFTER DELETE ON scenes BEGIN
+    INSERT INTO scenes_fts (scenes_fts, rowid, transcript, ocr_text, tags_text)
+    VALUES ('delete', old.pk, old.transcript, old.ocr_text, old.tags_text);
+END;
+
+-- Document frequency of each indexed term, to leave near-universal words out of ranking.
+CREATE VIRTUAL TABLE IF NOT EXISTS scenes_vocab USING fts5vocab (scenes_fts, row);
+
+-- Every vector records the model that made it and its dimension: a new model re-embeds, never mixes.
+CREATE TABLE IF NOT EXISTS scene_vectors (
+    scene_pk INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
+    kind     TEXT NOT NULL,
+    model    TEXT NOT NULL,
+    dim      INTEGER NOT NULL,
+    vector   BLOB NOT NULL,
+    PRIMARY KEY (scene_pk, kind, model)
+);
+CREATE INDEX IF NOT EXISTS scene_vectors_by_model ON scene_vectors (model, kind);
+
+CREATE TABLE IF NOT EXISTS scene_tags (
+    scene_pk INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
+    label    TEXT NOT NULL,
+    score    REAL NOT NULL,
+    source   TEXT NOT NULL,
+    PRIMARY KEY (scene_pk, label)
+);
+DROP INDEX IF EXISTS scene_tags_by_label;
+CREATE INDEX IF NOT EXISTS scene_tags_by_label_score ON scene_tags (label, score, scene_pk);
+
+-- Text vectors of tag names, so that "a cat" can reach scenes tagged "tabby cat".
+CREATE TABLE IF NOT EXISTS label_vectors (
+    label  TEXT NOT NULL,
+    model  TEXT NOT NULL,
+    dim    INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (label, model)
+);
+
+CREATE TABLE IF NOT EXISTS faces (
+    pk        INTEGER PRIMARY KEY,
+    scene_pk  INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
+    video_id  TEXT NOT NULL,
+    owner_id  TEXT NOT NULL,
+    t_s       REAL NOT NULL,
+    box_json  TEXT NOT NULL,
+    score     REAL NOT NULL,
+    model     TEXT NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_by_owner ON faces (owner_id, model);
+CREATE INDEX IF NOT EXISTS faces_by_scene ON faces (scene_pk);
+
+CREATE TABLE IF NOT EXISTS people (
+    id         TEXT PRIMARY KEY,
+    owner_id   TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS people_by_name ON people (owner_id, name COLLATE NOCASE);
+
+CREATE TABLE IF NOT EXISTS person_photos (
+    id         INTEGER PRIMARY KEY,
+    person_id  TEXT NOT NULL REFERENCES people (id) ON DELETE CASCADE,
+    blob_key   TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    embedding  BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS face_matches (
+    face_pk   INTEGER NOT NULL REFERENCES faces (pk) ON DELETE CASCADE,
+    person_id TEXT NOT NULL REFERENCES people (id) ON DELETE CASCADE,
+    distance  REAL NOT NULL,
+    PRIMARY KEY (face_pk, person_id)
+);
+CREATE INDEX IF NOT EXISTS face_matches_by_person ON face_matches (person_id);

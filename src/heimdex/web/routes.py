@@ -1,0 +1,169 @@
+"""Web pages. Each page renders its data on the server; app.js adds uploads, live progress,
+the player's transcript and the buttons that call the API."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from heimdex import __version__
+from heimdex.api.deps import ACCESS_COOKIE, Ctx, PageUser
+from heimdex.api.routers.people import person_json
+from heimdex.api.routers.search import run_search
+from heimdex.api.views import hit_json, scene_json, stages_json, transcript_lines, video_json
+from heimdex.errors import HeimdexError, NotFoundError
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(files("heimdex.web").joinpath("templates")))
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+templates.env.filters["clock"] = clock
+templates.env.filters["size"] = size
+templates.env.globals["version"] = __version__
+
+
+def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+@router.get("/")
+def home(request: Request) -> RedirectResponse:
+    return RedirectResponse("/app" if request.cookies.get(ACCESS_COOKIE) else "/login", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, ctx: Ctx, next: str = "/app") -> HTMLResponse:
+    safe_next = next if next.startswith("/") and not next.startswith("//") else "/app"
+    return render(
+        request,
+        "login.html",
+        mode="login",
+        next=safe_next,
+        allow_registration=ctx.settings.allow_registration,
+    )
+
+
+@router.get("/register", response_class=HTMLResponse)
+def register_page(request: Request, ctx: Ctx) -> HTMLResponse:
+    return render(
+        request,
+        "login.html",
+        mode="register",
+        next="/app",
+        allow_registration=ctx.settings.allow_registration,
+    )
+
+
+@router.get("/app", response_class=HTMLResponse)
+def library(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
+    videos = sorted(ctx.heimdex.videos(user.id), key=lambda v: -v.created_at)
+    return render(
+        request,
+        "library.html",
+        user=user,
+        page="library",
+        videos=[video_json(ctx, v) for v in videos],
+        max_upload=ctx.settings.upload_max_bytes,
+    )
+
+
+@router.get("/app/search", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
+    q: Annotated[str, Query(max_length=1000)] = "",
+    person: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    hits, took_ms, error = [], 0.0, None
+    if q.strip() or person:
+        try:
+            found, took_ms = run_search(ctx, user.id, q, limit=30, people=(person,) if person else ())
+            hits = [hit_json(h) for h in found]
+        except HeimdexError as exc:
+            error = str(exc)
+    return render(
+        request,
+        "search.html",
+        user=user,
+        page="search",
+        q=q,
+        hits=hits,
+        took_ms=took_ms,
+        error=error,
+        people=[p.name for p in ctx.heimdex.people(user.id)],
+        scene_count=ctx.heimdex.store.scene_count(user.id),
+    )
+
+
+@router.get("/app/watch/{video_id}", response_class=HTMLResponse)
+def watch(
+    request: Request, video_id: str, user: PageUser, ctx: Ctx, t: Annotated[float, Query(ge=0)] = 0.0
+) -> Response:
+    try:
+        video = ctx.heimdex.video(video_id, user.id)
+    except NotFoundError:
+        return render(request, "missing.html", 404, user=user, page="", what="video")
+    scenes = ctx.heimdex.store.list_scenes(video.id)
+    sections = [
+        {"scene": scene_json(s, with_words=False), "lines": transcript_lines(s.words)} for s in scenes
+    ]
+    return render(
+        request,
+        "watch.html",
+        user=user,
+        page="library",
+        video=video_json(ctx, video),
+        start=t,
+        sections=sections,
+        stages=stages_json(ctx, video.id),
+    )
+
+
+@router.get("/app/people", response_class=HTMLResponse)
+def people_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
+    people = [person_json(p) for p in ctx.heimdex.people(user.id)]
+    return render(request, "people.html", user=user, page="people", people=people)
+
+
+@router.get("/app/people/{person_id}", response_class=HTMLResponse)
+def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> Response:
+    try:
+        person = ctx.heimdex.store.get_person(user.id, person_id)
+    except NotFoundError:
+        return render(request, "missing.html", 404, user=user, page="", what="person")
+    hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, per_video=None)
+    return render(
+        request,
+        "person.html",
+        user=user,
+        page="people",
+        person=person_json(person),
+        hits=[hit_json(h) for h in hits],
+    )
+
+
+@router.get("/app/account", response_class=HTMLResponse)
+def account_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
+    tokens = ctx.accounts.store.list_api_tokens(user.id)
+    return render(request, "account.html", user=user, page="account", tokens=tokens)

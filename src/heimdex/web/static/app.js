@@ -1,0 +1,352 @@
+// Heimdex web app: a little vanilla JavaScript over server-rendered pages.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+// Cookie-authenticated writes carry this header: proof that the request comes from our own pages.
+const CSRF = { "X-Heimdex-CSRF": "1" };
+
+function toast(message, bad = false) {
+  const el = $("#toast");
+  if (!el) return;
+  el.textContent = message;
+  el.classList.toggle("bad", bad);
+  el.classList.add("show");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => el.classList.remove("show"), 3500);
+}
+
+async function refreshSession() {
+  const r = await fetch("/auth/refresh", { method: "POST", headers: CSRF, credentials: "same-origin" });
+  return r.ok;
+}
+
+// fetch for the API: JSON in and out, renews an expired session once, errors become exceptions.
+async function api(path, { method = "GET", json, body, retry = true } = {}) {
+  const headers = { ...CSRF };
+  if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
+  const r = await fetch(path, { method, headers, body, credentials: "same-origin" });
+  if (r.status === 401 && retry && !path.startsWith("/auth/")) {
+    if (await refreshSession()) return api(path, { method, json, body, retry: false });
+    location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+  }
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) throw new Error((data && data.message) || `request failed (${r.status})`);
+  return data;
+}
+
+function escapeHtml(s) {
+  return String(s ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function clock(seconds) {
+  const s = Math.floor(seconds || 0), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}` : `${m}:${String(r).padStart(2, "0")}`;
+}
+
+// ---------------------------------------------------------------- login / register
+function initAuth() {
+  const form = $("#auth-form");
+  if (!form) return;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const err = $("#auth-error");
+    err.hidden = true;
+    const button = $("button[type=submit]", form);
+    button.disabled = true;
+    try {
+      await api(`/auth/${form.dataset.mode}`, { method: "POST", json: { email: form.email.value, password: form.password.value } });
+      location.href = form.dataset.next || "/app";
+    } catch (ex) {
+      err.textContent = ex.message;
+      err.hidden = false;
+      button.disabled = false;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- video actions (library and player)
+function initVideoActions() {
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (!button) return;
+    const holder = button.closest("[data-video]");
+    if (!holder) return;
+    const id = holder.dataset.video;
+    const action = button.dataset.action;
+    if (action === "delete") {
+      if (!confirm("Delete this video with its scenes, thumbnails and index?")) return;
+      try {
+        await api(`/videos/${id}`, { method: "DELETE" });
+        toast("Video deleted");
+        if (button.dataset.after) { location.href = button.dataset.after; return; }
+        $$(`[data-video="${id}"].video-card`).forEach(el => el.remove());
+        updateCount();
+      } catch (ex) { toast(ex.message, true); }
+    } else if (action === "reprocess") {
+      try {
+        const v = await api(`/videos/${id}/reprocess`, { method: "POST" });
+        toast("Indexing again");
+        updateCard(v);
+      } catch (ex) { toast(ex.message, true); }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- library: cards, live state, uploads
+function cardHtml(v) {
+  const pct = Math.round((v.progress || 0) * 100);
+  const thumb = v.thumbnail ? `<img src="${v.thumbnail}?v=${v.updated_at || ""}" alt="" loading="lazy">` : `<span class="nothumb"></span>`;
+  const time = v.duration_s ? `<span class="time">${clock(v.duration_s)}</span>` : "";
+  return `<a class="thumb" href="/app/watch/${v.id}">${thumb}${time}</a>
+    <div class="card-body">
+      <a class="title" href="/app/watch/${v.id}" title="${escapeHtml(v.filename)}">${escapeHtml(v.filename)}</a>
+      <div class="status"><span class="badge ${v.state}">${v.state}</span><span class="meta">${statusText(v, pct)}</span></div>
+      <div class="bar" ${["indexed", "failed"].includes(v.state) ? "hidden" : ""}><span style="width:${pct}%"></span></div>
+      <div class="actions"><button type="button" class="ghost" data-action="reprocess">Reprocess</button>
+      <button type="button" class="ghost danger" data-action="delete">Delete</button></div>
+    </div>`;
+}
+
+function statusText(v, pct) {
+  if (v.state === "indexed") return `${v.scene_count} scenes`;
+  if (v.state === "failed") return escapeHtml(v.error || "");
+  return `${pct}%`;
+}
+
+function updateCount() {
+  const n = $$(".video-card").length;
+  const count = $("#video-count");
+  if (count) count.textContent = `${n} video${n === 1 ? "" : "s"}`;
+  const empty = $("#empty");
+  if (empty) empty.hidden = n > 0;
+}
+
+// Full re-render when the state changes (thumbnail, scene count); only the bar moves otherwise.
+function updateCard(v) {
+  const grid = $("#library");
+  if (!grid || !v || !v.id) return;
+  let card = $(`.video-card[data-video="${v.id}"]`);
+  if (!card) {
+    card = document.createElement("article");
+    card.dataset.video = v.id;
+    grid.prepend(card);
+  }
+  if (card.dataset.state === v.state && v.state === "processing") {
+    const pct = Math.round((v.progress || 0) * 100);
+    $(".bar span", card).style.width = pct + "%";
+    $(".meta", card).textContent = statusText(v, pct);
+    return;
+  }
+  card.className = `card video-card state-${v.state}`;
+  card.dataset.state = v.state;
+  card.innerHTML = cardHtml(v);
+  updateCount();
+}
+
+function initLibrary() {
+  if (!$("#library")) return;
+  $$(".video-card").forEach(card => { card.dataset.state = (card.className.match(/state-(\w+)/) || [])[1]; });
+  const events = new EventSource("/jobs/events");
+  events.addEventListener("job", async (e) => {
+    const job = JSON.parse(e.data);
+    if (job.state === "deleted") { $$(`.video-card[data-video="${job.video_id}"]`).forEach(el => el.remove()); updateCount(); return; }
+    const card = $(`.video-card[data-video="${job.video_id}"]`);
+    if (card && card.dataset.state === job.state && job.state === "processing") {
+      updateCard({ id: job.video_id, ...job });
+    } else {
+      try { updateCard(await api(`/videos/${job.video_id}`)); } catch (ex) { /* deleted meanwhile */ }
+    }
+  });
+  window.addEventListener("beforeunload", () => events.close());
+  initUploads();
+}
+
+function initUploads() {
+  const zone = $("#dropzone"), input = $("#file-input");
+  const pick = () => input.click();
+  zone.addEventListener("click", (e) => { if (e.target.id !== "pick-files") pick(); });
+  $("#pick-files").addEventListener("click", (e) => { e.stopPropagation(); pick(); });
+  zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(); } });
+  ["dragenter", "dragover"].forEach(t => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
+  ["dragleave", "drop"].forEach(t => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("over"); }));
+  zone.addEventListener("drop", (e) => uploadAll(e.dataTransfer.files));
+  input.addEventListener("change", () => { uploadAll(input.files); input.value = ""; });
+}
+
+async function uploadAll(files) {
+  // One at a time: each gets its own progress bar, and the server's disk is not hit by all at once.
+  for (const file of Array.from(files)) await uploadOne(file);
+}
+
+function uploadOne(file) {
+  const row = document.createElement("li");
+  row.innerHTML = `<span class="name">${escapeHtml(file.name)}</span><span class="pct">0%</span><div class="bar"><span style="width:0%"></span></div>`;
+  $("#uploads").prepend(row);
+  const max = Number($("#dropzone").dataset.max);
+  if (max && file.size > max) { failRow(row, "too large"); return Promise.resolve(); }
+  return new Promise((resolve) => {
+    const send = (retry) => {
+      const xhr = new XMLHttpRequest();  // fetch cannot report upload progress
+      xhr.open("POST", "/videos");
+      xhr.setRequestHeader("X-Heimdex-CSRF", "1");
+      xhr.upload.onprogress = (e) => {
+        if (!e.lengthComputable) return;
+        const pct = Math.round((e.loaded / e.total) * 100);
+        $(".bar span", row).style.width = pct + "%";
+        $(".pct", row).textContent = pct < 100 ? pct + "%" : "processing…";
+      };
+      xhr.onload = async () => {
+        if (xhr.status === 401 && retry && await refreshSession()) { send(false); return; }
+        let data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (ex) { /* not JSON */ }
+        if (xhr.status === 200 || xhr.status === 201) {
+          row.classList.add("done");
+          $(".bar span", row).style.width = "100%";
+          const v = data.videos[0];
+          $(".pct", row).textContent = v.created ? "uploaded" : "already in your library";
+          updateCard(v);
+          setTimeout(() => row.remove(), 6000);
+        } else {
+          failRow(row, (data && data.message) || `failed (${xhr.status})`);
+        }
+        resolve();
+      };
+      xhr.onerror = () => { failRow(row, "network error"); resolve(); };
+      const form = new FormData();
+      form.append("file", file, file.name);
+      xhr.send(form);
+    };
+    send(true);
+  });
+}
+
+function failRow(row, message) {
+  row.classList.add("failed");
+  $(".pct", row).textContent = message;
+}
+
+// ---------------------------------------------------------------- player and transcript
+function initPlayer() {
+  const video = $("#player");
+  if (!video) return;
+  const start = parseFloat(video.dataset.start || "0");
+  const lines = $$(".line");
+  const scenes = $$(".tscene");
+  const seek = (t) => { video.currentTime = t; video.play().catch(() => {}); };
+  if (start > 0) {
+    const jump = () => { video.currentTime = start; };
+    if (video.readyState >= 1) jump(); else video.addEventListener("loadedmetadata", jump, { once: true });
+  }
+  let active = null;
+  const highlight = () => {
+    const t = video.currentTime + 0.05;
+    let found = null;
+    for (const line of lines) {
+      if (parseFloat(line.dataset.start) <= t) found = line; else break;
+    }
+    if (found && t > parseFloat(found.dataset.end) + 1.5) found = null;  // silence after a line
+    if (found !== active) {
+      if (active) active.classList.remove("active");
+      if (found) {
+        found.classList.add("active");
+        const box = $("#transcript");
+        const top = found.offsetTop - box.offsetTop;
+        if (top < box.scrollTop || top > box.scrollTop + box.clientHeight - 60) box.scrollTo({ top: top - 80, behavior: "smooth" });
+      }
+      active = found;
+    }
+    scenes.forEach(s => s.classList.toggle("current", parseFloat(s.dataset.start) <= t && t < parseFloat(s.dataset.end)));
+  };
+  video.addEventListener("timeupdate", highlight);
+  video.addEventListener("seeked", highlight);
+  lines.forEach(line => {
+    line.addEventListener("click", () => seek(parseFloat(line.dataset.start)));
+    line.addEventListener("keydown", (e) => { if (e.key === "Enter") seek(parseFloat(line.dataset.start)); });
+  });
+  $$("[data-seek]").forEach(b => b.addEventListener("click", () => seek(parseFloat(b.dataset.seek))));
+}
+
+// ---------------------------------------------------------------- people
+async function uploadPhotos(personId, files) {
+  const form = new FormData();
+  for (const f of files) form.append("file", f, f.name);
+  return api(`/people/${personId}/photos`, { method: "POST", body: form });
+}
+
+function initPeople() {
+  const form = $("#new-person");
+  if (!form) return;
+  const photos = $("input[type=file]", form);
+  photos.addEventListener("change", () => {
+    $("#new-person-files").textContent = Array.from(photos.files).map(f => f.name).join(", ");
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const button = $("button[type=submit]", form);
+    button.disabled = true;
+    try {
+      const person = await api("/people", { method: "POST", json: { name: form.name.value } });
+      if (photos.files.length) {
+        toast("Looking for faces…");
+        try { await uploadPhotos(person.id, photos.files); } catch (ex) { toast(ex.message, true); await new Promise(r => setTimeout(r, 1500)); }
+      }
+      location.reload();
+    } catch (ex) { toast(ex.message, true); button.disabled = false; }
+  });
+  $("#people").addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (!button) return;
+    const card = button.closest("[data-person]");
+    const id = card.dataset.person;
+    try {
+      if (button.dataset.action === "rename") {
+        const name = prompt("New name", $(".title", card).textContent.trim());
+        if (!name) return;
+        await api(`/people/${id}`, { method: "PATCH", json: { name } });
+        location.reload();
+      } else if (button.dataset.action === "delete-person") {
+        if (!confirm("Delete this person and their photos?")) return;
+        await api(`/people/${id}`, { method: "DELETE" });
+        card.remove();
+        toast("Deleted");
+      }
+    } catch (ex) { toast(ex.message, true); }
+  });
+  $$("input[data-action=photos]").forEach(input => input.addEventListener("change", async () => {
+    const id = input.closest("[data-person]").dataset.person;
+    toast("Looking for faces…");
+    try { await uploadPhotos(id, input.files); location.reload(); } catch (ex) { toast(ex.message, true); }
+  }));
+}
+
+// ---------------------------------------------------------------- account
+function initAccount() {
+  const logout = $("#logout");
+  if (logout) logout.addEventListener("click", async () => { await api("/auth/logout", { method: "POST" }); location.href = "/login"; });
+  const form = $("#new-token");
+  if (form) form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const t = await api("/auth/tokens", { method: "POST", json: { name: form.name.value } });
+      const secret = $("#token-secret");
+      secret.textContent = `${t.token}  (copy it now: it is not shown again)`;
+      secret.hidden = false;
+      $(".tokens").insertAdjacentHTML("beforeend", `<li data-token="${t.id}"><span><strong>${escapeHtml(t.name)}</strong> <code>${t.prefix}…</code></span><button type="button" class="ghost danger" data-action="revoke">Revoke</button></li>`);
+      form.reset();
+    } catch (ex) { toast(ex.message, true); }
+  });
+  const tokens = $(".tokens");
+  if (tokens) tokens.addEventListener("click", async (e) => {
+    const li = e.target.closest("[data-token]");
+    if (!li || !e.target.closest("[data-action=revoke]")) return;
+    try { await api(`/auth/tokens/${li.dataset.token}`, { method: "DELETE" }); li.remove(); } catch (ex) { toast(ex.message, true); }
+  });
+}
+
+initAuth();
+initVideoActions();
+initLibrary();
+initPlayer();
+initPeople();
+initAccount();

@@ -1,0 +1,101 @@
+"""Two users: neither can see, stream, search, change or delete what belongs to the other (404)."""
+
+from __future__ import annotations
+
+from tests import assets
+from tests.api.live import eventually, upload, wait_for
+
+
+def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news) -> None:
+    donna = alice.post("/people", json={"name": "Donna Iso"}).json()["id"]
+    alice.post(
+        f"/people/{donna}/photos",
+        files={"file": ("d.jpg", assets.kphotoalbum_photo("donna.jpg").read_bytes(), "image/jpeg")},
+    )
+    video = news["id"]
+    scene = alice.get(f"/videos/{video}/scenes").json()[0]["id"]
+    token = alice.post("/auth/tokens", json={"name": "alice's"}).json()["id"]
+
+    reads = [
+        f"/videos/{video}",
+        f"/videos/{video}/scenes",
+        f"/videos/{video}/stream",
+        f"/videos/{video}/thumbnail",
+        f"/scenes/{scene}",
+        f"/scenes/{scene}/thumbnail",
+        f"/people/{donna}",
+        f"/people/{donna}/photo",
+        f"/people/{donna}/scenes",
+    ]
+    for path in reads:
+        r = bob.get(path)
+        assert r.status_code == 404, path
+        assert alice.get(path).status_code == 200, path
+    assert bob.get(f"/videos/{video}/stream", headers={"Range": "bytes=0-10"}).status_code == 404
+
+    writes = [
+        ("POST", f"/videos/{video}/reprocess", None),
+        ("DELETE", f"/videos/{video}", None),
+        ("PATCH", f"/people/{donna}", {"name": "Stolen"}),
+        ("DELETE", f"/people/{donna}", None),
+        ("DELETE", f"/auth/tokens/{token}", None),
+    ]
+    for method, path, body in writes:
+        r = bob.request(method, path, json=body)
+        assert r.status_code == 404, (method, path)
+    r = bob.post(f"/people/{donna}/photos", files={"file": ("d.jpg", b"x", "image/jpeg")})
+    assert r.status_code == 404
+
+    # Search never crosses owners, whatever the filters say.
+    assert alice.get("/search", params={"q": "rooftop garden"}).json()["hits"]
+    assert bob.get("/search", params={"q": "rooftop garden"}).json()["hits"] == []
+    assert bob.get("/search", params={"q": f"video:{video} garden"}).json()["hits"] == []
+    assert bob.get("/search", params={"q": "garden", "video": video}).status_code == 404
+    assert bob.get("/search", params={"q": "garden", "person": donna}).status_code == 404
+    assert bob.get("/search", params={"q": 'person:"Donna Iso"'}).status_code == 404
+    assert bob.get("/videos").json()["total"] == 0 and bob.get("/people").json() == []
+    assert bob.get("/jobs").json()["jobs"] == [] and bob.get("/auth/tokens").json() == []
+
+    # Web pages too.
+    page = server.client()
+    page.post("/auth/login", json={"email": "bob@example.com", "password": "correct horse battery"})
+    assert page.get(f"/app/watch/{video}").status_code == 404
+    assert page.get(f"/app/people/{donna}").status_code == 404
+    assert "evening news" not in page.get("/app").text
+
+    # Everything of alice's is intact.
+    assert alice.get(f"/videos/{video}").json()["state"] == "indexed"
+    assert alice.get(f"/people/{donna}").json()["name"] == "Donna Iso"
+    assert alice.delete(f"/people/{donna}").status_code == 204
+
+
+def spoken_video():
+    """One narrated scene: long enough (a few seconds of indexing) to delete it mid-job."""
+    return assets.narrated_video(
+        "api-spoken",
+        [
+            {
+                "image": assets.skimage_photo("coffee"),
+                "say": "A cup of coffee on a saucer, seen from above.",
+                "seconds": 3.0,
+            }
+        ],
+    )
+
+
+def test_delete_during_indexing_waits_for_the_job(server, alice, bob, news) -> None:
+    r = upload(bob, spoken_video(), "bobs.mp4")
+    assert r.status_code == 201
+    mine = r.json()["videos"][0]
+    assert mine["created"]
+    eventually(lambda: server.ctx.worker.current == mine["id"], what="the worker to take bob's video")
+    # The pipeline is not interrupted mid-stage: the deletion is accepted and done when the job ends.
+    assert bob.delete(f"/videos/{mine['id']}").status_code == 202
+    eventually(lambda: bob.get(f"/videos/{mine['id']}").status_code == 404, timeout=120, what="bob's delete")
+    blobs = server.settings.home / "blobs" / "videos" / mine["id"]
+    eventually(lambda: not blobs.exists(), what="the files to go")  # removed just after the rows
+    # The same file uploaded by alice is her own video, untouched by bob's deletion.
+    r = upload(alice, spoken_video(), "alices.mp4")
+    assert r.status_code == 201 and r.json()["videos"][0]["id"] != mine["id"]
+    assert wait_for(alice, r.json()["videos"][0]["id"])["state"] == "indexed"
+    assert alice.get(f"/videos/{news['id']}/stream", headers={"Range": "bytes=0-9"}).status_code == 206

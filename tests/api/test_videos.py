@@ -1,0 +1,273 @@
+"""Videos over real HTTP: upload of real media, the worker indexing it, scenes, search, Range
+streaming, reprocess, delete cleaning everything, limits and bad requests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import httpx
+
+from heimdex.domain import STAGES, SearchHit, VideoState
+from heimdex.pipeline.assemble import DANGLE_S
+from tests import assets
+from tests.api.live import LiveServer, eventually, upload, wait_for
+
+
+def small_video() -> Path:
+    """Two photos, two seconds each, no speech: indexes in a few seconds."""
+    return assets.narrated_video(
+        "api-small",
+        [
+            {"image": assets.kphotoalbum_photo("donna.jpg"), "say": None, "seconds": 2.0},
+            {"image": assets.skimage_photo("astronaut"), "say": None, "seconds": 2.0},
+        ],
+    )
+
+
+def test_uploaded_video_is_indexed_with_stages(alice, news) -> None:
+    detail = alice.get(f"/videos/{news['id']}").json()
+    assert detail["state"] == "indexed" and detail["progress"] == 1.0
+    assert detail["scene_count"] >= 4 and detail["filename"] == "evening news.mp4"
+    assert [s["stage"] for s in detail["stages"]] == list(STAGES)
+    assert all(s["state"] == "done" and s["duration_s"] is not None for s in detail["stages"])
+    assert detail["thumbnail"] == f"/videos/{news['id']}/thumbnail"
+    thumb = alice.get(detail["thumbnail"])
+    assert thumb.headers["content-type"] == "image/webp" and thumb.content[8:12] == b"WEBP"
+
+
+def test_same_file_again_is_the_same_video(alice, news) -> None:
+    from tests.e2e.conftest import news_video
+
+    r = upload(alice, news_video(), "copy.mp4")
+    assert r.status_code == 200
+    assert r.json()["videos"][0]["id"] == news["id"] and r.json()["videos"][0]["created"] is False
+
+
+def test_list_filter_and_sort(alice, news) -> None:
+    listed = alice.get(
+        "/videos", params={"state": "indexed", "q": "NEWS", "sort": "name", "order": "asc"}
+    ).json()
+    assert news["id"] in [v["id"] for v in listed["videos"]]
+    assert alice.get("/videos", params={"q": "no such name"}).json() == {
+        "total": 0,
+        "limit": 100,
+        "offset": 0,
+        "videos": [],
+    }
+    assert alice.get("/videos", params={"state": "failed", "q": "news"}).json()["total"] == 0
+    assert alice.get("/videos", params={"sort": "colour"}).status_code == 422
+    assert alice.get("/videos", params={"limit": 0}).status_code == 422
+
+
+def test_scene_detail_has_words_text_tags_and_people(alice, news) -> None:
+    scenes = alice.get(f"/videos/{news['id']}/scenes").json()
+    garden = next(s for s in scenes if "rooftop" in s["transcript"].lower())
+    detail = alice.get(f"/scenes/{garden['id']}").json()
+    words = detail["words"]
+    # a sentence's first or last word may lie up to DANGLE_S across the cut (it stays with its sentence)
+    slack = DANGLE_S + 0.05
+    assert words and all(
+        garden["start_s"] - slack <= w["start_s"] <= w["end_s"] <= garden["end_s"] + slack for w in words
+    )
+    assert any("garden" in w["text"].lower() for w in words)
+    assert detail["lines"] and detail["lines"][0]["start_s"] == round(words[0]["start_s"], 3)
+    market = next(s for s in scenes if "FARMERS" in s["ocr_text"].upper())
+    assert alice.get(f"/scenes/{market['id']}").json()["tags"]
+    assert alice.get(f"/scenes/{garden['id']}/thumbnail").content[8:12] == b"WEBP"
+    assert alice.get(f"/scenes/{news['id']}-999").status_code == 404
+    assert alice.get("/scenes/garbage").status_code == 404
+
+
+def test_search_returns_cli_hit_shape_with_play_links(alice, news) -> None:
+    r = alice.get("/search", params={"q": "rooftop vegetable garden", "limit": 5})
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    assert hits and "rooftop" in hits[0]["transcript"].lower()
+    assert set(hits[0]) == set(SearchHit.model_fields) | {"links"}
+    top = hits[0]
+    assert "<mark>" in top["snippet"] and top["channels"]["fulltext"]["rank"] == 1
+    assert top["links"]["play"] == f"/app/watch/{news['id']}?t={top['start_s']}"
+    assert alice.get(top["thumbnail"]).status_code == 200
+
+    on_screen = alice.get("/search", params={"q": '"farmers market"'}).json()["hits"]
+    assert on_screen and "FARMERS" in on_screen[0]["ocr_text"].upper()
+    assert alice.get("/search", params={"q": "helmets", "video": news["id"], "sort": "date"}).json()["hits"]
+    assert alice.get("/search", params={"q": "helmets", "from": "2999-01-01"}).json()["hits"] == []
+    assert alice.get("/search", params={"q": "helmets", "to": "2999-01-01T00:00:00"}).json()["hits"]
+
+
+def test_search_bad_requests(alice, news) -> None:
+    for params, status in (
+        ({}, 400),
+        ({"q": "x", "limit": 0}, 422),
+        ({"q": "x", "limit": 1000}, 422),
+        ({"q": "x", "from": "last tuesday"}, 400),
+        ({"q": "x", "sort": "random"}, 422),
+        ({"q": "x", "person": "Nobody"}, 404),
+        ({"q": "x", "video": "0123456789abcdef"}, 404),
+    ):
+        r = alice.get("/search", params=params)
+        assert r.status_code == status, (params, r.text)
+        assert r.json()["message"] and "Traceback" not in r.text
+
+
+def test_stream_supports_range_requests(alice, news) -> None:
+    from tests.e2e.conftest import news_video
+
+    original = news_video().read_bytes()
+    url = f"/videos/{news['id']}/stream"
+    full = alice.get(url)
+    assert full.status_code == 200 and full.content == original
+    assert full.headers["accept-ranges"] == "bytes" and full.headers["content-type"] == "video/mp4"
+    part = alice.get(url, headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == original[1000:2000]
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(original)}"
+    tail = alice.get(url, headers={"Range": "bytes=-500"})
+    assert tail.status_code == 206 and tail.content == original[-500:]
+    assert alice.get(url, headers={"Range": f"bytes={len(original) + 10}-"}).status_code == 416
+
+
+def test_sse_progress_then_delete_cleans_everything(server, alice) -> None:
+    events: list[dict] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        try:
+            with alice.stream("GET", "/jobs/events", timeout=httpx.Timeout(60, read=None)) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+                    if stop.is_set():
+                        return
+        except httpx.HTTPError:
+            if not stop.is_set():  # the server closing the stream at the end of the session is expected
+                raise
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    r = upload(alice, small_video())
+    assert r.status_code == 201
+    video_id = r.json()["videos"][0]["id"]
+    done = wait_for(alice, video_id)
+    assert done["state"] == "indexed", done["error"]
+    mine = lambda: [e for e in events if e["video_id"] == video_id]  # noqa: E731
+    eventually(lambda: any(e["state"] == "indexed" for e in mine()), what="the indexed event")
+    states = [e["state"] for e in mine()]
+    assert "processing" in states and states[-1] == "indexed"
+    assert any(0 < e.get("progress", 0) < 1 for e in mine())
+
+    scenes = alice.get(f"/videos/{video_id}/scenes").json()
+    blob_dir = server.settings.home / "blobs" / "videos" / video_id
+    assert blob_dir.is_dir() and any(blob_dir.rglob("*.webp"))
+
+    assert alice.delete(f"/videos/{video_id}").status_code == 204
+    for path in (
+        f"/videos/{video_id}",
+        f"/videos/{video_id}/stream",
+        f"/videos/{video_id}/thumbnail",
+        f"/scenes/{scenes[0]['id']}",
+        f"/scenes/{scenes[0]['id']}/thumbnail",
+    ):
+        assert alice.get(path).status_code == 404, path
+    assert alice.delete(f"/videos/{video_id}").status_code == 404
+    assert not blob_dir.exists()
+    db = sqlite3.connect(server.settings.home / "heimdex.db")
+    for table, column in (
+        ("videos", "id"),
+        ("scenes", "video_id"),
+        ("faces", "video_id"),
+        ("stage_runs", "video_id"),
+    ):
+        assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", (video_id,)).fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM scene_vectors v LEFT JOIN scenes s ON s.pk = v.scene_pk WHERE s.pk IS NULL"
+        ).fetchone()[0]
+        == 0
+    )
+    eventually(lambda: any(e["state"] == "deleted" for e in mine()), what="the deleted event")
+    stop.set()
+
+
+def test_reprocess_indexes_again(alice) -> None:
+    r = upload(alice, small_video(), "again.mp4")
+    video_id = r.json()["videos"][0]["id"]
+    first = wait_for(alice, video_id)
+    r = alice.post(f"/videos/{video_id}/reprocess")
+    assert r.status_code == 202 and r.json()["state"] in ("queued", "processing")
+    again = wait_for(alice, video_id)
+    assert again["state"] == "indexed" and again["scene_count"] == first["scene_count"]
+    assert again["updated_at"] > first["updated_at"]
+    alice.delete(f"/videos/{video_id}")
+
+
+def test_broken_file_fails_with_a_reason(alice, tmp_path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    r = upload(alice, broken)
+    assert r.status_code == 201
+    failed = wait_for(alice, r.json()["videos"][0]["id"])
+    assert failed["state"] == "failed" and failed["error"]
+    stage = next(s for s in alice.get(f"/videos/{failed['id']}").json()["stages"] if s["state"] == "failed")
+    assert stage["stage"] == "upload_validate" and stage["error"]
+
+
+def test_upload_bad_requests(alice, tmp_path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    r = upload(alice, text)
+    assert r.status_code == 415 and "not a video" in r.json()["message"]
+    r = alice.post("/videos", files={"other": ("x.mp4", b"123")}, data={"note": "hi"})
+    assert r.status_code == 201 or r.status_code == 400  # a file part under another name is still a file
+    if r.status_code == 201:
+        alice.delete(f"/videos/{r.json()['videos'][0]['id']}")
+    r = alice.post("/videos", data={"note": "no file"})
+    assert r.status_code in (400, 415) and r.json()["message"]
+    r = alice.post("/videos", content=b"raw bytes", headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 415
+    assert alice.post(f"/videos/{'f' * 16}/reprocess").status_code == 404
+    r = alice.post("/videos/presign")  # no body
+    assert r.status_code == 422 and r.json()["message"]
+
+
+def test_upload_size_limit_is_enforced_while_streaming(tmp_path) -> None:
+    with LiveServer(tmp_path / "home", upload_max_bytes=100_000, user_uploads_per_hour=2) as small:
+        client = small.user("limits@example.com")
+        big = tmp_path / "big.mp4"
+        big.write_bytes(b"\x01" * 300_000)
+        # Declared length past the limit: refused before reading.
+        r = upload(client, big)
+        assert r.status_code == 413 and "upload limit" in r.json()["message"]
+
+        # No declared length (chunked): refused as the bytes arrive.
+        def chunks():
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.mp4"\r\n\r\n'
+            for _ in range(30):
+                yield b"\x02" * 10_000
+            yield b"\r\n--b--\r\n"
+
+        r = client.post(
+            "/videos", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
+        assert r.status_code == 413
+        assert not list((small.settings.home / "uploads").glob(".upload-*"))  # partial files removed
+        assert client.get("/videos").json()["total"] == 0
+        # Per-user uploads per hour: the two attempts above count.
+        r = upload(client, small_video())
+        assert r.status_code == 429 and r.json()["message"].startswith("too many uploads")
+
+
+def test_worker_resumes_jobs_left_by_a_previous_run(tmp_path) -> None:
+    home = tmp_path / "home"
+    with LiveServer(home, worker_enabled=False) as first:  # a server that stops before indexing anything
+        client = first.user("restart@example.com")
+        token = client.headers["authorization"].split()[1]
+        video_id = upload(client, small_video()).json()["videos"][0]["id"]
+        first.ctx.heimdex.store.set_video_state(video_id, VideoState.PROCESSING)  # as if killed mid-job
+        assert client.get("/jobs").json()["jobs"][0]["video_id"] == video_id
+    with LiveServer(home) as second:
+        client = second.client(token)  # the same secret key (kept under home) still signs valid tokens
+        assert wait_for(client, video_id)["state"] == "indexed"

@@ -1,0 +1,231 @@
+"""Server mode scaled out, with real servers: PostgreSQL (tests/services.py), Redis (127.0.0.1:6379,
+database 14, flushed) and a blob folder shared by every process (file://, standing in for S3, which
+test_s3_pipeline.py covers: SeaweedFS would only add start-up time here).
+
+Two `heimdex worker` processes index six videos queued at once: every video ends indexed, no stage
+ran twice for a video, no scene is duplicated, and both workers did work. Then one worker is killed
+(SIGKILL) in the middle of a stage and the other one finishes its video once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from heimdex.domain import STAGES, StageState, VideoState
+from heimdex.queue.redis import RedisJobQueue
+from heimdex.service import Heimdex
+from heimdex.settings import Settings
+from tests import assets, services
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+REDIS_URL = services.redis_url(14)  # the machine's Redis, or one started for the tests
+LEASE_S = 4.0
+
+# Distinct pictures and words per video so that every file has its own hash and its own scenes.
+PICTURES = [
+    lambda: assets.opencv_sample("home.jpg"),
+    lambda: assets.skimage_photo("chelsea"),
+    lambda: assets.skimage_photo("stereo_motorcycle"),
+    lambda: assets.kphotoalbum_photo("jesper_2.jpg"),
+    lambda: assets.kphotoalbum_photo("donna_2.jpg"),
+    lambda: assets.skimage_photo("astronaut"),
+    lambda: assets.skimage_photo("coffee"),
+]
+TOPICS = ["harbour", "orchard", "library", "bakery", "stadium", "glacier", "museum"]
+
+
+def small_video(i: int) -> Path:
+    """About seven seconds, two scenes: a narrated picture, then a captioned one."""
+    first, second = PICTURES[i % len(PICTURES)], PICTURES[(i + 3) % len(PICTURES)]
+    scenes = [
+        {"image": first(), "say": f"Today we visit the {TOPICS[i]} in town number {i + 1}.", "seconds": 3.5},
+        {"image": second(), "say": None, "text": f"{TOPICS[i].upper()} {i + 1}", "seconds": 3.0},
+    ]
+    return assets.narrated_video(f"scale_out_{i}", scenes)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Settings]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    client.flushdb()
+    home = tmp_path_factory.mktemp("server")
+    with services.fresh_postgres() as url:
+        yield Settings(
+            home=home,
+            database_url=url,
+            storage_url=f"file://{home / 'shared-blobs'}",
+            queue_url=REDIS_URL,
+            asr_model="tiny.en",
+        )
+    client.flushdb()
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HEIMDEX_HOME": str(settings.home),
+        "HEIMDEX_DATABASE_URL": settings.database_url or "",
+        "HEIMDEX_STORAGE_URL": settings.storage_url or "",
+        "HEIMDEX_QUEUE_URL": settings.queue_url,
+        "HEIMDEX_ASR_MODEL": settings.asr_model,
+        "HEIMDEX_QUEUE_LEASE_S": str(LEASE_S),
+        "HEIMDEX_CPU_THREADS": "1",  # two workers on two cores
+        "HEIMDEX_LOG_LEVEL": "INFO",
+        "HEIMDEX_LOG_JSON": "true",
+    }
+
+
+class Workers:
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        self.settings, self.folder = settings, folder
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str) -> None:
+        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 - the process owns it
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "heimdex.cli", "worker"],
+            env=env_of(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def events(self, name: str, event: str) -> list[dict]:
+        found = []
+        for line in (self.folder / f"{name}.log").read_text().splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                found.append(json.loads(line))
+        return found
+
+    def pid_of(self, worker_id: str) -> str:
+        return next(n for n, p in self.procs.items() if f":{p.pid}:" in worker_id)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_for(predicate, timeout: float, what: str, workers: Workers) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for name, proc in workers.procs.items():
+            if proc.poll() is not None and proc.returncode not in (0, -signal.SIGKILL):
+                log = (workers.folder / f"{name}.log").read_text()[-3000:]
+                raise AssertionError(f"worker {name} exited {proc.returncode}:\n{log}")
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def check_scenes(app: Heimdex, video_id: str, expected: int = 2) -> None:
+    scenes = app.store.list_scenes(video_id)
+    assert len(scenes) == expected, [(s.index, s.start_s, s.end_s) for s in scenes]
+    assert len({s.id for s in scenes}) == len(scenes)
+    assert [s.index for s in scenes] == list(range(expected))
+
+
+def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None:
+    videos = [small_video(i) for i in range(7)]  # made before the clock starts (cached between runs)
+    app = Heimdex(server)  # the producer: adds and enqueues, loads no model
+    queue = RedisJobQueue(REDIS_URL)
+    workers = Workers(server, tmp_path)
+    try:
+        workers.start("a")
+        workers.start("b")
+        started = time.monotonic()
+        wait_for(lambda: len(queue.live_workers()) == 2, 120, "two workers ready", workers)
+        print(f"workers ready in {time.monotonic() - started:.1f}s")
+
+        # ------------------------------------------------ phase 1: six videos at once
+        started = time.monotonic()
+        ids = []
+        for path in videos[:6]:
+            added = app.add_file(path)
+            assert added.is_new
+            ids.append(added.video.id)
+            queue.enqueue(added.video.id)
+        queue.enqueue(ids[0])  # enqueueing twice queues once
+        wait_for(
+            lambda: all(app.video(v).state in (VideoState.INDEXED, VideoState.FAILED) for v in ids),
+            240,
+            "six videos indexed",
+            workers,
+        )
+        print(f"six videos indexed in {time.monotonic() - started:.1f}s")
+        for video_id in ids:
+            video = app.video(video_id)
+            assert video.state == VideoState.INDEXED, video.error
+            records = {r.stage: r for r in app.stages(video_id)}
+            assert set(records) == set(STAGES)
+            attempts = {s: r.attempts for s, r in records.items()}
+            assert attempts == dict.fromkeys(STAGES, 1), f"a stage ran twice: {attempts}"
+            check_scenes(app, video_id)
+        done_by = {name: {e["video_id"] for e in workers.events(name, "job.done")} for name in workers.procs}
+        assert done_by["a"] and done_by["b"], f"one worker did everything: {done_by}"
+        assert done_by["a"] | done_by["b"] == set(ids) and not done_by["a"] & done_by["b"]
+        assert queue.depth() == 0 and queue.dead_letters() == {}
+        assert app.search("harbour").hits[0].video_id == ids[0], "the workers' index is searchable"
+
+        # ------------------------------------------------ phase 2: kill a worker mid-stage
+        victim_video = app.add_file(videos[6]).video.id
+        queue.enqueue(victim_video)
+
+        def running_stage() -> bool:
+            video = app.video(victim_video)
+            busy = [r for r in app.stages(victim_video) if r.state == StageState.RUNNING]
+            return video.claimed_by is not None and bool(busy)
+
+        wait_for(running_stage, 60, "a stage of the seventh video to start", workers)
+        holder = app.video(victim_video).claimed_by
+        victim = workers.pid_of(holder)
+        survivor = "b" if victim == "a" else "a"
+        before = {r.stage: r for r in app.stages(victim_video)}
+        workers.procs[victim].kill()
+        killed_at = time.monotonic()
+        print(f"killed worker {victim} during {[s for s, r in before.items() if r.state == 'running']}")
+
+        wait_for(lambda: app.video(victim_video).state == VideoState.INDEXED, 120, "the survivor", workers)
+        print(f"the survivor finished {time.monotonic() - killed_at:.1f}s after the kill")
+        assert victim_video in {e["video_id"] for e in workers.events(survivor, "job.done")}
+        assert workers.events(survivor, "job.reaped") or workers.events(survivor, "job.started")
+        records = {r.stage: r for r in app.stages(victim_video)}
+        assert all(r.state == StageState.DONE for r in records.values()) and set(records) == set(STAGES)
+        for stage, record in records.items():
+            was = before.get(stage)
+            if was is not None and was.state == StageState.DONE:
+                assert record.attempts == 1, f"{stage} was done before the kill and ran again"
+            elif was is not None and was.state == StageState.RUNNING:
+                assert record.attempts == 2, f"{stage}: killed once, then run once more"
+            else:
+                assert record.attempts == 1, stage
+        check_scenes(app, victim_video)
+        assert app.video(victim_video).claimed_by is None
+        assert queue.depth() == 0 and queue.running() == {survivor_id(queue, workers, survivor): []}
+    finally:
+        workers.stop_all()
+        app.close()
+        queue.stop()
+    assert workers.procs[survivor].returncode == 0, "SIGTERM: the idle worker stops cleanly"
+
+
+def survivor_id(queue: RedisJobQueue, workers: Workers, name: str) -> str:
+    pid = workers.procs[name].pid
+    return next(w for w in queue.live_workers() if f":{pid}:" in w)

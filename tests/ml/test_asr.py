@@ -1,0 +1,130 @@
+"""Whisper on real espeak-ng speech: words, language, timestamps, empty input, model resolution."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from heimdex.domain import Transcript
+from heimdex.errors import ModelUnavailableError
+from heimdex.ml.asr import WhisperRecognizer, resolve_model
+from heimdex.ml.base import SpeechRecognizer
+from tests import assets
+from tests.ml.conftest import SAMPLE_RATE, load_audio
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
+
+
+@pytest.fixture(scope="module")
+def whisper(models) -> WhisperRecognizer:
+    return models.asr
+
+
+@pytest.fixture(scope="module")
+def english() -> np.ndarray:
+    return load_audio(assets.speech_wav(SENTENCE, "asr_fox"))
+
+
+@pytest.fixture(scope="module")
+def english_transcript(whisper, english) -> Transcript:
+    return whisper.transcribe(english)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def test_is_a_speech_recognizer(whisper) -> None:
+    assert isinstance(whisper, SpeechRecognizer)
+    assert whisper.name == "whisper-base-int8"
+
+
+def test_english_sentence(english_transcript) -> None:
+    transcript = english_transcript
+    text = " ".join(s.text for s in transcript.segments)
+    assert transcript.language == "en" and transcript.language_probability > 0.5
+    assert transcript.model == "whisper-base-int8"
+    assert {"quick", "fox", "lazy", "dog"} <= _words(text), text
+    assert "river" in text.lower()  # "river bank" or "riverbank"
+    assert all(s.text == s.text.strip() and s.text for s in transcript.segments)
+
+
+def test_word_timestamps_increase_inside_the_audio(english_transcript, english) -> None:
+    duration = len(english) / SAMPLE_RATE
+    words = [w for s in english_transcript.segments for w in s.words]
+    assert len(words) >= 8
+    starts = [w.start_s for w in words]
+    assert starts == sorted(starts)
+    assert all(0 <= w.start_s <= w.end_s <= duration + 0.05 for w in words)
+    assert all(0 <= w.probability <= 1 for w in words)
+
+
+def test_given_language_is_used(whisper, english) -> None:
+    assert whisper.transcribe(english, language="en").language == "en"
+
+
+def test_korean_speech(whisper) -> None:
+    # espeak-ng's Korean voice is rough (detection alone calls it Thai), so the language is given.
+    audio = load_audio(assets.speech_wav("안녕하세요. 오늘은 날씨가 아주 좋습니다.", "asr_ko", voice="ko"))
+    transcript = whisper.transcribe(audio, language="ko")
+    text = "".join(s.text for s in transcript.segments)
+    assert transcript.language == "ko"
+    assert re.search("[가-힣]", text), text
+
+
+@pytest.mark.parametrize("audio", [np.zeros(0, np.float32), np.zeros(SAMPLE_RATE * 3, np.float32),
+                                   np.zeros(100, np.float32)], ids=["empty", "silence", "tiny"])
+def test_no_speech_gives_an_empty_transcript(whisper, audio) -> None:
+    transcript = whisper.transcribe(audio)
+    assert transcript.segments == [] and transcript.model == whisper.name
+
+
+def test_low_noise_gives_no_words(whisper) -> None:
+    noise = (np.random.default_rng(0).standard_normal(SAMPLE_RATE * 3) * 0.003).astype(np.float32)
+    transcript = whisper.transcribe(noise)
+    assert transcript.segments == [] and transcript.language is None
+
+
+def test_tiny_en_package(model_settings, english) -> None:
+    tiny = WhisperRecognizer("tiny.en", cache_dir=model_settings.model_cache_dir, threads=2)
+    transcript = tiny.transcribe(english, language="ko")  # ignored: the model only knows English
+    assert tiny.name == "whisper-tiny.en-int8" and transcript.language == "en"
+    assert {"quick", "dog"} <= _words(" ".join(s.text for s in transcript.segments))  # tiny mishears more
+
+
+def test_base_is_joined_once_with_the_right_size(model_settings) -> None:
+    cache = model_settings.model_cache_dir
+    folder, name = resolve_model("base", cache)
+    model_bin = cache / "whisper-base" / "model.bin"
+    before = model_bin.stat().st_mtime_ns
+    assert resolve_model("base", cache) == (folder, name) and name == "whisper-base"
+    assert model_bin.stat().st_mtime_ns == before  # not joined again
+    assert model_bin.stat().st_size == 145_217_532
+    assert {p.name for p in (cache / "whisper-base").iterdir()} == {
+        "model.bin", "config.json", "tokenizer.json", "vocabulary.txt"}
+
+
+def test_a_truncated_join_is_redone(tmp_path) -> None:
+    folder = tmp_path / "whisper-base"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"half a model")
+    source, _ = resolve_model("base", tmp_path)
+    assert (folder / "model.bin").stat().st_size == 145_217_532 and source == str(folder)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".whisper-base-")]  # no temp left
+
+
+def test_a_local_folder_is_used_as_is(model_settings) -> None:
+    packaged = resolve_model("tiny.en", model_settings.model_cache_dir)[0]
+    assert resolve_model(packaged, model_settings.model_cache_dir) == (packaged, "whisper-model")
+
+
+def test_missing_folder_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ModelUnavailableError, match=r"model\.bin"):
+        WhisperRecognizer(str(tmp_path), cache_dir=tmp_path, threads=1)
+
+
+def test_hub_id_offline_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ModelUnavailableError, match="hub ids need internet"):
+        WhisperRecognizer("Systran/faster-whisper-small", cache_dir=tmp_path, threads=1)

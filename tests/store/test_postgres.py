@@ -1,0 +1,111 @@
+"""What only the PostgreSQL store has: migrations, the HNSW indexes and their query plans."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from heimdex.domain import SceneDraft
+from heimdex.errors import HeimdexError
+from heimdex.store import CommitBundle, SceneFilter, VectorSet
+from heimdex.store.postgres import PostgresStore, head_revision, migrate, schema_revision
+from tests import services
+
+
+@pytest.fixture
+def pg(postgres_database):
+    services.empty_database(postgres_database)
+    store = PostgresStore(postgres_database, max_connections=1)
+    yield store
+    store.close()
+
+
+def commit_random(
+    store: PostgresStore, owner: str, n: int, dim: int, seed: int, model: str = "m"
+) -> np.ndarray:
+    video = store.add_video(owner, "v.mp4", "k", 1, None)
+    vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scenes = [SceneDraft(index=i, start_s=i, end_s=i + 1, transcript=f"scene {i}") for i in range(n)]
+    bundle = CommitBundle(
+        video_id=video.id,
+        language=None,
+        scenes=scenes,
+        text_vectors=VectorSet(model, vectors),
+        faces=[],
+    )
+    store.commit_video(bundle, {})
+    return vectors
+
+
+def test_a_database_behind_the_code_is_refused_until_migrated():
+    with services.fresh_postgres(migrated=False) as url:
+        assert schema_revision(url) is None
+        with pytest.raises(HeimdexError, match="heimdex migrate"):
+            PostgresStore(url, auto_migrate=False)
+        # two servers starting at once: the advisory lock lets one migrate and the other wait
+        threads = [threading.Thread(target=migrate, args=(url,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert schema_revision(url) == head_revision()
+        PostgresStore(url, auto_migrate=False).close()
+
+
+def test_an_unreachable_server_is_a_clear_error():
+    with pytest.raises(HeimdexError, match="cannot connect to PostgreSQL"):
+        PostgresStore("postgresql://nobody:secret@127.0.0.1:1/heimdex", auto_migrate=False)
+
+
+def test_states_are_stored_as_their_values(pg):
+    video = pg.add_video("alice", "a.mp4", "k", 1, None)
+    pg.stage_started(video.id, "commit")
+    with pg._pool.connection() as conn:
+        assert conn.execute("SELECT state FROM videos").fetchone()["state"] == "queued"
+        assert conn.execute("SELECT state FROM stage_runs").fetchone()["state"] == "running"
+        with pytest.raises(Exception, match="check"), conn.transaction():
+            conn.execute("UPDATE videos SET state = 'QUEUED'")
+
+
+def test_one_hnsw_index_per_model_and_dimension_and_the_planner_uses_it(pg):
+    commit_random(pg, "alice", 20, 8, seed=1, model="small")
+    commit_random(pg, "alice", 20, 16, seed=2, model="it's big")  # a quote in a model name is data
+    with pg._pool.connection() as conn:
+        indexes = [
+            r["indexdef"]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'scene_vectors' AND indexdef LIKE '%hnsw%'"
+            )
+        ]
+        assert len(indexes) == 2
+        assert any("vector(16)" in d and "it''s big" in d for d in indexes)
+        statement, params = pg.dense_sql(
+            SceneFilter("alice"), "it's big", np.ones(16, np.float32), 5, approximate=True
+        )
+        with conn.transaction():
+            conn.execute("SET LOCAL enable_seqscan = off")  # 40 rows: otherwise a scan is cheaper
+            plan = "\n".join(
+                r["QUERY PLAN"] for r in conn.execute(b"EXPLAIN " + statement.as_bytes(conn), params)
+            )
+    assert "scene_vectors_hnsw_" in plan, plan
+
+
+def test_filtered_graph_search_still_returns_enough_rows(pg):
+    # alice owns 3% of the vectors: a plain HNSW scan with ef_search=100 would find about 3 of hers
+    mine = commit_random(pg, "alice", 60, 16, seed=3)
+    commit_random(pg, "bob", 2000, 16, seed=4)
+    query = mine[5]
+    with pg._pool.connection() as conn:  # the pool's only connection: the setting sticks to it
+        conn.execute("SET enable_seqscan = off")  # force the graph walk, as at scale
+    try:
+        hits = pg._dense(SceneFilter("alice"), "m", query, 10, approximate=True)
+    finally:
+        with pg._pool.connection() as conn:
+            conn.execute("RESET enable_seqscan")
+    assert len(hits) == 10
+    exact = pg._dense(SceneFilter("alice"), "m", query, 10, approximate=False)
+    assert len({h.scene_pk for h in hits} & {h.scene_pk for h in exact}) >= 9
+    assert hits[0].scene_pk == exact[0].scene_pk and hits[0].score == pytest.approx(1.0, abs=1e-5)

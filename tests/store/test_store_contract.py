@@ -1,0 +1,682 @@
+"""The Store contract, run against every backend (the `store` fixture in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from heimdex.domain import (
+    STAGES,
+    Box,
+    FaceObservation,
+    MediaInfo,
+    SceneDraft,
+    StageState,
+    Tag,
+    VideoState,
+    Word,
+)
+from heimdex.errors import ConflictError, NotFoundError
+from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet
+
+DIM = 8
+TABLES = (
+    "videos",
+    "stage_runs",
+    "scenes",
+    "scene_vectors",
+    "scene_tags",
+    "label_vectors",
+    "faces",
+    "people",
+    "person_photos",
+    "face_matches",
+)
+
+
+def unit(*values: float, dim: int = DIM) -> np.ndarray:
+    v = np.zeros(dim, dtype=np.float32)
+    v[: len(values)] = values
+    return v / np.linalg.norm(v)
+
+
+def commit(store, video_id, texts, vectors, tags=(), faces=(), matches=None, model="m1", ocr=(), labels=None):
+    scenes = [
+        SceneDraft(
+            index=i,
+            start_s=i * 5.0,
+            end_s=i * 5.0 + 5,
+            transcript=t,
+            ocr_text=ocr[i] if i < len(ocr) else "",
+            tags=list(tags[i]) if i < len(tags) else [],
+        )
+        for i, t in enumerate(texts)
+    ]
+    dim = len(vectors[0]) if len(vectors) else DIM
+    store.commit_video(
+        CommitBundle(
+            video_id=video_id,
+            language="en",
+            scenes=scenes,
+            text_vectors=VectorSet(model, np.array(vectors, dtype=np.float32).reshape(-1, dim)),
+            faces=list(faces),
+            label_vectors={"tabby cat": unit(0, 0, 1)} if labels is None else labels,
+        ),
+        matches or {},
+    )
+
+
+def face(scene_index: int, value: float = 1.0) -> FaceObservation:
+    return FaceObservation(
+        scene_index=scene_index,
+        t_s=scene_index * 5.0 + 1,
+        box=Box(x=0.1, y=0.1, w=0.2, h=0.2),
+        score=0.9,
+        embedding=[value] * 128,
+        model="dlib",
+    )
+
+
+def scene_of(store, hit):
+    return store.scenes_by_pk([hit.scene_pk])[hit.scene_pk]
+
+
+def videos_of(store, hits) -> list[str]:
+    return [scene_of(store, h).video_id for h in hits]
+
+
+def table_counts(store: Store) -> dict[str, int]:
+    """Rows per table, straight from the backend: the interface cannot see orphans."""
+    if hasattr(store, "_pool"):
+        with store._pool.connection() as conn:
+            return {t: conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone()["n"] for t in TABLES}
+    return {t: store._db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+# ---------------------------------------------------------------- videos and the ledger
+
+
+def test_video_lifecycle_and_ledger(store):
+    v = store.add_video("alice", "a.mp4", "videos/{video_id}/original.mp4", 10, "abc")
+    assert v.original_key == f"videos/{v.id}/original.mp4" and v.state == VideoState.QUEUED
+    assert store.find_video_by_hash("alice", "abc").id == v.id
+    assert store.find_video_by_hash("bob", "abc") is None
+    store.stage_started(v.id, "asr_fast")
+    store.stage_failed(v.id, "asr_fast", 1.5, "boom")
+    store.stage_started(v.id, "asr_fast")
+    store.stage_done(v.id, "asr_fast", 2.0)
+    (record,) = store.stage_records(v.id)
+    assert (record.state, record.attempts, record.duration_s, record.error) == (StageState.DONE, 2, 2.0, None)
+    with pytest.raises(NotFoundError):
+        store.get_video(v.id, owner_id="bob")
+    with pytest.raises(NotFoundError):
+        store.get_video("nope")
+
+
+@pytest.mark.parametrize("state", list(VideoState))
+def test_every_video_state_round_trips(store, state):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    other = store.add_video("alice", "b.mp4", "k", 1, None)
+    store.set_video_state(v.id, state, error="why" if state == VideoState.FAILED else None)
+    got = store.get_video(v.id)
+    assert got.state is state and got.state.value == state.value
+    assert got.error == ("why" if state == VideoState.FAILED else None)
+    wanted = [v.id] if state != VideoState.QUEUED else [v.id, other.id]
+    assert [x.id for x in store.list_videos("alice", state=state)] == wanted
+    assert store.list_videos("bob", state=state) == []
+
+
+def test_every_stage_state_round_trips_and_reset(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    before = time.time()
+    store.stage_started(v.id, "scene_detect")
+    running = {r.stage: r for r in store.stage_records(v.id)}["scene_detect"]
+    assert running.state is StageState.RUNNING and running.attempts == 1 and running.started_at >= before - 1
+    assert running.finished_at is None and running.duration_s is None
+    store.stage_failed(v.id, "scene_detect", 0.5, "decoder exploded")
+    failed = store.stage_records(v.id)[0]
+    assert (failed.state, failed.error, failed.duration_s) == (StageState.FAILED, "decoder exploded", 0.5)
+    assert failed.finished_at >= failed.started_at
+    store.stage_started(v.id, "scene_detect")  # a retry clears the error and counts the attempt
+    retry = store.stage_records(v.id)[0]
+    assert (retry.state, retry.error, retry.attempts) == (StageState.RUNNING, None, 2)
+    for stage in STAGES:
+        store.stage_started(v.id, stage)
+        store.stage_done(v.id, stage, 1.0)
+    records = store.stage_records(v.id)
+    assert sorted(r.stage for r in records) == sorted(STAGES)
+    assert all(r.state is StageState.DONE for r in records)
+    store.reset_stages(v.id)
+    assert store.stage_records(v.id) == []
+
+
+def test_media_info_and_hash_lookup(store):
+    info = MediaInfo(
+        container="mp4",
+        duration_s=12.5,
+        width=1920,
+        height=1080,
+        fps=29.97,
+        video_codec="h264",
+        audio_codec="aac",
+        has_audio=True,
+        rotation=90,
+        size_bytes=12345,
+    )
+    first = store.add_video("alice", "a.mp4", "k", 1, "same")
+    store.add_video("alice", "b.mp4", "k", 1, "same")
+    store.set_video_info(first.id, info)
+    assert store.get_video(first.id).info == info
+    assert store.find_video_by_hash("alice", "same").id == first.id  # the earliest one
+    assert [v.filename for v in store.list_videos("alice")] == ["a.mp4", "b.mp4"]
+
+
+# ---------------------------------------------------------------- commit and scenes
+
+
+def test_commit_is_searchable_by_text_and_vector_and_replaces_on_recommit(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    commit(
+        store,
+        v.id,
+        ["the bridge budget vote", "a cat on a mat"],
+        [unit(1, 0), unit(0, 1)],
+        tags=[[], [Tag(label="tabby cat", score=0.8, source="imagenet")]],
+    )
+    flt = SceneFilter(owner_id="alice")
+    (hit,) = store.full_text(flt, ["budgets"], [], 10)  # stemming
+    assert store.scenes_by_pk([hit.scene_pk])[hit.scene_pk].index == 0
+    dense = store.dense_text(flt, "m1", unit(0, 1), 10)
+    assert store.scenes_by_pk([dense[0].scene_pk])[dense[0].scene_pk].index == 1
+    assert dense[0].score == pytest.approx(1.0, abs=1e-5) and dense[1].score == pytest.approx(0.0, abs=1e-5)
+    assert store.dense_text(flt, "another-model", unit(0, 1), 10) == []  # models never mix
+    labels, matrix = store.label_vectors("m1")
+    assert labels == ["tabby cat"] and matrix.shape == (1, DIM)
+    assert np.allclose(matrix[0], unit(0, 0, 1))
+    (tagged,) = store.scenes_with_labels(flt, {"tabby cat": 0.9}, 10)
+    assert tagged.score == pytest.approx(0.72)
+    assert store.get_video(v.id).state == VideoState.INDEXED and store.get_video(v.id).scene_count == 2
+
+    commit(store, v.id, ["only one scene now"], [unit(1, 1)])
+    assert [s.transcript for s in store.list_scenes(v.id)] == ["only one scene now"]
+    assert store.full_text(flt, ["bridge"], [], 10) == []  # old text gone from the index
+    assert len(store.dense_text(flt, "m1", unit(1, 0), 10)) == 1  # and old vectors from the cache
+
+
+def test_scene_round_trip(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    draft = SceneDraft(
+        index=3,
+        start_s=1.25,
+        end_s=4.5,
+        transcript="hello there",
+        words=[
+            Word(text="hello", start_s=1.25, end_s=1.6, probability=0.9),
+            Word(text="there", start_s=1.7, end_s=2.0),
+        ],
+        ocr_text="EXIT 12",
+        tags=[Tag(label="road", score=0.4, source="coco"), Tag(label="car", score=0.9, source="imagenet")],
+        thumbnail_key="thumbs/x.jpg",
+        sidecar_key="sidecars/x.json",
+    )
+    store.commit_video(
+        CommitBundle(
+            video_id=v.id,
+            language="ko",
+            scenes=[draft],
+            text_vectors=VectorSet("m1", unit(1)[None, :]),
+            faces=[],
+        ),
+        {},
+    )
+    (scene,) = store.list_scenes(v.id)
+    assert scene.id == f"{v.id}-0003" and scene.video_id == v.id and scene.index == 3
+    assert (scene.start_s, scene.end_s, scene.transcript, scene.ocr_text) == (
+        1.25,
+        4.5,
+        "hello there",
+        "EXIT 12",
+    )
+    assert scene.words == draft.words
+    assert [t.label for t in scene.tags] == ["car", "road"]  # best tag first
+    assert scene.tags[0] == Tag(label="car", score=0.9, source="imagenet")
+    assert (scene.thumbnail_key, scene.sidecar_key, scene.people) == ("thumbs/x.jpg", "sidecars/x.json", [])
+    assert store.get_video(v.id).language == "ko"
+    assert store.scenes_by_pk([]) == {} and store.scenes_by_pk([10**9]) == {}
+
+
+def test_commit_rejects_mismatched_vectors(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    with pytest.raises(ValueError):
+        commit(store, v.id, ["one", "two"], [unit(1)])
+    assert store.list_scenes(v.id) == [] and store.get_video(v.id).state == VideoState.QUEUED
+
+
+def test_recommit_leaves_no_orphans_in_any_table(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    donna = store.add_person("alice", "Donna")
+    tags = [
+        [Tag(label="tabby cat", score=0.8, source="imagenet")],
+        [Tag(label="dog", score=0.5, source="coco")],
+    ]
+    commit(
+        store,
+        v.id,
+        ["first scene", "second scene"],
+        [unit(1), unit(0, 1)],
+        tags=tags,
+        faces=[face(0), face(1), face(1, 0.5)],
+        matches={0: [(donna.id, 0.1)], 2: [(donna.id, 0.3)]},
+    )
+    once = table_counts(store)
+    commit(
+        store,
+        v.id,
+        ["first scene", "second scene"],
+        [unit(1), unit(0, 1)],
+        tags=tags,
+        faces=[face(0), face(1), face(1, 0.5)],
+        matches={0: [(donna.id, 0.1)], 2: [(donna.id, 0.3)]},
+    )
+    assert table_counts(store) == once  # the same bundle twice: nothing piles up
+    commit(store, v.id, ["just one"], [unit(1)])
+    counts = table_counts(store)
+    assert counts == {**once, "scenes": 1, "scene_vectors": 1, "scene_tags": 0, "faces": 0, "face_matches": 0}
+    # (no check on the old scene pks: SQLite reuses the highest rowid once it is deleted)
+    assert [s.transcript for s in store.list_scenes(v.id)] == ["just one"]
+    assert store.scenes_with_labels(SceneFilter(owner_id="alice"), {"dog": 1.0}, 10) == []
+    assert store.get_person("alice", donna.id).scene_count == 0
+
+
+def test_delete_video_removes_everything(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    keep = store.add_video("alice", "b.mp4", "k", 1, "h2")
+    donna = store.add_person("alice", "Donna")
+    commit(
+        store,
+        v.id,
+        ["words"],
+        [unit(1)],
+        faces=[face(0)],
+        matches={0: [(donna.id, 0.2)]},
+        tags=[[Tag(label="tabby cat", score=0.8, source="imagenet")]],
+    )
+    commit(store, keep.id, ["other words"], [unit(1)])
+    store.stage_started(v.id, "commit")
+    kept = table_counts(store)
+    store.delete_video(v.id)
+    assert [x.id for x in store.list_videos("alice")] == [keep.id] and store.stage_records(v.id) == []
+    assert videos_of(store, store.full_text(SceneFilter(owner_id="alice"), ["words"], [], 10)) == [keep.id]
+    assert store.face_embeddings("alice", "dlib")[0] == []
+    assert store.scene_count("alice") == 1
+    after = table_counts(store)
+    assert after == {
+        **kept,
+        "videos": 1,
+        "stage_runs": 0,
+        "scenes": 1,
+        "scene_vectors": 1,
+        "scene_tags": 0,
+        "faces": 0,
+        "face_matches": 0,
+    }
+    with pytest.raises(NotFoundError):
+        store.get_video(v.id)
+
+
+# ---------------------------------------------------------------- full text
+
+
+def test_phrases_are_required(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    commit(store, v.id, ["bridge repair budget", "budget for the bridge"], [unit(1), unit(1)])
+    hits = store.full_text(SceneFilter(owner_id="alice"), ["repair"], ["bridge repair"], 10)
+    assert len(hits) == 1
+    assert store.full_text(SceneFilter(owner_id="alice"), [], ["repair bridge"], 10) == []
+
+
+def test_loose_terms_are_ored_and_rank_by_matches(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    commit(
+        store,
+        v.id,
+        ["the harbour at night", "harbour lights and night boats", "a quiet field"],
+        [unit(1), unit(1), unit(1)],
+    )
+    hits = store.full_text(SceneFilter(owner_id="alice"), ["harbour", "boats", "lights"], [], 10)
+    assert [scene_of(store, h).index for h in hits] == [1, 0]
+    assert hits[0].score > hits[1].score
+    assert store.full_text(SceneFilter(owner_id="alice"), ["   "], [" "], 10) == []
+
+
+def test_phrase_with_terms_ranks_the_scenes_that_have_both_first(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    commit(
+        store,
+        v.id,
+        ["city council met today", "city council approved the housing plan", "housing"],
+        [unit(1), unit(1), unit(1)],
+    )
+    hits = store.full_text(SceneFilter(owner_id="alice"), ["housing"], ["city council"], 10)
+    assert [scene_of(store, h).index for h in hits] == [1, 0]
+
+
+def test_full_text_covers_on_screen_text_and_tags(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    commit(
+        store,
+        v.id,
+        ["", "", "nothing here"],
+        [unit(1), unit(1), unit(1)],
+        ocr=["FARMERS MARKET SATURDAY"],
+        tags=[[], [Tag(label="motorcycle", score=0.7, source="coco")]],
+    )
+    flt = SceneFilter(owner_id="alice")
+    assert [scene_of(store, h).index for h in store.full_text(flt, ["farmers"], [], 10)] == [0]
+    assert [scene_of(store, h).index for h in store.full_text(flt, ["motorcycles"], [], 10)] == [1]
+
+
+def test_full_text_matches_non_english_words_and_folds_diacritics(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    commit(
+        store,
+        v.id,
+        ["서울 시청 앞 광장에서 축제가 열렸다", "Meet me at the café on Müllerstraße", "the who played"],
+        [unit(1), unit(1), unit(1)],
+    )
+    flt = SceneFilter(owner_id="alice")
+    assert [scene_of(store, h).index for h in store.full_text(flt, ["광장에서"], [], 10)] == [0]
+    assert [scene_of(store, h).index for h in store.full_text(flt, ["서울"], [], 10)] == [0]
+    assert [scene_of(store, h).index for h in store.full_text(flt, ["cafe"], [], 10)] == [1]
+    assert [scene_of(store, h).index for h in store.full_text(flt, ["café"], [], 10)] == [1]
+    assert [scene_of(store, h).index for h in store.full_text(flt, [], ["the who"], 10)] == [2]  # stop words
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _three_videos(store) -> tuple[list, list[float]]:
+    videos, stamps = [], []
+    for i in range(3):
+        v = store.add_video("alice", f"{i}.mp4", "k", 1, f"h{i}")
+        commit(
+            store,
+            v.id,
+            [f"harbour scene {i}", "unrelated"],
+            [unit(1, i * 0.1), unit(0, 1)],
+            tags=[[Tag(label="boat", score=0.5 + i * 0.1, source="coco")], []],
+        )
+        videos.append(v)
+        stamps.append(store.get_video(v.id).created_at)
+        time.sleep(0.01)  # distinct creation times
+    return videos, stamps
+
+
+def test_filters_by_video_ids_on_every_channel(store):
+    videos, _ = _three_videos(store)
+    wanted = {videos[0].id, videos[2].id}
+    flt = SceneFilter(owner_id="alice", video_ids=tuple(wanted))
+    assert set(videos_of(store, store.full_text(flt, ["harbour"], [], 10))) == wanted
+    dense = store.dense_text(flt, "m1", unit(1), 10)
+    assert len(dense) == 4 and set(videos_of(store, dense)) == wanted
+    assert set(videos_of(store, store.scenes_with_labels(flt, {"boat": 1.0}, 10))) == wanted
+    assert store.dense_text(SceneFilter(owner_id="bob", video_ids=(videos[0].id,)), "m1", unit(1), 10) == []
+
+
+def test_filters_by_created_range_on_every_channel(store):
+    videos, stamps = _three_videos(store)
+    middle = SceneFilter(owner_id="alice", created_from=stamps[1], created_to=stamps[1])
+    assert videos_of(store, store.full_text(middle, ["harbour"], [], 10)) == [videos[1].id]
+    assert set(videos_of(store, store.dense_text(middle, "m1", unit(1), 10))) == {videos[1].id}
+    assert videos_of(store, store.scenes_with_labels(middle, {"boat": 1.0}, 10)) == [videos[1].id]
+    later = SceneFilter(owner_id="alice", created_from=stamps[1])
+    assert set(videos_of(store, store.full_text(later, ["harbour"], [], 10))) == {videos[1].id, videos[2].id}
+    earlier = SceneFilter(owner_id="alice", created_to=stamps[1])
+    assert set(videos_of(store, store.dense_text(earlier, "m1", unit(1), 10))) == {videos[0].id, videos[1].id}
+
+
+def test_dense_search_is_ranked_and_limited_under_a_filter(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    other = store.add_video("alice", "b.mp4", "k", 1, "h2")
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(40, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    commit(store, v.id, [f"s{i}" for i in range(40)], vectors)
+    commit(store, other.id, [f"o{i}" for i in range(40)], vectors)
+    query = vectors[7]
+    hits = store.dense_text(SceneFilter(owner_id="alice", video_ids=(v.id,)), "m1", query, 5)
+    expected = np.argsort(-(vectors @ query))[:5]
+    assert [scene_of(store, h).index for h in hits] == list(expected)
+    assert set(videos_of(store, hits)) == {v.id}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(store.dense_text(SceneFilter(owner_id="alice"), "m1", query, 15)) == 15
+
+
+def test_models_and_dimensions_never_mix(store):
+    a = store.add_video("alice", "a.mp4", "k", 1, "h")
+    b = store.add_video("alice", "b.mp4", "k", 1, "h2")
+    commit(store, a.id, ["eight"], [unit(1)], model="m8")
+    commit(store, b.id, ["four"], [unit(1, dim=4)], model="m4", labels={"tabby cat": unit(1, dim=4)})
+    flt = SceneFilter(owner_id="alice")
+    assert videos_of(store, store.dense_text(flt, "m8", unit(1), 10)) == [a.id]
+    assert videos_of(store, store.dense_text(flt, "m4", unit(1, dim=4), 10)) == [b.id]
+    assert store.dense_text(flt, "m8", unit(1, dim=4), 10) == []  # wrong dimension for the model
+    assert store.label_vectors("m4")[1].shape == (1, 4) and store.label_vectors("m8")[1].shape == (1, DIM)
+
+
+def test_label_search_scores_by_best_weighted_tag(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    tags = [
+        [Tag(label="tabby cat", score=0.9, source="imagenet"), Tag(label="kitten", score=0.5, source="clip")],
+        [Tag(label="kitten", score=0.8, source="clip")],
+        [Tag(label="dog", score=1.0, source="coco")],
+    ]
+    commit(store, v.id, ["a", "b", "c"], [unit(1), unit(1), unit(1)], tags=tags)
+    flt = SceneFilter(owner_id="alice")
+    hits = store.scenes_with_labels(flt, {"tabby cat": 0.5, "kitten": 1.0}, 10)
+    assert [(scene_of(store, h).index, round(h.score, 4)) for h in hits] == [(1, 0.8), (0, 0.5)]
+    assert len(store.scenes_with_labels(flt, {"tabby cat": 0.5, "kitten": 1.0}, 1)) == 1
+    assert store.scenes_with_labels(flt, {}, 10) == []
+    assert store.scenes_with_labels(SceneFilter(owner_id="bob"), {"dog": 1.0}, 10) == []
+
+
+def test_owners_are_isolated(store):
+    a = store.add_video("alice", "a.mp4", "k", 1, "h1")
+    b = store.add_video("bob", "b.mp4", "k", 1, "h2")
+    commit(store, a.id, ["secret plans"], [unit(1)], tags=[[Tag(label="map", score=1.0, source="coco")]])
+    commit(store, b.id, ["public plans"], [unit(1)], tags=[[Tag(label="map", score=1.0, source="coco")]])
+    bob = SceneFilter(owner_id="bob")
+    assert videos_of(store, store.full_text(bob, ["plans"], [], 10)) == [b.id]
+    assert set(videos_of(store, store.dense_text(bob, "m1", unit(1), 10))) == {b.id}
+    assert videos_of(store, store.scenes_with_labels(bob, {"map": 1.0}, 10)) == [b.id]
+    assert [v.id for v in store.list_videos("bob")] == [b.id]
+    assert store.scene_count("bob") == 1 and store.scene_count("carol") == 0
+    # a video id of someone else's does not widen the filter
+    assert store.full_text(SceneFilter(owner_id="bob", video_ids=(a.id,)), ["plans"], [], 10) == []
+
+
+# ---------------------------------------------------------------- people
+
+
+def test_people_faces_and_matches(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    donna = store.add_person("alice", "Donna")
+    with pytest.raises(ConflictError):
+        store.add_person("alice", "donna")
+    store.add_person_photo(donna.id, "people/x.jpg", "dlib", np.ones(128, np.float32))
+    commit(
+        store,
+        v.id,
+        ["hello", "rooftop garden"],
+        [unit(1), unit(0, 1)],
+        faces=[face(1)],
+        matches={0: [(donna.id, 0.1)]},
+    )
+    flt = SceneFilter(owner_id="alice", person_ids=(donna.id,))
+    (scene,) = store.scenes_with_people(flt, 10)
+    assert scene.score == pytest.approx(0.9)
+    assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
+    assert len(store.full_text(flt, ["rooftop", "hello"], [], 10)) == 1  # the person filters text hits
+    assert len(store.dense_text(flt, "m1", unit(1), 10)) == 1  # and vector hits
+    assert store.get_person("alice", "DONNA").scene_count == 1
+    pks, vectors = store.face_embeddings("alice", "dlib")
+    assert len(pks) == 1 and vectors.shape == (1, 128) and vectors.dtype == np.float32
+    ids, photos = store.person_embeddings("alice", "dlib")
+    assert ids == [donna.id] and photos.shape == (1, 128)
+    store.replace_person_matches(donna.id, [])
+    assert store.scenes_with_people(flt, 10) == []
+    store.replace_person_matches(donna.id, [(pks[0], 0.2)])
+    store.delete_person("alice", donna.id)
+    assert store.face_embeddings("alice", "dlib")[0] == pks  # faces stay; only the links go
+    with pytest.raises(NotFoundError):
+        store.get_person("alice", "Donna")
+
+
+def test_deleting_a_person_removes_photos_and_links(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    donna, ed = store.add_person("alice", "Donna"), store.add_person("alice", "Ed")
+    store.add_person_photo(donna.id, "people/d.jpg", "dlib", np.ones(128, np.float32))
+    store.add_person_photo(ed.id, "people/e.jpg", "dlib", np.ones(128, np.float32))
+    commit(
+        store,
+        v.id,
+        ["both of them"],
+        [unit(1)],
+        faces=[face(0), face(0, 0.5)],
+        matches={0: [(donna.id, 0.1)], 1: [(ed.id, 0.2)]},
+    )
+    (pk,) = [
+        h.scene_pk for h in store.scenes_with_people(SceneFilter("alice", person_ids=(donna.id, ed.id)), 10)
+    ]
+    assert store.scenes_by_pk([pk])[pk].people == ["Donna", "Ed"]
+    before = table_counts(store)
+    store.delete_person("alice", donna.id)
+    assert store.scenes_by_pk([pk])[pk].people == ["Ed"]
+    assert store.scenes_with_people(SceneFilter("alice", person_ids=(donna.id,)), 10) == []
+    assert store.person_embeddings("alice", "dlib")[0] == [ed.id]
+    assert table_counts(store) == {**before, "people": 1, "person_photos": 1, "face_matches": 1}
+    with pytest.raises(NotFoundError):
+        store.delete_person("alice", donna.id)
+
+
+def test_every_listed_person_must_appear(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    donna, ed = store.add_person("alice", "Donna"), store.add_person("alice", "Ed")
+    commit(
+        store,
+        v.id,
+        ["donna alone", "both"],
+        [unit(1), unit(1)],
+        faces=[face(0), face(1), face(1, 0.5)],
+        matches={0: [(donna.id, 0.3)], 1: [(donna.id, 0.2)], 2: [(ed.id, 0.1)]},
+    )
+    both = SceneFilter("alice", person_ids=(donna.id, ed.id))
+    assert [scene_of(store, h).index for h in store.scenes_with_people(both, 10)] == [1]
+    only_donna = SceneFilter("alice", person_ids=(donna.id,))
+    assert [scene_of(store, h).index for h in store.scenes_with_people(only_donna, 10)] == [
+        1,
+        0,
+    ]  # best first
+    assert store.get_person("alice", "donna").scene_count == 2
+
+
+def test_people_names_are_unique_per_owner_and_listed_in_order(store):
+    store.add_person("alice", "zoe")
+    bob = store.add_person("alice", "  Bob ")
+    assert bob.name == "Bob" and bob.owner_id == "alice" and bob.photo_count == 0
+    store.add_person("bob", "Bob")  # another owner may reuse the name
+    assert [p.name for p in store.list_people("alice")] == ["Bob", "zoe"]
+    with pytest.raises(ConflictError):
+        store.rename_person("alice", bob.id, "ZOE")
+    assert store.rename_person("alice", bob.id, "Robert").name == "Robert"
+    assert store.get_person("alice", "robert").id == bob.id
+    with pytest.raises(NotFoundError):
+        store.get_person("bob", bob.id)
+    with pytest.raises(ValueError):
+        store.add_person("alice", "   ")
+
+
+# ---------------------------------------------------------------- threads
+
+
+def test_concurrent_searches_and_commits(store):
+    videos = [store.add_video("alice", f"{i}.mp4", "k", 1, f"h{i}") for i in range(4)]
+    for v in videos:
+        commit(store, v.id, ["harbour at dawn", "market"], [unit(1), unit(0, 1)])
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(10):
+                flt = SceneFilter(owner_id="alice")
+                assert len(store.full_text(flt, ["harbour"], [], 10)) == 4
+                assert len(store.dense_text(flt, "m1", unit(1), 3)) == 3
+                commit(store, videos[i].id, ["harbour at dawn", "market"], [unit(1), unit(0, 1)])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.scene_count("alice") == 8
+
+
+def test_claims_are_exclusive_until_released(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    assert store.claim_video(v.id, "w1", 30)
+    assert store.get_video(v.id).claimed_by == "w1"
+    assert not store.claim_video(v.id, "w2", 30), "a live claim is exclusive"
+    assert store.claim_video(v.id, "w1", 30), "the holder may claim again"
+    assert store.renew_claim(v.id, "w1", 30)
+    assert not store.renew_claim(v.id, "w2", 30)
+    store.release_claim(v.id, "w2")  # not the holder: nothing happens
+    assert store.get_video(v.id).claimed_by == "w1"
+    store.release_claim(v.id, "w1")
+    assert store.get_video(v.id).claimed_by is None
+    assert not store.renew_claim(v.id, "w1", 30), "a released claim cannot be renewed"
+    assert store.claim_video(v.id, "w2", 30)
+    assert not store.claim_video("nope", "w1", 30)
+
+
+def test_an_expired_claim_can_be_taken_over(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    assert store.claim_video(v.id, "w1", 0.2)
+    assert not store.claim_video(v.id, "w2", 30)
+    time.sleep(0.4)  # w1 stopped renewing (killed): its lease runs out
+    assert store.get_video(v.id).claimed_by is None
+    assert store.claim_video(v.id, "w2", 30)
+    assert not store.renew_claim(v.id, "w1", 30), "the old holder lost it"
+    assert store.get_video(v.id).claimed_by == "w2"
+
+
+def test_claims_from_many_threads_have_one_winner(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    with ThreadPoolExecutor(4) as pool:
+        won = list(pool.map(lambda i: store.claim_video(v.id, f"w{i}", 30), range(8)))
+    assert won.count(True) == 1
+
+
+def test_sqlite_adds_the_claim_columns_to_an_older_database(tmp_path):
+    import sqlite3
+
+    from heimdex.store.sqlite import SqliteStore
+
+    path = tmp_path / "old.db"
+    s = SqliteStore(path)
+    v = s.add_video("alice", "a.mp4", "k", 1, None)
+    s.close()
+    with sqlite3.connect(path) as db:  # what a database made before claims existed looks like
+        db.execute("ALTER TABLE videos DROP COLUMN claimed_by")
+        db.execute("ALTER TABLE videos DROP COLUMN claim_expires")
+    s = SqliteStore(path)
+    assert s.claim_video(v.id, "w1", 30) and s.get_video(v.id).claimed_by == "w1"
+    s.close()
