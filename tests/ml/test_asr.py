@@ -9,7 +9,7 @@ import pytest
 
 from heimdex.domain import Transcript
 from heimdex.errors import ModelUnavailableError
-from heimdex.ml.asr import WhisperRecognizer, resolve_model
+from heimdex.ml.asr import WhisperRecognizer, resolve_model, split_points
 from heimdex.ml.base import SpeechRecognizer
 from tests import assets
 from tests.ml.conftest import SAMPLE_RATE, load_audio
@@ -128,3 +128,55 @@ def test_missing_folder_is_a_clear_error(tmp_path) -> None:
 def test_hub_id_offline_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ModelUnavailableError, match="hub ids need internet"):
         WhisperRecognizer("Systran/faster-whisper-small", cache_dir=tmp_path, threads=1)
+
+
+# Ten sentences, one keyword each, narrated one after another with short pauses: about 45 s, so the
+# recognizer (2 threads here) cuts the audio in two and transcribes the halves side by side.
+STORY = [
+    ("fishing", "The harbour master counted forty fishing boats this morning."),
+    ("storm", "A storm is expected to reach the coast on Thursday evening."),
+    ("museum", "The museum will open a new gallery of Roman coins next month."),
+    ("apple", "Farmers say the apple harvest is the largest in ten years."),
+    ("bicycle", "The city council approved a new bicycle lane along the river."),
+    ("orchid", "Scientists found a rare orchid growing on the northern cliffs."),
+    ("library", "The old library will stay open late during the exam weeks."),
+    ("volcano", "Hikers were warned to keep away from the volcano after the tremors."),
+    ("bakery", "A family bakery on the main square celebrated its hundredth year."),
+    ("glacier", "The glacier has retreated almost a kilometre since the survey began."),
+]
+
+
+@pytest.fixture(scope="module")
+def story() -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """The narration, and where each sentence lies in it (keyword, start s, end s)."""
+    pause = np.zeros(int(SAMPLE_RATE * 0.7), np.float32)
+    parts, spans, at = [], [], 0
+    for i, (keyword, sentence) in enumerate(STORY):
+        speech = load_audio(assets.speech_wav(sentence, f"asr_story_{i}"))
+        parts += [speech, pause]
+        spans.append((keyword, at / SAMPLE_RATE, (at + speech.size) / SAMPLE_RATE))
+        at += speech.size + pause.size
+    return np.concatenate(parts), spans
+
+
+def test_long_audio_is_cut_in_a_pause(story) -> None:
+    audio, _ = story
+    starts = split_points(audio, 2)
+    assert len(starts) == 2 and starts[0] == 0
+    cut = starts[1]
+    assert abs(cut - audio.size / 2) < audio.size / 4
+    around = audio[cut - SAMPLE_RATE // 20 : cut + SAMPLE_RATE // 20]
+    assert float(np.abs(around).max()) < 0.01, "the cut falls inside speech"
+    assert split_points(audio, 1) == [0] and split_points(audio[: SAMPLE_RATE * 30], 2) == [0]
+
+
+def test_pieces_join_into_one_transcript_on_the_whole_clock(whisper, story) -> None:
+    audio, spans = story
+    transcript = whisper.transcribe(audio)
+    assert transcript.language == "en"
+    words = [w for s in transcript.segments for w in s.words]
+    assert [w.start_s for w in words] == sorted(w.start_s for w in words)
+    for keyword, start_s, end_s in spans:
+        found = [w for w in words if re.sub(r"[^a-z]", "", w.text.lower()) == keyword]
+        assert len(found) == 1, f"{keyword!r} heard {len(found)} times"  # none lost or doubled at the cut
+        assert start_s - 0.3 <= found[0].start_s <= end_s, (keyword, found[0], start_s, end_s)

@@ -16,6 +16,7 @@ import importlib.util
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from heimdex.logging import get_logger
 
 if TYPE_CHECKING:
     from faster_whisper.transcribe import Segment as WhisperSegment
+    from faster_whisper.transcribe import TranscriptionInfo
 
 log = get_logger(__name__)
 
@@ -43,6 +45,11 @@ _HALLUCINATION_LOGPROB = -1.0
 # benefit and bound the cost on 2 cores.
 _TEMPERATURES = (0.0, 0.4, 0.8)
 _BEST_OF = 2
+# Audio is transcribed in pieces side by side only when each piece gets at least this much; the pieces
+# are cut in pauses at least _MIN_PAUSE_MS long.
+_MIN_PIECE_S = 20.0
+_MIN_PAUSE_MS = 250
+_PAUSE_SEARCH_S = 30.0  # how far from the even split to look for a pause
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -115,7 +122,13 @@ def resolve_model(spec: str, cache_dir: Path) -> tuple[str, str]:
 
 
 class WhisperRecognizer:
-    """SpeechRecognizer over faster-whisper; always CPU int8."""
+    """SpeechRecognizer over faster-whisper; always CPU int8.
+
+    With several threads, long audio is cut at pauses into one piece per thread and the pieces are
+    transcribed side by side, one thread each. Whisper base's matrices are too small for two threads
+    to share one decoding well: on the 10-minute benchmark audio (2 cores) one stream on 2 threads took
+    54.9 s wall / 64.6 s CPU, two half-length streams on 1 thread each 33.9 s wall / 50.4 s CPU.
+    """
 
     def __init__(self, model: str = "base", *, cache_dir: Path, threads: int, beam_size: int = 1) -> None:
         from faster_whisper import WhisperModel
@@ -123,9 +136,10 @@ class WhisperRecognizer:
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
         source, short = resolve_model(model, cache_dir)
+        self.streams = max(1, threads)
         try:
-            self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=threads,
-                                       download_root=str(cache_dir / "hub"))
+            self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=1,
+                                       num_workers=self.streams, download_root=str(cache_dir / "hub"))
         except Exception as exc:  # faster-whisper raises hub, OS and CTranslate2 errors alike
             raise ModelUnavailableError(
                 f"Cannot load speech model {model!r}: {exc}. Use 'base' or 'tiny.en' (packaged) or a local "
@@ -140,16 +154,69 @@ class WhisperRecognizer:
             return Transcript(language=language, model=self.name)
         if not self.multilingual:
             language = "en"  # asking an English-only model anything else only produces garbage
+        starts = split_points(audio, self.streams)
+        probability = None
+        if len(starts) > 1 and language is None:  # one language per video, not one per piece
+            language, probability, _ = self._model.detect_language(audio, vad_filter=True)
+        pieces = [audio[a:b] for a, b in zip(starts, [*starts[1:], audio.size], strict=True)]
+        with ThreadPoolExecutor(max_workers=len(pieces), thread_name_prefix="asr") as pool:
+            results = list(pool.map(lambda piece: self._transcribe_piece(piece, language), pieces))
+        kept = [_shifted(seg, start / SAMPLE_RATE) for start, (segs, _) in zip(starts, results, strict=True)
+                for seg in segs]
+        if not kept and language is None:  # a language "detected" in music or noise means nothing
+            return Transcript(model=self.name)
+        info = results[0][1]
+        return Transcript(
+            language=language or info.language,
+            language_probability=float(probability if probability is not None else info.language_probability),
+            segments=kept, model=self.name)
+
+    def _transcribe_piece(
+        self, audio: np.ndarray, language: str | None
+    ) -> tuple[list[Segment], TranscriptionInfo]:
         segments, info = self._model.transcribe(
             audio, language=language, beam_size=self.beam_size, vad_filter=True, word_timestamps=True,
             temperature=_TEMPERATURES, best_of=_BEST_OF,
             condition_on_previous_text=False,  # stops one misheard window from snowballing into loops
         )
-        kept = [seg for seg in (_segment(s) for s in segments) if seg is not None]
-        if not kept and language is None:  # a language "detected" in music or noise means nothing
-            return Transcript(model=self.name)
-        return Transcript(language=info.language, language_probability=float(info.language_probability),
-                          segments=kept, model=self.name)
+        return [seg for seg in (_segment(s) for s in segments) if seg is not None], info
+
+
+def split_points(audio: np.ndarray, pieces: int) -> list[int]:
+    """Sample offsets where the pieces of `audio` start (the first is 0): up to `pieces` pieces of at
+    least _MIN_PIECE_S, each cut in the middle of the pause nearest to the even split, so that no word
+    is cut in two. Only the audio around each even split is searched for pauses (VAD over all of it
+    would cost 2 s for 10 minutes); without a pause there, that boundary is dropped."""
+    count = min(pieces, int(audio.size / SAMPLE_RATE // _MIN_PIECE_S))
+    if count <= 1:
+        return [0]
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_silence_duration_ms=_MIN_PAUSE_MS, speech_pad_ms=0)
+    reach = int(min(audio.size / count / 4, _PAUSE_SEARCH_S * SAMPLE_RATE))
+    starts = [0]
+    for k in range(1, count):
+        ideal = audio.size * k // count
+        low = ideal - reach
+        speech = get_speech_timestamps(audio[low : ideal + reach], options)
+        # silent stretches of the window: between speech, and before the first / after the last
+        edges = [0, *(x for span in speech for x in (span["start"], span["end"])), 2 * reach]
+        shortest = SAMPLE_RATE * _MIN_PAUSE_MS // 1000
+        cuts = [low + (a + b) // 2 for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= shortest]
+        if cuts:
+            starts.append(min(cuts, key=lambda cut: abs(cut - ideal)))
+    return sorted(set(starts))
+
+
+def _shifted(segment: Segment, seconds: float) -> Segment:
+    """A piece's segment on the whole audio's clock."""
+    if not seconds:
+        return segment
+    def moved(start_s: float, end_s: float) -> dict[str, float]:
+        return {"start_s": round(start_s + seconds, 3), "end_s": round(end_s + seconds, 3)}
+
+    words = [w.model_copy(update=moved(w.start_s, w.end_s)) for w in segment.words]
+    return segment.model_copy(update={**moved(segment.start_s, segment.end_s), "words": words})
 
 
 def _segment(raw: WhisperSegment) -> Segment | None:
