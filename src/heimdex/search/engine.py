@@ -26,6 +26,7 @@ import numpy as np
 from heimdex.domain import Scene, SearchHit, Video
 from heimdex.errors import NotFoundError
 from heimdex.ml.base import TextEmbedder
+from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, stem
 from heimdex.store import SceneFilter, ScoredScene, Store
@@ -76,6 +77,7 @@ class SearchEngine:
         self.store = store
         self._embedder = embedder  # loaded on first use: a people-only query needs no model
         self._thumbnail_ref = thumbnail_ref
+        self.centring = QueryCentring()
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -119,7 +121,11 @@ class SearchEngine:
             return channels, {}
         embedder = self._embedder()
         vector = self._query_vector(embedder, query.text)
-        semantic = self.store.dense_text(flt, embedder.name, vector, CANDIDATES)
+        centred, scale = self.centring.centre(embedder, query.text, vector)
+        semantic = [
+            ScoredScene(s.scene_pk, s.score * scale)
+            for s in self.store.dense_text(flt, embedder.name, centred, CANDIDATES)
+        ]
         if semantic:
             floor = semantic[0].score - SEMANTIC_MARGIN
             channels["semantic"] = [s for s in semantic if s.score >= floor]
