@@ -1,5 +1,5 @@
 from heimdex.search.query import parse_query
-from heimdex.search.snippets import make_snippet
+from heimdex.search.snippets import make_snippet, stem
 
 
 def test_parse_people_phrases_and_words():
@@ -31,3 +31,17 @@ def test_snippet_windows_long_text_around_matches():
     s = make_snippet(text, ["bridge"], window=20)
     assert "<mark>bridge</mark>" in s and s.startswith("… ") and s.endswith(" …")
     assert len(s.split()) < 30
+
+
+def test_stem_puts_inflections_together():
+    # the old suffix stripper gave "oranges" -> "orang" but kept "orange": the plural missed the singular
+    for forms in (["orange", "oranges"], ["helmet", "helmets"], ["run", "running", "runs"],
+                  ["butterfly", "butterflies"], ["gorge", "gorges"]):
+        assert len({stem(w) for w in forms}) == 1, forms
+    assert stem("News") == "news" and stem("옥상") == "옥상"
+
+
+def test_snippet_marks_the_singular_for_a_plural_query():
+    # (a snippet runs from the first to the last word of its window)
+    assert make_snippet("She sold one orange at the market.", ["oranges"]) == (
+        "She sold one <mark>orange</mark> at the market")

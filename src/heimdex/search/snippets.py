@@ -6,21 +6,29 @@ terminal can turn the marks into colour.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
+import threading
 from collections.abc import Sequence
 
+import snowballstemmer
+
 _WORD = re.compile(r"[\w']+", re.UNICODE)
-_SUFFIXES = ("ing", "ed", "es", "s", "ly")
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light English stem, enough to see that "helmets" matches "helmet"."""
-    word = word.lower()
-    for suffix in _SUFFIXES:
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+    """The Snowball English stem, so that "helmets" matches "helmet" and "oranges" "orange" (the
+    Porter family, as SQLite's porter tokenizer and PostgreSQL's english configuration use).
+    Words of other scripts come back unchanged."""
+    english = getattr(_stemmers, "english", None)
+    if english is None:  # a stemmer object keeps state while it works: one per thread
+        english = _stemmers.english = snowballstemmer.stemmer("english")
+    return english.stemWord(word.lower())
+
+
+_stemmers = threading.local()
 
 
 def _matches(token: str, stems: set[str]) -> bool:
