@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -60,3 +62,21 @@ def test_a_bad_model_setting_fails_clearly_and_can_be_retried(tmp_path) -> None:
         with pytest.raises(ModelUnavailableError):
             _ = models.asr
     assert models.loaded() == []
+
+
+def test_native_loading_noise_stays_off_the_terminal(tmp_path) -> None:
+    """TensorFlow Lite and MediaPipe print INFO/WARNING lines from C++ on stderr while loading; a
+    `heimdex people add` in a terminal must show only Heimdex's own messages."""
+    script = (
+        "import sys\n"
+        "from heimdex.ml.registry import Models\n"
+        "from heimdex.settings import Settings\n"
+        f"models = Models(Settings(home={str(tmp_path)!r}))\n"
+        "models.tagger; models.faces\n"
+        "print('still mine', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    assert "XNNPACK" not in out and "absl" not in out and "W0000" not in out
+    assert out.count("model.loaded") == 2 and "still mine" in done.stderr

@@ -6,9 +6,14 @@ needs the text embedder, not Whisper), and workers share one instance per model 
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from heimdex.logging import get_logger
@@ -26,6 +31,13 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 MODEL_KINDS = ("asr", "text", "tagger", "ocr", "faces", "appearance", "clip")
+# TensorFlow Lite and MediaPipe print these from C++ straight to file descriptor 2 while loading,
+# bypassing Python's logging: in a terminal they look like warnings about something wrong.
+_NATIVE_CHATTY = ("tagger", "faces")
+_NATIVE_NOISE = re.compile(
+    r"Created TensorFlow Lite XNNPACK delegate|before absl::InitializeLog|inference_feedback_manager"
+)
+_STDERR_LOCK = threading.Lock()  # file descriptor 2 is one per process
 
 
 class Models:
@@ -85,7 +97,11 @@ class Models:
             instance = self._instances.get(kind)
             if instance is None:  # another thread may have loaded it while this one waited
                 started = time.perf_counter()
-                instance = load()
+                if kind in _NATIVE_CHATTY:
+                    with _native_noise_filtered():
+                        instance = load()
+                else:
+                    instance = load()
                 self._instances[kind] = instance
                 log.info("model.loaded", kind=kind, model=instance.name,
                          seconds=round(time.perf_counter() - started, 2))
@@ -132,3 +148,25 @@ class Models:
         assert self.settings.clip_model  # checked by the property
         return OnnxClipEmbedder(self.settings.clip_model, cache_dir=self.settings.model_cache_dir,
                                 threads=self.settings.cpu_threads)
+
+
+@contextmanager
+def _native_noise_filtered() -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file while native code loads, then pass on every line
+    that is not known noise (other threads' log lines written meanwhile included)."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines(keepends=True) if not _NATIVE_NOISE.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
