@@ -74,7 +74,9 @@ class Heimdex:
         self.store = store or open_store(self.settings.resolved_database_url)
         self.blobs = blobs or open_blob_store(self.settings.resolved_storage_url, self.settings)
         self.models = models or Models(self.settings)
-        self.search_engine = SearchEngine(self.store, lambda: self.models.text, self.thumbnail_ref)
+        self.search_engine = SearchEngine(
+            self.store, lambda: self.models.text, self.thumbnail_ref, cache_dir=self.settings.model_cache_dir
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -67,3 +67,23 @@ def test_the_mean_is_computed_once_per_model_and_language(models) -> None:
     again, _ = centring.centre(models.text, "정원", vector)
     assert centring._means[(models.text.name, "ko")] is mean and np.array_equal(first, again)
     np.testing.assert_allclose(np.linalg.norm(first), 1.0, atol=1e-5)
+
+
+def test_the_mean_is_kept_on_disk_for_the_next_process(models, tmp_path) -> None:
+    first = QueryCentring(cache_dir=tmp_path)
+    vector = models.text.embed_queries(["옥상 정원"])[0]
+    centred, _ = first.centre(models.text, "옥상 정원", vector)
+    [saved] = (tmp_path / "query-means").glob("ko-*.npy")
+    assert not list((tmp_path / "query-means").glob("*.tmp"))
+
+    class NoEmbedding:  # a second process reads the file and embeds nothing
+        name, dim = models.text.name, models.text.dim
+
+        def embed_queries(self, texts):
+            raise AssertionError("the mean should come from the cache")
+
+    again, _ = QueryCentring(cache_dir=tmp_path).centre(NoEmbedding(), "옥상 정원", vector)
+    np.testing.assert_array_equal(centred, again)
+    saved.write_bytes(b"not numpy")  # a damaged file is recomputed, not trusted
+    fixed, _ = QueryCentring(cache_dir=tmp_path).centre(models.text, "옥상 정원", vector)
+    np.testing.assert_allclose(fixed, centred, atol=1e-6)

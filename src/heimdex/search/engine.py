@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -72,12 +73,16 @@ class SearchResult:
 
 class SearchEngine:
     def __init__(
-        self, store: Store, embedder: Callable[[], TextEmbedder], thumbnail_ref: Callable[[str], str | None]
+        self,
+        store: Store,
+        embedder: Callable[[], TextEmbedder],
+        thumbnail_ref: Callable[[str], str | None],
+        cache_dir: Path | None = None,
     ) -> None:
         self.store = store
         self._embedder = embedder  # loaded on first use: a people-only query needs no model
         self._thumbnail_ref = thumbnail_ref
-        self.centring = QueryCentring()
+        self.centring = QueryCentring(cache_dir=cache_dir)
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 

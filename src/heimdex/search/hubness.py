@@ -11,13 +11,18 @@ all those queries have in common, so what is left is what this query says:
 Since scene vectors are unit length, ranking by that score is ranking by cosine with the vector
 q - strength[lang] * mean_query[lang]: the stores need no change, PostgreSQL's HNSW index included.
 
-The reference queries below are generic and have nothing to do with any evaluation set. Their mean is
-computed once per process and embedding model (about 60 short embeddings, well under a second).
+The reference queries below are generic and have nothing to do with any evaluation set. Their mean
+per language and embedding model is computed once (30 short embeddings, 0.5-3 s depending on load)
+and kept in the model cache folder, so a CLI search, a new process each time, does not pay it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
+from contextlib import suppress
+from pathlib import Path
 
 import numpy as np
 
@@ -105,8 +110,9 @@ def language_of(text: str) -> str:
 class QueryCentring:
     """Mean reference-query vectors per (model, language), computed on first use."""
 
-    def __init__(self, strength: dict[str, float] | None = None) -> None:
+    def __init__(self, strength: dict[str, float] | None = None, cache_dir: Path | None = None) -> None:
         self.strength = dict(STRENGTH if strength is None else strength)
+        self.cache_dir = cache_dir
         self._means: dict[tuple[str, str], np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -128,6 +134,24 @@ class QueryCentring:
         with self._lock:  # one computation per key even when the first searches arrive together
             mean = self._means.get(key)
             if mean is None:
-                vectors = embedder.embed_queries(list(REFERENCE_QUERIES[language]))
-                mean = self._means[key] = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+                mean = self._means[key] = self._cached_mean(embedder, language)
             return mean
+
+    def _cached_mean(self, embedder: TextEmbedder, language: str) -> np.ndarray:
+        queries = REFERENCE_QUERIES[language]
+        digest = hashlib.sha256("\n".join([embedder.name, *queries]).encode()).hexdigest()[:16]
+        path = self.cache_dir / "query-means" / f"{language}-{digest}.npy" if self.cache_dir else None
+        if path is not None and path.is_file():
+            with suppress(OSError, ValueError):
+                mean = np.load(path)
+                if mean.shape == (embedder.dim,):
+                    return mean.astype(np.float32)
+        mean = np.asarray(embedder.embed_queries(list(queries)), dtype=np.float32).mean(axis=0)
+        if path is not None:
+            with suppress(OSError):  # a read-only cache only costs the recomputation
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                with open(tmp, "wb") as out:
+                    np.save(out, mean)
+                tmp.replace(path)  # atomic: concurrent processes never read half a file
+        return mean
