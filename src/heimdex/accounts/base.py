@@ -83,4 +83,10 @@ def open_account_store(database_url: str) -> AccountStore:
         from heimdex.accounts.sqlite import SqliteAccountStore
 
         return SqliteAccountStore(database_url.removeprefix("sqlite:///"))
-    raise ValueError(f"unsupported database URL for accounts {database_url!r}: use sqlite:///path")
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from heimdex.accounts.postgres import PostgresAccountStore
+
+        return PostgresAccountStore(database_url)
+    raise ValueError(
+        f"unsupported database URL for accounts {database_url!r}: use sqlite:///path or postgresql://..."
+    )

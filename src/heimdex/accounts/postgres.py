@@ -1,0 +1,168 @@
+"""Accounts in the PostgreSQL database of the server store (tables from migration 0003).
+
+Same behaviour as accounts/sqlite.py, for many API processes and threads at once: a small
+connection pool of its own, and every write in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from heimdex.accounts.base import AccountStore, ApiToken, User
+from heimdex.errors import ConflictError, HeimdexError, NotFoundError
+from heimdex.store.postgres import _libpq_url, check_schema, migrate, redact
+from heimdex.store.sqlite import new_id
+
+
+class PostgresAccountStore(AccountStore):
+    def __init__(self, url: str, *, auto_migrate: bool = True, max_connections: int = 4) -> None:
+        self.url = _libpq_url(url)
+        # The main store migrates the same database when the server starts; `heimdex users` opens
+        # only this one, so it must be able to bring the schema up by itself too (idempotent).
+        if auto_migrate:
+            migrate(self.url)
+        else:
+            check_schema(self.url)
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            check=ConnectionPool.check_connection,  # survive a server restart
+            name="heimdex-accounts",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except Exception as exc:
+            self._pool.close()
+            raise HeimdexError(f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def _one(self, query: str, params: tuple = ()) -> dict | None:
+        with self._pool.connection() as conn:
+            return conn.execute(query, params).fetchone()
+
+    def _all(self, query: str, params: tuple = ()) -> list[dict]:
+        with self._pool.connection() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # ------------------------------------------------------------ users
+    def create_user(self, email: str, password_hash: str | None, is_admin: bool = False) -> User:
+        user_id = new_id()
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    "INSERT INTO users (id, email, password_hash, is_admin, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (user_id, email, password_hash, is_admin, time.time()),
+                )
+        except psycopg.errors.UniqueViolation as exc:
+            raise ConflictError(f"an account for {email} already exists") from exc
+        return self.get_user(user_id)
+
+    def get_user(self, user_id: str) -> User:
+        row = self._one("SELECT * FROM users WHERE id = %s", (user_id,))
+        if row is None:
+            raise NotFoundError(f"no user {user_id!r}")
+        return self._user(row)
+
+    def find_user_by_email(self, email: str) -> User | None:
+        row = self._one("SELECT * FROM users WHERE lower(email) = lower(%s)", (email,))
+        return self._user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        return [self._user(r) for r in self._all("SELECT * FROM users ORDER BY created_at, id")]
+
+    def set_password(self, user_id: str, password_hash: str) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
+
+    @staticmethod
+    def _user(row: dict) -> User:
+        return User(
+            id=row["id"],
+            email=row["email"],
+            password_hash=row["password_hash"],
+            is_admin=row["is_admin"],
+            created_at=row["created_at"],
+        )
+
+    # ------------------------------------------------------------ refresh tokens
+    def add_refresh_token(self, digest: str, user_id: str, expires_at: float) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM refresh_tokens WHERE expires_at < %s", (time.time(),))  # keep it small
+            conn.execute(
+                "INSERT INTO refresh_tokens (digest, user_id, expires_at) VALUES (%s, %s, %s)",
+                (digest, user_id, expires_at),
+            )
+
+    def take_refresh_token(self, digest: str, now: float) -> str | None:
+        # DELETE ... RETURNING: two requests racing with the same token cannot both get it.
+        with self._tx() as conn:
+            row = conn.execute(
+                "DELETE FROM refresh_tokens WHERE digest = %s RETURNING user_id, expires_at", (digest,)
+            ).fetchone()
+        if row is None:
+            return None
+        return row["user_id"] if row["expires_at"] > now else None
+
+    def revoke_refresh_token(self, digest: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM refresh_tokens WHERE digest = %s", (digest,))
+
+    # ------------------------------------------------------------ personal API tokens
+    def add_api_token(self, user_id: str, name: str, digest: str, prefix: str) -> ApiToken:
+        with self._tx() as conn:
+            row = conn.execute(
+                "INSERT INTO api_tokens (id, user_id, name, digest, prefix, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+                (new_id(), user_id, name, digest, prefix, time.time()),
+            ).fetchone()
+        return self._token(row)
+
+    def find_api_token(self, digest: str) -> ApiToken | None:
+        row = self._one("SELECT * FROM api_tokens WHERE digest = %s", (digest,))
+        if row is None:
+            return None
+        now = time.time()
+        if row["last_used_at"] is None or now - row["last_used_at"] > 60:  # no write on every request
+            with self._tx() as conn:
+                conn.execute("UPDATE api_tokens SET last_used_at = %s WHERE id = %s", (now, row["id"]))
+        return self._token(row)
+
+    def list_api_tokens(self, user_id: str) -> list[ApiToken]:
+        rows = self._all("SELECT * FROM api_tokens WHERE user_id = %s ORDER BY created_at, id", (user_id,))
+        return [self._token(r) for r in rows]
+
+    def delete_api_token(self, user_id: str, token_id: str) -> None:
+        with self._tx() as conn:
+            deleted = conn.execute(
+                "DELETE FROM api_tokens WHERE id = %s AND user_id = %s", (token_id, user_id)
+            ).rowcount
+        if not deleted:
+            raise NotFoundError(f"no token {token_id!r}")
+
+    @staticmethod
+    def _token(row: dict) -> ApiToken:
+        return ApiToken(
+            id=row["id"],
+            user_id=row["user_id"],
+            name=row["name"],
+            prefix=row["prefix"],
+            created_at=row["created_at"],
+            last_used_at=row["last_used_at"],
+        )
