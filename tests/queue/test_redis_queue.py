@@ -171,11 +171,35 @@ def test_a_video_claimed_by_another_worker_is_not_run_twice(queue, store):
 
 def test_a_deleted_video_is_dropped(queue, store):
     queue.enqueue("gone")
-    worker = make_worker(store, queue, "indexed", [])
+    runs: list[str] = []
+    worker = make_worker(store, queue, "indexed", runs)
     worker.handle(queue.take("w1", 0.1))  # claim fails: no such row
-    assert queue.depth() == 1
-    # once its retry is due the claim still fails; a deleted video never runs
-    assert worker.jobs_done == 0
+    # dropped for good: waiting for a claim that can never succeed would loop forever
+    assert queue.depth() == 0 and runs == [] and worker.jobs_done == 0
+    queue.enqueue("gone")
+    assert queue.depth() == 1, "no longer pending: a new enqueue queues it again"
+
+
+def test_a_reprocess_asked_for_as_the_job_ends_is_not_lost(queue, store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    queue.enqueue(v.id)
+    runs: list[str] = []
+
+    class ReprocessedAtTheEnd(FakeRunner):
+        def run(self, video_id: str):
+            video = super().run(video_id)
+            if len(runs) == 1:  # the API's reprocess, after the video reads indexed, before the ack
+                store.set_video_state(video_id, VideoState.QUEUED)
+                queue.enqueue(video_id)  # a no-op: the id is still pending
+            return video
+
+    app = SimpleNamespace(store=store, runner=lambda: ReprocessedAtTheEnd(store, "indexed", runs))
+    worker = RedisWorker(app, queue, worker_id="w1")
+    worker.handle(queue.take("w1", 0.1))
+    assert queue.depth() == 1, "queued again once the job was acknowledged"
+    worker.handle(queue.take("w1", 0.1))
+    assert runs == [v.id, v.id] and queue.depth() == 0
+    assert store.get_video(v.id).state == VideoState.INDEXED
 
 
 def test_the_api_only_enqueues_and_loads_no_model(queue, tmp_path):

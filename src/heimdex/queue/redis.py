@@ -43,6 +43,7 @@ import redis
 from heimdex.domain import VideoState
 from heimdex.errors import NotFoundError
 from heimdex.logging import get_logger
+from heimdex.pipeline.context import video_prefix
 from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue
 
 log = get_logger(__name__)
@@ -308,6 +309,10 @@ class RedisWorker:
     # ------------------------------------------------------------ one job
     def handle(self, video_id: str) -> None:
         if not self.store.claim_video(video_id, self.worker_id, self.lease_s):
+            if self._deleted(video_id):  # no row to claim: looking again later would loop forever
+                self.queue.ack(self.worker_id, video_id)
+                log.info("job.dropped", video_id=video_id, reason="deleted")
+                return
             # Another worker holds it (a job delivered twice): look again once its lease could be over.
             log.info("job.busy", video_id=video_id, worker_id=self.worker_id)
             self.queue.delay(self.worker_id, video_id, self.lease_s / 2)
@@ -328,21 +333,49 @@ class RedisWorker:
         runner = self.heimdex.runner()
         try:
             video = runner.run(video_id)
-        except NotFoundError:  # deleted while it waited
-            self.queue.ack(self.worker_id, video_id)
-            return
-        except Exception as exc:  # the database or storage away: the job is fine, try it later
+        except Exception as exc:
+            if self._deleted(video_id):
+                # Deleted (through the API) while it waited or while it ran: the ledger writes that
+                # followed failed, and the stages that were running may have written blobs after the
+                # API removed the video's. The pipeline is over, so nothing is written after this.
+                self.heimdex.blobs.delete_prefix(video_prefix(video_id))
+                self.queue.ack(self.worker_id, video_id)
+                log.info("job.dropped", video_id=video_id, reason="deleted")
+                return
+            # the database or storage away: the job is fine, try it later
             self._retry_or_bury(video_id, f"{type(exc).__name__}: {exc}")
             return
         seconds = round(time.perf_counter() - started, 2)
         if video.state == VideoState.INDEXED:
-            self.queue.ack(self.worker_id, video_id)
+            self._acknowledge(video_id)
             log.info("job.done", video_id=video_id, worker_id=self.worker_id, seconds=seconds)
         elif runner.failure is not None and runner.failure.retryable:
             self._retry_or_bury(video_id, str(runner.failure))
         else:  # the input is at fault (corrupt file...): already failed in the store, no retry
-            self.queue.ack(self.worker_id, video_id)
+            self._acknowledge(video_id)
             log.warning("job.failed", video_id=video_id, error=video.error, seconds=seconds)
+
+    def _acknowledge(self, video_id: str) -> None:
+        """Forget the finished job. The video reads indexed (or failed) a moment before this: a
+        reprocess asked for in between found the id still pending, so its enqueue was a no-op. The
+        store, set back to queued by the reprocess, tells: queue the video again then."""
+        self.queue.ack(self.worker_id, video_id)
+        try:
+            again = self.store.get_video(video_id).state == VideoState.QUEUED
+        except Exception:  # deleted meanwhile, or the store away (a restarted API re-enqueues it)
+            return
+        if again:
+            self.queue.enqueue(video_id)
+
+    def _deleted(self, video_id: str) -> bool:
+        """Whether the video is gone from the store (False when the store cannot tell right now)."""
+        try:
+            self.store.get_video(video_id)
+        except NotFoundError:
+            return True
+        except Exception:  # the store unreachable: not a deletion; the caller retries as for any error
+            return False
+        return False
 
     def _retry_or_bury(self, video_id: str, error: str) -> None:
         failures = self.queue.count_failure(video_id)
