@@ -1,5 +1,6 @@
 """A real Heimdex server for tests: the real app under uvicorn on a free localhost port, in a thread,
-with the real in-process worker and the real models (loaded once per test session and shared)."""
+with the real in-process worker (or, in server mode, a Redis queue: see backends.py) and the real
+models (loaded once per test session and shared)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import uvicorn
 
 from heimdex.api import create_app
 from heimdex.ml.registry import Models
+from heimdex.queue.base import is_remote
 from heimdex.settings import Settings
 from tests import assets
 
@@ -56,6 +58,12 @@ class LiveServer:
         self._server.should_exit = True
         self._thread.join(15)
         self._socket.close()
+
+    @property
+    def backend(self) -> str:
+        """Which deployment this is: "server" when jobs go to Redis for `heimdex worker` (see
+        tests/api/backends.py), else "embedded"."""
+        return "server" if is_remote(self.settings.queue_url) else "embedded"
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -63,6 +63,8 @@ def test_direct_upload_refuses_what_it_should(s3_server) -> None:
     assert r.status_code == 404  # someone else's upload key
 
 
+# Only the embedded backend stores blobs as local files (the server backend's S3 is tested above).
+@pytest.mark.parametrize("server", ["embedded"], indirect=True)
 def test_local_storage_says_to_use_the_normal_upload(alice) -> None:
     r = alice.post("/videos/presign", json={"filename": "a.mp4", "size_bytes": 100})
     assert r.status_code == 400 and "POST /videos" in r.json()["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests import assets
+from tests.api.backends import blob_keys, job_over
 from tests.api.live import eventually, upload, wait_for
 
 
@@ -30,7 +31,8 @@ def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news) -> None:
     for path in reads:
         r = bob.get(path)
         assert r.status_code == 404, path
-        assert alice.get(path).status_code == 200, path
+        # follow: on object storage /stream answers with a redirect to a presigned URL
+        assert alice.get(path, follow_redirects=True).status_code == 200, path
     assert bob.get(f"/videos/{video}/stream", headers={"Range": "bytes=0-10"}).status_code == 404
 
     writes = [
@@ -88,14 +90,25 @@ def test_delete_during_indexing_waits_for_the_job(server, alice, bob, news) -> N
     assert r.status_code == 201
     mine = r.json()["videos"][0]
     assert mine["created"]
-    eventually(lambda: server.ctx.worker.current == mine["id"], what="the worker to take bob's video")
-    # The pipeline is not interrupted mid-stage: the deletion is accepted and done when the job ends.
-    assert bob.delete(f"/videos/{mine['id']}").status_code == 202
-    eventually(lambda: bob.get(f"/videos/{mine['id']}").status_code == 404, timeout=120, what="bob's delete")
-    blobs = server.settings.home / "blobs" / "videos" / mine["id"]
-    eventually(lambda: not blobs.exists(), what="the files to go")  # removed just after the rows
+    video = f"/videos/{mine['id']}"
+    eventually(lambda: bob.get(video).json()["state"] == "processing", what="the worker to take bob's video")
+    r = bob.delete(video)
+    if server.backend == "embedded":
+        # The pipeline is not interrupted mid-stage: the deletion is accepted and done when the job ends.
+        assert r.status_code == 202
+    else:
+        # The job runs in another process, which the API cannot wait for: the rows go now, and the
+        # worker drops the job (and whatever its last stage wrote) as soon as it notices.
+        assert r.status_code == 204
+    eventually(lambda: bob.get(video).status_code == 404, timeout=120, what="bob's delete")
+    # Only once the job is over can nothing more be written for the video.
+    eventually(lambda: job_over(server, mine["id"]), timeout=120, what="the job to end")
+    blobs = server.ctx.heimdex.blobs
+    prefix = f"videos/{mine['id']}/"
+    eventually(lambda: not blob_keys(blobs, prefix), what="the files to go")  # removed just after the rows
     # The same file uploaded by alice is her own video, untouched by bob's deletion.
     r = upload(alice, spoken_video(), "alices.mp4")
     assert r.status_code == 201 and r.json()["videos"][0]["id"] != mine["id"]
     assert wait_for(alice, r.json()["videos"][0]["id"])["state"] == "indexed"
-    assert alice.get(f"/videos/{news['id']}/stream", headers={"Range": "bytes=0-9"}).status_code == 206
+    played = alice.get(f"/videos/{news['id']}/stream", headers={"Range": "bytes=0-9"}, follow_redirects=True)
+    assert played.status_code == 206

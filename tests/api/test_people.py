@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests import assets
+from tests.api.backends import blob_keys
 
 
 def photo(name: str) -> tuple[str, bytes, str]:
@@ -19,6 +20,8 @@ def test_enrol_find_rename_delete(server, alice, news) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["photo_count"] == 1 and r.json()["scene_count"] >= 1
     assert alice.get(f"/people/{donna}/photo").headers["content-type"] == "image/jpeg"
+    blobs = server.ctx.heimdex.blobs
+    assert blob_keys(blobs, f"people/{donna}/"), "the enrolled photo is kept"
 
     scenes = alice.get(f"/people/{donna}/scenes").json()["hits"]
     assert scenes and all("Donna" in h["people"] for h in scenes)
@@ -35,7 +38,7 @@ def test_enrol_find_rename_delete(server, alice, news) -> None:
     assert alice.delete(f"/people/{donna}").status_code == 204
     assert alice.get(f"/people/{donna}").status_code == 404
     assert alice.get(f"/scenes/{scenes[0]['scene_id']}").json()["people"] == []
-    assert not (server.settings.home / "blobs" / "people" / donna).exists()
+    assert blob_keys(blobs, f"people/{donna}/") == []
 
 
 def test_people_bad_requests(alice, tmp_path) -> None:
