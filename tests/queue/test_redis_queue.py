@@ -59,7 +59,7 @@ class FakeRunner:
 
 
 def make_worker(store, queue, outcome: str, runs: list[str], **kw) -> RedisWorker:
-    app = SimpleNamespace(store=store, runner=lambda: FakeRunner(store, outcome, runs))
+    app = SimpleNamespace(store=store, runner=lambda on_event=None: FakeRunner(store, outcome, runs))
     return RedisWorker(app, queue, worker_id=kw.pop("worker_id", "w1"), **kw)
 
 
@@ -193,7 +193,9 @@ def test_a_reprocess_asked_for_as_the_job_ends_is_not_lost(queue, store):
                 queue.enqueue(video_id)  # a no-op: the id is still pending
             return video
 
-    app = SimpleNamespace(store=store, runner=lambda: ReprocessedAtTheEnd(store, "indexed", runs))
+    app = SimpleNamespace(
+        store=store, runner=lambda on_event=None: ReprocessedAtTheEnd(store, "indexed", runs)
+    )
     worker = RedisWorker(app, queue, worker_id="w1")
     worker.handle(queue.take("w1", 0.1))
     assert queue.depth() == 1, "queued again once the job was acknowledged"
@@ -229,3 +231,34 @@ def test_the_api_only_enqueues_and_loads_no_model(queue, tmp_path):
         assert r.json()["state"] == "queued" and r.json()["dead_letter"] is False
     assert ctx.heimdex.models.loaded() == [], "the API loaded a model"
     assert ctx.worker.current is None
+
+
+def test_progress_and_stage_timings_go_through_redis(queue):
+    """What a remote worker publishes is what the API's progress board and /metrics read."""
+    from heimdex.domain import StageState
+    from heimdex.pipeline.events import StageEvent
+    from heimdex.queue.redis import RedisProgress, _JobReporter
+
+    board = RedisProgress(queue)
+    reporter = _JobReporter(queue, "v1", ttl_s=30)
+    assert board.get("v1") is None
+    reporter.on_event(StageEvent("v1", "asr_fast", StageState.RUNNING))
+    reporter.on_event(StageEvent("v1", "scene_detect", StageState.DONE, duration_s=2.0))
+    live = board.get("v1")
+    assert live is not None and live.state == "processing"
+    assert live.running == {"asr_fast": 0.0} and live.done == {"scene_detect": 2.0}
+    assert 0 < live.fraction < 1
+    reporter.on_event(StageEvent("v1", "asr_fast", StageState.RUNNING, fraction=0.5))  # throttled...
+    assert board.get("v1").running == {"asr_fast": 0.0}
+    time.sleep(0.55)
+    reporter.on_event(StageEvent("v1", "asr_fast", StageState.RUNNING, fraction=0.6))  # ...not for long
+    assert board.get("v1").running == {"asr_fast": 0.6}
+    assert 0 < queue.redis.pttl(queue.key("progress:v1")) <= 30_000
+    reporter.on_event(StageEvent("v1", "asr_fast", StageState.DONE, duration_s=40.0))
+    reporter.finished("indexed")
+    assert board.get("v1") is None
+    series = queue.stage_series()
+    assert set(series) == {"scene_detect", "asr_fast"}
+    counts, (total, count) = series["asr_fast"]
+    assert (total, count) == (40.0, 1.0) and counts == [0, 0, 0, 0, 0, 0, 0, 1, 1, 1]  # > 30 s, <= 60 s
+    assert queue.job_counts() == {"indexed": 1}

@@ -55,6 +55,13 @@ def build_context(
     )
     ctx.queue = holder["queue"] = open_queue(settings.queue_url, worker, ctx.recover_jobs)
     worker.after_job = lambda video_id, state: _after_job(ctx, video_id, state)
+    if is_remote(settings.queue_url):
+        # `heimdex worker` processes run the jobs: live progress and stage timings come from them.
+        from heimdex.queue.redis import RedisJobQueue, RedisProgress  # redis: a server-mode package
+
+        assert isinstance(ctx.queue, RedisJobQueue)
+        ctx.progress = RedisProgress(ctx.queue)
+        metrics.workers = ctx.queue
     return ctx
 
 

@@ -11,7 +11,8 @@ from heimdex.accounts import Accounts
 from heimdex.accounts.ratelimit import RateLimiter
 from heimdex.api.metrics import Metrics
 from heimdex.domain import VideoState
-from heimdex.queue import JobQueue, Progress, Worker
+from heimdex.queue import JobQueue, Worker
+from heimdex.queue.base import ProgressBoard
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 
@@ -31,7 +32,7 @@ class AppContext:
     accounts: Accounts
     queue: JobQueue
     worker: Worker
-    progress: Progress
+    progress: ProgressBoard
     metrics: Metrics
     upload_limiter: RateLimiter | None
     deferred: Deferred = field(default_factory=Deferred)

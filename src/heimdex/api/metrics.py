@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from heimdex.pipeline.events import STAGE_BUCKETS
+
+# One histogram series: (count per bucket, [sum, count]); Prometheus buckets are cumulative.
+Series = tuple[list[int], list[float]]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-STAGE_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
 
 class Histogram:
     def __init__(self, name: str, help_text: str, buckets: Sequence[float], label: str | None = None) -> None:
         self.name, self.help, self.buckets, self.label = name, help_text, tuple(buckets), label
-        self._series: dict[
-            str, tuple[list[int], list[float]]
-        ] = {}  # label value -> (bucket counts, [sum, count])
+        self._series: dict[str, Series] = {}  # label value -> series
         self._lock = threading.Lock()
 
     def observe(self, value: float, label_value: str = "") -> None:
@@ -26,10 +29,12 @@ class Histogram:
             totals[0] += value
             totals[1] += 1
 
-    def render(self) -> list[str]:
+    def render(self, series: dict[str, Series] | None = None) -> list[str]:
+        """The exposition lines, of this histogram's observations or of `series` counted elsewhere."""
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         with self._lock:
-            for value, (counts, (total, count)) in sorted(self._series.items()):
+            shown = self._series if series is None else series
+            for value, (counts, (total, count)) in sorted(shown.items()):
                 base = f'{self.label}="{value}"' if self.label else ""
                 sep = "," if base else ""
                 for bound, n in zip(self.buckets, counts, strict=True):
@@ -51,16 +56,29 @@ class Counter:
         with self._lock:
             self._values[label_value] = self._values.get(label_value, 0) + 1
 
-    def render(self) -> list[str]:
+    def render(self, values: dict[str, int] | None = None) -> list[str]:
+        """The exposition lines, of this counter or of `values` counted elsewhere."""
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
         with self._lock:
-            lines += [f'{self.name}{{{self.label}="{k}"}} {v}' for k, v in sorted(self._values.items())]
+            items = sorted((self._values if values is None else values).items())
+            lines += [f'{self.name}{{{self.label}="{k}"}} {v}' for k, v in items]
         return lines
 
 
+class WorkerMetrics(Protocol):
+    """Stage timings and job outcomes counted by workers in other processes (queue/redis.py)."""
+
+    def stage_series(self) -> dict[str, Series]: ...
+
+    def job_counts(self) -> dict[str, int]: ...
+
+
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], int]) -> None:
+    """The API's metrics. With remote workers, stage timings and job outcomes come from them."""
+
+    def __init__(self, queue_depth: Callable[[], int], workers: WorkerMetrics | None = None) -> None:
         self._queue_depth = queue_depth
+        self.workers = workers
         self.search_latency = Histogram(
             "heimdex_search_latency_seconds", "Search request latency.", LATENCY_BUCKETS
         )
@@ -76,6 +94,18 @@ class Metrics:
             "# TYPE heimdex_queue_depth gauge",
             f"heimdex_queue_depth {self._queue_depth()}",
         ]
-        for metric in (self.search_latency, self.stage_duration, self.jobs, self.http):
-            lines += metric.render()
+        lines += self.search_latency.render()
+        if self.workers is None:
+            lines += self.stage_duration.render() + self.jobs.render()
+        else:
+            lines += self.stage_duration.render(self._from_workers(self.workers.stage_series, {}))
+            lines += self.jobs.render(self._from_workers(self.workers.job_counts, {}))
+        lines += self.http.render()
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _from_workers(read: Callable[[], dict], empty: dict) -> dict:
+        try:
+            return read()
+        except Exception:  # Redis away: /metrics still answers, with what this process knows
+            return empty

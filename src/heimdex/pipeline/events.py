@@ -35,3 +35,7 @@ STAGE_WEIGHTS: dict[str, int] = {
     "sidecar_build": 1,
     "commit": 2,
 }
+
+# Histogram buckets (seconds) for stage durations in /metrics; workers in other processes count into
+# the same buckets on Redis.
+STAGE_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)

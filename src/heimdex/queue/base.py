@@ -11,6 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from heimdex.domain import STAGES, StageState, VideoState
 from heimdex.logging import get_logger
@@ -114,6 +115,14 @@ class Progress:
         with self._changed:
             self._changed.wait_for(lambda: self.version != version, timeout)
             return self.version
+
+
+class ProgressBoard(Protocol):
+    """Where the API reads live progress: Progress (in-process worker) or RedisProgress (remote ones)."""
+
+    def get(self, video_id: str) -> VideoProgress | None: ...
+
+    def forget(self, video_id: str) -> None: ...
 
 
 class JobQueue(ABC):

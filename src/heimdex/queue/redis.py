@@ -15,7 +15,12 @@ Keys (prefix `heimdex:q:`):
                            between "taken" and "started" cannot drop it;
 - `lease:<w>`        key with a TTL, refreshed by w's heartbeat; `workers` SET lists every w;
 - `attempts`         HASH  id -> transient failures so far;
-- `dead`             HASH  id -> JSON {error, attempts, at}: jobs that exhausted their retries.
+- `dead`             HASH  id -> JSON {error, attempts, at}: jobs that exhausted their retries;
+- `progress:<id>`    JSON  {done, running, updated} of a running job, published by its worker (stage
+                           starts and ends at once, fractions at most PUBLISH_EVERY_S apart; a TTL);
+- `metrics:stage:<s>` HASH bucket counts, sum and count of stage s's durations; `metrics:stages` SET
+                           of stage names; `metrics:jobs` HASH final state -> jobs. The API's /metrics
+                           reads them: the workers run the stages, the API answers the scrape.
 
 Every worker reaps: a worker in `workers` whose lease key has expired is dead, and the ids in its
 processing list go back to `ready`. Exclusive execution does not rely on the reaper being exact: a
@@ -40,16 +45,18 @@ from contextlib import suppress
 
 import redis
 
-from heimdex.domain import VideoState
+from heimdex.domain import StageState, VideoState
 from heimdex.errors import NotFoundError
 from heimdex.logging import get_logger
 from heimdex.pipeline.context import video_prefix
-from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue
+from heimdex.pipeline.events import STAGE_BUCKETS, StageEvent
+from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue, Progress, VideoProgress
 
 log = get_logger(__name__)
 
 PREFIX = "heimdex:q:"
 PROMOTE_EVERY_S = 0.25  # how late a retry may become ready after its backoff
+PUBLISH_EVERY_S = 0.5  # how often a worker publishes a running stage's fraction
 
 # Scripts run atomically on the server; times come from the server's clock so workers need not agree.
 _ENQUEUE = """
@@ -182,6 +189,50 @@ class RedisJobQueue(JobQueue):
             pipe.rpush(self.key("ready"), video_id)
             pipe.execute()
 
+    # ------------------------------------------------------------ live progress and metrics
+    def publish_progress(self, progress: VideoProgress, ttl_s: float) -> None:
+        data = {"done": progress.done, "running": progress.running, "updated": progress.updated}
+        self.redis.set(self.key(f"progress:{progress.video_id}"), json.dumps(data), px=int(ttl_s * 1000))
+
+    def clear_progress(self, video_id: str) -> None:
+        self.redis.delete(self.key(f"progress:{video_id}"))
+
+    def progress(self, video_id: str) -> VideoProgress | None:
+        """What the worker running this video last published, if one is running it."""
+        raw = self.redis.get(self.key(f"progress:{video_id}"))
+        if not raw:
+            return None
+        data = json.loads(raw)
+        return VideoProgress(
+            video_id, VideoState.PROCESSING.value, data["done"], data["running"], updated=data["updated"]
+        )
+
+    def record_stage(self, stage: str, seconds: float) -> None:
+        key = self.key(f"metrics:stage:{stage}")
+        with self.redis.pipeline() as pipe:  # MULTI: a scrape never sees half an observation
+            pipe.sadd(self.key("metrics:stages"), stage)
+            for bound in STAGE_BUCKETS:
+                if seconds <= bound:
+                    pipe.hincrby(key, f"le:{bound}", 1)
+            pipe.hincrbyfloat(key, "sum", seconds)
+            pipe.hincrby(key, "count", 1)
+            pipe.execute()
+
+    def record_job(self, state: str) -> None:
+        self.redis.hincrby(self.key("metrics:jobs"), state, 1)
+
+    def stage_series(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Per stage: (observations per bucket of STAGE_BUCKETS, [sum, count]), from every worker."""
+        out = {}
+        for stage in sorted(self.redis.smembers(self.key("metrics:stages"))):
+            raw = self.redis.hgetall(self.key(f"metrics:stage:{stage}"))
+            counts = [int(raw.get(f"le:{bound}", 0)) for bound in STAGE_BUCKETS]
+            out[stage] = (counts, [float(raw.get("sum", 0.0)), float(raw.get("count", 0))])
+        return out
+
+    def job_counts(self) -> dict[str, int]:
+        return {state: int(n) for state, n in self.redis.hgetall(self.key("metrics:jobs")).items()}
+
     def count_failure(self, video_id: str) -> int:
         return int(self.redis.hincrby(self.key("attempts"), video_id, 1))
 
@@ -208,6 +259,62 @@ class RedisJobQueue(JobQueue):
                 log.warning("job.reaped", video_id=video_id, dead_worker=worker_id)
             self.redis.srem(self.key("workers"), worker_id)
         return requeued
+
+
+class RedisProgress:
+    """The API's progress board when workers are remote: what they publish on Redis. Reading it never
+    fails a request: without Redis the API falls back to the job ledger's stage states."""
+
+    def __init__(self, queue: RedisJobQueue) -> None:
+        self.queue = queue
+
+    def get(self, video_id: str) -> VideoProgress | None:
+        try:
+            return self.queue.progress(video_id)
+        except redis.RedisError as exc:
+            log.warning("progress.unavailable", video_id=video_id, error=str(exc))
+            return None
+
+    def forget(self, video_id: str) -> None:
+        with suppress(redis.RedisError):
+            self.queue.clear_progress(video_id)
+
+
+class _JobReporter:
+    """Follows one job's stage events (from the runner's threads): publishes its progress, throttled
+    (a stage starting or ending at once, fractions within a stage at most every PUBLISH_EVERY_S), and
+    counts stage durations for /metrics. Reporting is a courtesy: a Redis error never fails the job."""
+
+    def __init__(self, queue: RedisJobQueue, video_id: str, ttl_s: float) -> None:
+        self.queue, self.video_id, self.ttl_s = queue, video_id, ttl_s
+        self.board = Progress()
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def on_event(self, event: StageEvent) -> None:
+        self.board.on_event(event)
+        if event.state == StageState.DONE and event.duration_s is not None:
+            self._quietly(self.queue.record_stage, event.stage, event.duration_s)
+        now = time.monotonic()
+        within_stage = event.state == StageState.RUNNING and event.fraction > 0
+        with self._lock:
+            if within_stage and now - self._last < PUBLISH_EVERY_S:
+                return
+            self._last = now
+        current = self.board.get(self.video_id)
+        if current is not None:
+            self._quietly(self.queue.publish_progress, current, self.ttl_s)
+
+    def finished(self, state: str | None) -> None:
+        self._quietly(self.queue.clear_progress, self.video_id)
+        if state is not None:
+            self._quietly(self.queue.record_job, state)
+
+    def _quietly(self, call: Callable, *args) -> None:
+        try:
+            call(*args)
+        except redis.RedisError as exc:
+            log.debug("job.report_failed", video_id=self.video_id, error=str(exc))
 
 
 class RedisWorker:
@@ -330,10 +437,13 @@ class RedisWorker:
 
     def _run(self, video_id: str) -> None:
         started = time.perf_counter()
-        runner = self.heimdex.runner()
+        # The TTL outlives a healthy worker's pauses between events, and a dead worker by little.
+        reporter = _JobReporter(self.queue, video_id, ttl_s=max(60.0, 3 * self.lease_s))
+        runner = self.heimdex.runner(on_event=reporter.on_event)
         try:
             video = runner.run(video_id)
         except Exception as exc:
+            reporter.finished(None)
             if self._deleted(video_id):
                 # Deleted (through the API) while it waited or while it ran: the ledger writes that
                 # followed failed, and the stages that were running may have written blobs after the
@@ -346,6 +456,7 @@ class RedisWorker:
             self._retry_or_bury(video_id, f"{type(exc).__name__}: {exc}")
             return
         seconds = round(time.perf_counter() - started, 2)
+        reporter.finished(video.state.value)
         if video.state == VideoState.INDEXED:
             self._acknowledge(video_id)
             log.info("job.done", video_id=video_id, worker_id=self.worker_id, seconds=seconds)
