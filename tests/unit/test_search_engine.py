@@ -7,7 +7,7 @@ import pytest
 from heimdex.domain import SceneDraft, Tag
 from heimdex.ml.text_embed import E5Embedder
 from heimdex.search.engine import SearchEngine, SearchRequest
-from heimdex.store import CommitBundle, VectorSet
+from heimdex.store import CommitBundle, ScoredScene, VectorSet
 from heimdex.store.sqlite import SqliteStore
 
 SCENES = {
@@ -99,3 +99,14 @@ def test_query_vectors_are_cached(engine):
     before = engine[1].calls
     search(engine, "when does the bridge close", offset=1)
     assert engine[1].calls == before
+
+
+def test_fusion_ties_go_to_the_closer_meaning():
+    # scene 1: first by words, second by meaning; scene 2: the other way round. Same RRF score.
+    channels = {
+        "fulltext": [ScoredScene(1, 3.2), ScoredScene(2, 2.9)],
+        "semantic": [ScoredScene(2, 0.47), ScoredScene(1, 0.42)],
+    }
+    fused = SearchEngine._fuse(channels)
+    assert [pk for pk, _ in fused] == [2, 1]
+    assert fused[0][1] == pytest.approx(fused[1][1])

@@ -197,7 +197,10 @@ class SearchEngine:
             # the person channel filtered the others already; it only decides ties among them
             text_hits = {s.scene_pk for name, ranked in channels.items() if name != "person" for s in ranked}
             scores = {pk: score for pk, score in scores.items() if pk in text_hits}
-        return sorted(scores.items(), key=lambda item: -item[1])
+        # Ranks tie often (first in one channel and second in another is worth exactly what second
+        # and first is): the closer meaning decides, not the order the channels were filled in.
+        meaning = {s.scene_pk: s.score for s in channels.get("semantic", [])}
+        return sorted(scores.items(), key=lambda item: (-round(item[1], 12), -meaning.get(item[0], -2.0)))
 
     def _hits(
         self,
