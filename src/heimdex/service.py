@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,7 +127,9 @@ class Heimdex:
                 pass  # another filesystem, or links not allowed: copy instead
         self.blobs.put_file(key, path)
 
-    def runner(self, on_event: EventFn | None = None) -> PipelineRunner:
+    def runner(
+        self, on_event: EventFn | None = None, keep_going: Callable[[], bool] | None = None
+    ) -> PipelineRunner:
         from heimdex.pipeline.runner import PipelineRunner  # decoders and stages: not needed to search
 
         return PipelineRunner(
@@ -137,6 +139,7 @@ class Heimdex:
             self.models,
             on_event,
             parallel=self.settings.pipeline_parallelism,
+            keep_going=keep_going,
         )
 
     def process(self, video_id: str, on_event: EventFn | None = None) -> Video:

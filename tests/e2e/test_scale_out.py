@@ -5,6 +5,9 @@ test_s3_pipeline.py covers: SeaweedFS would only add start-up time here).
 Two `heimdex worker` processes index six videos queued at once: every video ends indexed, no stage
 ran twice for a video, no scene is duplicated, and both workers did work. Then one worker is killed
 (SIGKILL) in the middle of a stage and the other one finishes its video once the lease runs out.
+Last, a worker is frozen (SIGSTOP) mid-stage for longer than its lease: another worker takes the
+video over and indexes it; woken up (SIGCONT), the frozen one finishes the stage it was in, sees
+that its claim is gone and gives the job up instead of running the remaining stages.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ PICTURES = [
     lambda: assets.skimage_photo("astronaut"),
     lambda: assets.skimage_photo("coffee"),
 ]
-TOPICS = ["harbour", "orchard", "library", "bakery", "stadium", "glacier", "museum"]
+TOPICS = ["harbour", "orchard", "library", "bakery", "stadium", "glacier", "museum", "lighthouse"]
 
 
 def small_video(i: int) -> Path:
@@ -151,7 +154,7 @@ def check_scenes(app: Heimdex, video_id: str, expected: int = 2) -> None:
 
 
 def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None:
-    videos = [small_video(i) for i in range(7)]  # made before the clock starts (cached between runs)
+    videos = [small_video(i) for i in range(8)]  # made before the clock starts (cached between runs)
     app = Heimdex(server)  # the producer: adds and enqueues, loads no model
     queue = RedisJobQueue(REDIS_URL)
     workers = Workers(server, tmp_path)
@@ -193,12 +196,7 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         victim_video = app.add_file(videos[6]).video.id
         queue.enqueue(victim_video)
 
-        def running_stage() -> bool:
-            video = app.video(victim_video)
-            busy = [r for r in app.stages(victim_video) if r.state == StageState.RUNNING]
-            return video.claimed_by is not None and bool(busy)
-
-        wait_for(running_stage, 60, "a stage of the seventh video to start", workers)
+        wait_for(lambda: running(app, victim_video), 60, "a stage of the seventh video to start", workers)
         holder = app.video(victim_video).claimed_by
         victim = workers.pid_of(holder)
         survivor = "b" if victim == "a" else "a"
@@ -227,11 +225,45 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         check_scenes(app, victim_video)
         assert app.video(victim_video).claimed_by is None
         assert queue.depth() == 0 and queue.running() == {survivor_id(queue, workers, survivor): []}
+
+        # ------------------------------------------------ phase 3: a worker stalls past its lease
+        workers.start("c")
+        wait_for(lambda: len(queue.live_workers()) == 2, 120, "a third worker ready", workers)
+        stalled_video = app.add_file(videos[7]).video.id
+        queue.enqueue(stalled_video)
+        wait_for(lambda: running(app, stalled_video), 60, "a stage of the eighth video to start", workers)
+        staller = workers.pid_of(app.video(stalled_video).claimed_by)
+        other = next(n for n in (survivor, "c") if n != staller)
+        os.kill(workers.procs[staller].pid, signal.SIGSTOP)  # frozen: no heartbeat, no claim renewal
+        try:
+
+            def taken_over() -> bool:
+                return workers.done([stalled_video], by=other) and app.video(stalled_video).claimed_by is None
+
+            wait_for(taken_over, 120, "the other worker to take the stalled job over", workers)
+        finally:
+            os.kill(workers.procs[staller].pid, signal.SIGCONT)
+        # It wakes up inside a stage, finishes it, and then finds its claim gone: it must stop there
+        # rather than race through the remaining stages, and tidy what that last stage wrote.
+        gave_up = lambda: bool(workers.events(staller, "job.abandoned"))  # noqa: E731
+        wait_for(gave_up, 60, "the stalled worker to give up", workers)
+        assert stalled_video not in {e["video_id"] for e in workers.events(staller, "job.done")}
+        assert app.video(stalled_video).state == VideoState.INDEXED
+        check_scenes(app, stalled_video)
+        work = Path(server.storage_url.removeprefix("file://")) / "videos" / stalled_video / "work"
+        assert not work.exists() or not any(work.iterdir()), "the abandoned stage's artifacts stayed"
+        assert queue.depth() == 0 and queue.dead_letters() == {}
     finally:
         workers.stop_all()
         app.close()
         queue.stop()
     assert workers.procs[survivor].returncode == 0, "SIGTERM: the idle worker stops cleanly"
+
+
+def running(app: Heimdex, video_id: str) -> bool:
+    """Whether a worker holds the video and one of its stages is running."""
+    busy = [r for r in app.stages(video_id) if r.state == StageState.RUNNING]
+    return app.video(video_id).claimed_by is not None and bool(busy)
 
 
 def survivor_id(queue: RedisJobQueue, workers: Workers, name: str) -> str:

@@ -59,7 +59,7 @@ class FakeRunner:
 
 
 def make_worker(store, queue, outcome: str, runs: list[str], **kw) -> RedisWorker:
-    app = SimpleNamespace(store=store, runner=lambda on_event=None: FakeRunner(store, outcome, runs))
+    app = SimpleNamespace(store=store, runner=lambda **_: FakeRunner(store, outcome, runs))
     return RedisWorker(app, queue, worker_id=kw.pop("worker_id", "w1"), **kw)
 
 
@@ -194,7 +194,7 @@ def test_a_reprocess_asked_for_as_the_job_ends_is_not_lost(queue, store):
             return video
 
     app = SimpleNamespace(
-        store=store, runner=lambda on_event=None: ReprocessedAtTheEnd(store, "indexed", runs)
+        store=store, runner=lambda **_: ReprocessedAtTheEnd(store, "indexed", runs)
     )
     worker = RedisWorker(app, queue, worker_id="w1")
     worker.handle(queue.take("w1", 0.1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from heimdex.blobs import BlobStore
@@ -20,7 +21,7 @@ from heimdex.errors import HeimdexError
 from heimdex.logging import get_logger
 from heimdex.ml.registry import Models
 from heimdex.pipeline.context import Artifacts, StageContext
-from heimdex.pipeline.events import EventFn, StageEvent
+from heimdex.pipeline.events import EventFn, RunAbandoned, StageEvent
 from heimdex.pipeline.stages import STAGE_DEPENDENCIES, STAGE_FUNCTIONS
 from heimdex.pipeline.stages.finish import cleanup_work
 from heimdex.settings import Settings
@@ -46,6 +47,7 @@ class PipelineRunner:
         models: Models,
         on_event: EventFn | None = None,
         parallel: int = 2,
+        keep_going: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -53,6 +55,9 @@ class PipelineRunner:
         self.models = models
         self.on_event = on_event or (lambda event: None)
         self.parallel = max(1, parallel)
+        # Asked before each stage starts. A worker whose claim on the video was taken over (it stalled
+        # past its lease) stops there instead of racing the new owner through the remaining stages.
+        self.keep_going = keep_going or (lambda: True)
         self.failure: StageFailed | None = None  # why the last run failed, for a queue deciding on retries
 
     def run(self, video_id: str) -> Video:
@@ -72,6 +77,9 @@ class PipelineRunner:
         )
         try:
             self._run_graph(ctx, done)
+        except RunAbandoned:
+            log.warning("video abandoned", video_id=video_id, done=sorted(done))
+            raise  # the video's state belongs to its new owner: leave it alone
         except StageFailed as failure:
             self.failure = failure
             self.store.set_video_state(video_id, VideoState.FAILED, str(failure))
@@ -83,11 +91,14 @@ class PipelineRunner:
     def _run_graph(self, ctx: StageContext, done: set[str]) -> None:
         running: dict[Future, str] = {}
         failure: StageFailed | None = None
+        abandoned = False
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="stage") as pool:
             while True:
-                if failure is None:
-                    for stage in self._ready(done, set(running.values())):
-                        running[pool.submit(self._run_stage, ctx, stage)] = stage
+                ready = self._ready(done, set(running.values())) if failure is None and not abandoned else []
+                if ready and not self.keep_going():
+                    abandoned, ready = True, []  # stages already running finish; no new one starts
+                for stage in ready:
+                    running[pool.submit(self._run_stage, ctx, stage)] = stage
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -100,6 +111,8 @@ class PipelineRunner:
                         failure = failure or exc  # let stages already running finish, start no more
         if failure is not None:
             raise failure
+        if abandoned:
+            raise RunAbandoned(ctx.video.id)
 
     @staticmethod
     def _ready(done: set[str], running: set[str]) -> list[str]:

@@ -48,8 +48,8 @@ import redis
 from heimdex.domain import StageState, VideoState
 from heimdex.errors import NotFoundError
 from heimdex.logging import get_logger
-from heimdex.pipeline.context import video_prefix
-from heimdex.pipeline.events import STAGE_BUCKETS, StageEvent
+from heimdex.pipeline.context import Artifacts, video_prefix
+from heimdex.pipeline.events import STAGE_BUCKETS, RunAbandoned, StageEvent
 from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue, Progress, VideoProgress
 
 log = get_logger(__name__)
@@ -344,6 +344,7 @@ class RedisWorker:
         self.concurrency = max(1, concurrency)
         self.worker_id = worker_id or new_worker_id()
         self.current: set[str] = set()
+        self.lost: set[str] = set()  # videos whose claim another worker took over while we held them
         self._lock = threading.Lock()
         self.draining = threading.Event()  # take no new job; finish the current ones
         self._stopped = threading.Event()  # the heartbeat must not re-register a worker that left
@@ -390,7 +391,11 @@ class RedisWorker:
                     held = list(self.current)
                 for video_id in held:
                     if not self.store.renew_claim(video_id, self.worker_id, self.lease_s):
+                        # Stalled past the lease and another worker claimed the video: stop at the
+                        # next stage boundary (the runner asks keep_going) and leave it to them.
                         log.error("claim.lost", video_id=video_id, worker_id=self.worker_id)
+                        with self._lock:
+                            self.lost.add(video_id)
                 self.queue.reap()
             except Exception as exc:  # Redis or the database briefly away: keep beating
                 log.warning("worker.heartbeat_error", error=f"{type(exc).__name__}: {exc}")
@@ -432,6 +437,7 @@ class RedisWorker:
         finally:
             with self._lock:
                 self.current.discard(video_id)
+                self.lost.discard(video_id)
             self.store.release_claim(video_id, self.worker_id)
             self.jobs_done += 1
 
@@ -439,9 +445,16 @@ class RedisWorker:
         started = time.perf_counter()
         # The TTL outlives a healthy worker's pauses between events, and a dead worker by little.
         reporter = _JobReporter(self.queue, video_id, ttl_s=max(60.0, 3 * self.lease_s))
-        runner = self.heimdex.runner(on_event=reporter.on_event)
+        runner = self.heimdex.runner(
+            on_event=reporter.on_event, keep_going=lambda: self._still_owner(video_id)
+        )
         try:
             video = runner.run(video_id)
+        except RunAbandoned:
+            # The new owner took the job from this worker's list when it reaped it: nothing to ack.
+            log.warning("job.abandoned", video_id=video_id, worker_id=self.worker_id)
+            self._tidy_after_abandon(video_id)
+            return
         except Exception as exc:
             reporter.finished(None)
             if self._deleted(video_id):
@@ -465,6 +478,27 @@ class RedisWorker:
         else:  # the input is at fault (corrupt file...): already failed in the store, no retry
             self._acknowledge(video_id)
             log.warning("job.failed", video_id=video_id, error=video.error, seconds=seconds)
+
+    def _tidy_after_abandon(self, video_id: str) -> None:
+        """The stage this worker was running when it stalled may have written intermediate artifacts
+        after the new owner committed and cleared them. Once nobody works on the video, drop them."""
+        try:
+            video = self.store.get_video(video_id)
+            if video.claimed_by is None and video.state in (VideoState.INDEXED, VideoState.FAILED):
+                Artifacts(self.heimdex.blobs, video_id).clear()
+        except Exception as exc:  # leftovers cost disk, not correctness: never fail the worker for them
+            log.warning("job.tidy_failed", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+
+    def _still_owner(self, video_id: str) -> bool:
+        """Asked by the runner before each stage: whether this worker still holds the video's claim
+        (renewing it). After a stall longer than the lease another worker may have claimed it."""
+        with self._lock:
+            if video_id in self.lost:
+                return False
+        try:
+            return self.store.renew_claim(video_id, self.worker_id, self.lease_s)
+        except Exception:  # the store away: the next stage will fail and be retried like any error
+            return True
 
     def _acknowledge(self, video_id: str) -> None:
         """Forget the finished job. The video reads indexed (or failed) a moment before this: a
