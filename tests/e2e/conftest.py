@@ -1,10 +1,17 @@
-"""One small real corpus, indexed once per session with the real models, shared by the e2e tests."""
+"""One small real corpus, indexed once per session with the real models, shared by the e2e tests.
+
+`indexed` runs every test that uses it on both backends (see BACKENDS): "embedded" (SQLite and
+local files) and "server" (PostgreSQL + pgvector and S3, real servers from tests/services.py). The
+pipeline runs in-process on both, so the server variant needs no queue (no Redis).
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,7 +19,9 @@ import pytest
 from heimdex.ml.registry import Models
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
-from tests import assets
+from tests import assets, services
+
+BACKENDS = ["embedded", "server"]
 
 # (image, narration, on-screen text). Scene 1 shows Donna, KPhotoAlbum's dog (found by appearance);
 # scene 3 shows Jesper (found by face). Scene 2 is silent: only its caption and picture can find it.
@@ -55,23 +64,56 @@ def models(tmp_path_factory) -> Models:
     return Models(Settings(home=tmp_path_factory.mktemp("models-home")))
 
 
-def make_app(home: Path, models: Models) -> Heimdex:
-    return Heimdex(Settings(home=home), models=models)
+@contextmanager
+def backend_settings(backend: str, home: Path) -> Iterator[Settings]:
+    """Settings of a fresh deployment on `backend`: on "server" its own database and bucket,
+    dropped afterwards."""
+    if backend == "embedded":
+        yield Settings(home=home)
+        return
+    if backend != "server":
+        raise ValueError(f"unknown backend {backend!r}: use one of {BACKENDS}")
+    with services.fresh_postgres() as database, services.fresh_bucket() as bucket:
+        yield Settings(
+            home=home,
+            database_url=database,
+            storage_url=f"s3://{bucket}",
+            **services.s3_endpoint().settings_fields(),
+        )
 
 
-@pytest.fixture(scope="session")
-def indexed(tmp_path_factory, models) -> Heimdex:
-    app = make_app(tmp_path_factory.mktemp("home"), models)
-    added = app.add_file(news_video())
-    video = app.process(added.video.id)
-    assert video.state.value == "indexed", video.error
-    return app
+@contextmanager
+def backend_app(backend: str, home: Path, models: Models) -> Iterator[Heimdex]:
+    with backend_settings(backend, home) as settings:
+        app = Heimdex(settings, models=models)
+        try:
+            yield app
+        finally:
+            app.close()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """HEIMDEX_* variables that give a `heimdex` subprocess the same deployment as `settings`."""
+    prefix = Settings.model_config["env_prefix"]
+    fields = settings.model_dump(exclude_unset=True, exclude_none=True, exclude={"home"})
+    return {f"{prefix}{name.upper()}": str(value) for name, value in fields.items()}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def indexed(request: pytest.FixtureRequest, tmp_path_factory, models) -> Iterator[Heimdex]:
+    home = tmp_path_factory.mktemp(f"home-{request.param}")
+    with backend_app(request.param, home, models) as app:
+        added = app.add_file(news_video())
+        video = app.process(added.video.id)
+        assert video.state.value == "indexed", video.error
+        yield app
 
 
 def heimdex_cli(
-    home: Path, *args: str, check: bool = True, timeout: float = 600
+    home: Path, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HEIMDEX_HOME": str(home), "COLUMNS": "200"}
+    """Run the real CLI on `home`; `env` adds variables (for example settings_env(...) for server mode)."""
+    env = {**os.environ, **(env or {}), "HEIMDEX_HOME": str(home), "COLUMNS": "200"}
     proc = subprocess.run(
         [sys.executable, "-m", "heimdex.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
     )

@@ -1,18 +1,24 @@
-"""Index real narrated media with the real models, then search it through every channel."""
+"""Index real narrated media with the real models, then search it through every channel.
+
+Every test runs on both backends (tests/e2e/conftest.py): [embedded] and [server]; the same
+assertions hold on both."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import re
+from pathlib import Path
 
+import httpx
 import pytest
 
 from heimdex.domain import STAGES, StageState
 from heimdex.errors import InvalidMediaError, NotFoundError
 from heimdex.pipeline.assemble import DANGLE_S
 from tests import assets
-from tests.e2e.conftest import heimdex_cli, make_app, news_video
+from tests.api.backends import blob_keys
+from tests.e2e.conftest import BACKENDS, backend_app, heimdex_cli, news_video, settings_env
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +32,11 @@ def top(app, query, **kw):
     hits = app.search(query, **kw).hits
     assert hits, f"no hits for {query!r}"
     return hits[0]
+
+
+def fetch(ref: str) -> bytes:
+    """The bytes behind a hit's thumbnail: a (presigned) URL on object storage, else a local path."""
+    return httpx.get(ref).raise_for_status().content if ref.startswith("http") else Path(ref).read_bytes()
 
 
 def test_every_stage_ran_once_and_was_recorded(indexed):
@@ -124,9 +135,11 @@ def test_sidecars_and_thumbnails(indexed):
 
 
 def test_cli_search_json_shape(indexed):
-    proc = heimdex_cli(indexed.settings.home, "search", "rooftop garden", "--json")
+    env = settings_env(indexed.settings)  # server mode: the same database and bucket
+    proc = heimdex_cli(indexed.settings.home, "search", "rooftop garden", "--json", env=env)
     hits = json.loads(proc.stdout)
     assert hits and hits[0]["filename"] == "e2e_news.mp4" and hits[0]["scene_index"] == 1
+    assert fetch(hits[0]["thumbnail"])[8:12] == b"WEBP"
     for key in (
         "video_id",
         "filename",
@@ -142,19 +155,27 @@ def test_cli_search_json_shape(indexed):
         assert key in hits[0]
 
 
-def test_reindex_replaces_scenes_and_old_files(tmp_path, models):
-    app = make_app(tmp_path, models)
-    video = app.add_file(news_video()).video
-    app.process(video.id)
-    before = app.store.list_scenes(video.id)
-    again = app.add_file(news_video())
-    assert not again.is_new and again.video.id == video.id  # same content, same video
-    app.reprocess(video.id)
-    app.process(video.id)
-    after = app.store.list_scenes(video.id)
-    assert [s.id for s in after] == [s.id for s in before]
-    assert app.store.scene_count("local") == len(before)
-    runs = list((tmp_path / "blobs" / "videos" / video.id / "runs").iterdir())
-    assert len(runs) == 1 and not (tmp_path / "blobs" / "videos" / video.id / "work").exists()
-    app.delete_video(video.id)
-    assert app.store.scene_count("local") == 0 and not (tmp_path / "blobs" / "videos" / video.id).exists()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reindex_replaces_scenes_and_old_files(backend, tmp_path, models):
+    with backend_app(backend, tmp_path, models) as app:
+        video = app.add_file(news_video()).video
+        app.process(video.id)
+        before = app.store.list_scenes(video.id)
+        again = app.add_file(news_video())
+        assert not again.is_new and again.video.id == video.id  # same content, same video
+        app.reprocess(video.id)
+        app.process(video.id)
+        after = app.store.list_scenes(video.id)
+        assert [s.id for s in after] == [s.id for s in before]
+        assert app.store.scene_count("local") == len(before)
+        folder = f"videos/{video.id}/"
+        runs = {
+            key.removeprefix(f"{folder}runs/").split("/")[0]
+            for key in blob_keys(app.blobs, f"{folder}runs/")
+            if key.startswith(f"{folder}runs/")
+        }
+        assert len(runs) == 1 and not blob_keys(app.blobs, f"{folder}work/")
+        (run,) = runs  # the new index's thumbnails and sidecars; the old run's are gone
+        assert all(s.thumbnail_key.startswith(f"{folder}runs/{run}/") for s in after)
+        app.delete_video(video.id)
+        assert app.store.scene_count("local") == 0 and not blob_keys(app.blobs, folder)
