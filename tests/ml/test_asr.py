@@ -81,8 +81,9 @@ def test_no_speech_gives_an_empty_transcript(whisper, audio) -> None:
     assert transcript.segments == [] and transcript.model == whisper.name
 
 
-def test_low_noise_gives_no_words(whisper) -> None:
-    noise = (np.random.default_rng(0).standard_normal(SAMPLE_RATE * 3) * 0.003).astype(np.float32)
+@pytest.mark.parametrize("seconds", [3, 45], ids=["short", "long-enough-to-split"])
+def test_low_noise_gives_no_words(whisper, seconds) -> None:
+    noise = (np.random.default_rng(0).standard_normal(SAMPLE_RATE * seconds) * 0.003).astype(np.float32)
     transcript = whisper.transcribe(noise)
     assert transcript.segments == [] and transcript.language is None
 

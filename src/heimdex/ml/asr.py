@@ -154,6 +154,7 @@ class WhisperRecognizer:
             return Transcript(language=language, model=self.name)
         if not self.multilingual:
             language = "en"  # asking an English-only model anything else only produces garbage
+        asked = language
         starts = split_points(audio, self.streams)
         probability = None
         if len(starts) > 1 and language is None:  # one language per video, not one per piece
@@ -163,7 +164,7 @@ class WhisperRecognizer:
             results = list(pool.map(lambda piece: self._transcribe_piece(piece, language), pieces))
         kept = [_shifted(seg, start / SAMPLE_RATE) for start, (segs, _) in zip(starts, results, strict=True)
                 for seg in segs]
-        if not kept and language is None:  # a language "detected" in music or noise means nothing
+        if not kept and asked is None:  # a language "detected" in music or noise means nothing
             return Transcript(model=self.name)
         info = results[0][1]
         return Transcript(
@@ -212,6 +213,7 @@ def _shifted(segment: Segment, seconds: float) -> Segment:
     """A piece's segment on the whole audio's clock."""
     if not seconds:
         return segment
+
     def moved(start_s: float, end_s: float) -> dict[str, float]:
         return {"start_s": round(start_s + seconds, 3), "end_s": round(end_s + seconds, 3)}
 
