@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from heimdex.domain import STAGES
+from heimdex.domain import STAGES, StageState, VideoState
+from heimdex.pipeline.context import Artifacts
+from heimdex.pipeline.events import RunAbandoned, StageEvent
+from heimdex.service import Heimdex
+from heimdex.settings import Settings
 from tests import assets
 from tests.e2e.conftest import heimdex_cli, news_video
 
@@ -95,3 +99,27 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     assert proc.returncode == 2 and "notes.jpg" in proc.stderr and "Traceback" not in proc.stderr
     proc = heimdex_cli(tmp_path, "index", str(tmp_path / "missing.mp4"), check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
+
+
+def test_a_run_that_loses_its_video_writes_nothing_more(tmp_path, models):
+    """A worker frozen past its lease wakes up inside a stage whose inputs the new owner has already
+    cleared: the stage fails, but that failure is not the video's. The run must stop without writing
+    the failure (or anything else) into a ledger that now belongs to another worker."""
+    app = Heimdex(Settings(home=tmp_path), models=models)
+    video = app.add_file(news_video()).video
+    owner = {"still": True}
+
+    def taken_over_now(event: StageEvent) -> None:  # the moment the OCR stage starts
+        if event.stage == "vision_embed_frames" and event.state == StageState.RUNNING and owner["still"]:
+            owner["still"] = False
+            Artifacts(app.blobs, video.id).clear()  # what the new owner's commit does when it ends
+
+    runner = app.runner(on_event=taken_over_now, keep_going=lambda: owner["still"])
+    with pytest.raises(RunAbandoned):
+        runner.run(video.id)
+    records = {r.stage: r for r in app.stages(video.id)}
+    assert records["vision_embed_frames"].state == StageState.RUNNING  # neither failed nor retried
+    assert records["vision_embed_frames"].attempts == 1 and records["vision_embed_frames"].error is None
+    assert "commit" not in records and app.video(video.id).state == VideoState.PROCESSING
+    assert runner.failure is None
+    app.close()

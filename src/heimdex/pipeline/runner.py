@@ -109,10 +109,12 @@ class PipelineRunner:
                         done.add(stage)
                     except StageFailed as exc:
                         failure = failure or exc  # let stages already running finish, start no more
+                    except RunAbandoned:
+                        abandoned = True
+        if abandoned:  # before a failure: a failure seen after losing the video is not its own
+            raise RunAbandoned(ctx.video.id)
         if failure is not None:
             raise failure
-        if abandoned:
-            raise RunAbandoned(ctx.video.id)
 
     @staticmethod
     def _ready(done: set[str], running: set[str]) -> list[str]:
@@ -135,10 +137,14 @@ class PipelineRunner:
             try:
                 function(stage_ctx)
             except HeimdexError as exc:  # the input is at fault: retrying cannot help
+                self._check_still_owner(ctx)
                 message = _in_users_words(ctx, str(exc))
                 self._failed(ctx, stage, started, message)
                 raise StageFailed(stage, message) from exc
             except Exception as exc:
+                # A worker that stalled past its lease finds its inputs cleared by the new owner:
+                # that failure is not the video's, and the ledger is not this worker's to write.
+                self._check_still_owner(ctx)
                 message = _in_users_words(ctx, f"{type(exc).__name__}: {exc}")
                 self._failed(ctx, stage, started, message)
                 log.warning(
@@ -154,10 +160,15 @@ class PipelineRunner:
                 time.sleep(0.5 * attempt)
                 continue
             elapsed = time.perf_counter() - started
+            self._check_still_owner(ctx)
             self.store.stage_done(ctx.video.id, stage, elapsed)
             self.on_event(StageEvent(ctx.video.id, stage, StageState.DONE, 1.0, duration_s=elapsed))
             log.info("stage done", video_id=ctx.video.id, stage=stage, seconds=round(elapsed, 3))
             return
+
+    def _check_still_owner(self, ctx: StageContext) -> None:
+        if not self.keep_going():
+            raise RunAbandoned(ctx.video.id)
 
     def _failed(self, ctx: StageContext, stage: str, started: float, message: str) -> None:
         elapsed = time.perf_counter() - started

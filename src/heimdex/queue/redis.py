@@ -450,20 +450,21 @@ class RedisWorker:
         )
         try:
             video = runner.run(video_id)
-        except RunAbandoned:
-            # The new owner took the job from this worker's list when it reaped it: nothing to ack.
-            log.warning("job.abandoned", video_id=video_id, worker_id=self.worker_id)
-            self._tidy_after_abandon(video_id)
-            return
         except Exception as exc:
-            reporter.finished(None)
+            if not isinstance(exc, RunAbandoned):  # an abandoned job's progress is its new owner's now
+                reporter.finished(None)
             if self._deleted(video_id):
-                # Deleted (through the API) while it waited or while it ran: the ledger writes that
-                # followed failed, and the stages that were running may have written blobs after the
-                # API removed the video's. The pipeline is over, so nothing is written after this.
+                # Deleted (through the API) while it waited or while it ran: the claim or the ledger
+                # writes that followed failed, and the stages that were running may have written blobs
+                # after the API removed the video's. The pipeline is over: nothing is written after this.
                 self.heimdex.blobs.delete_prefix(video_prefix(video_id))
                 self.queue.ack(self.worker_id, video_id)
                 log.info("job.dropped", video_id=video_id, reason="deleted")
+                return
+            if isinstance(exc, RunAbandoned):
+                # The new owner took the job from this worker's list when it reaped it: nothing to ack.
+                log.warning("job.abandoned", video_id=video_id, worker_id=self.worker_id)
+                self._tidy_after_abandon(video_id)
                 return
             # the database or storage away: the job is fine, try it later
             self._retry_or_bury(video_id, f"{type(exc).__name__}: {exc}")
