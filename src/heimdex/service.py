@@ -71,7 +71,9 @@ class Heimdex:
     ) -> None:
         self.settings = settings or Settings()
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        self.store = store or open_store(self.settings.resolved_database_url)
+        self.store = store or open_store(
+            self.settings.resolved_database_url, hnsw_ef_search=self.settings.hnsw_ef_search
+        )
         self.blobs = blobs or open_blob_store(self.settings.resolved_storage_url, self.settings)
         self.models = models or Models(self.settings)
         self.search_engine = SearchEngine(

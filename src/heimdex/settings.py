@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     pipeline_parallelism: int = Field(2, ge=1, le=8, description="Stages of one video run at once.")
     stage_retries: int = Field(2, ge=0, description="Extra attempts for a stage that failed transiently.")
 
+    # Server-mode store (database_url=postgresql://).
+    hnsw_ef_search: int = Field(
+        800,
+        ge=10,
+        le=1000,
+        description="PostgreSQL vector search breadth: higher finds the true nearest scenes more often.",
+    )
+
     # Server-mode queue (queue_url=redis://): `heimdex worker` processes.
     queue_lease_s: float = Field(
         30.0, gt=0, description="A worker silent this long is dead: its job goes to another worker."

@@ -109,3 +109,17 @@ def test_filtered_graph_search_still_returns_enough_rows(pg):
     exact = pg._dense(SceneFilter("alice"), "m", query, 10, approximate=False)
     assert len({h.scene_pk for h in hits} & {h.scene_pk for h in exact}) >= 9
     assert hits[0].scene_pk == exact[0].scene_pk and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_hnsw_search_breadth_comes_from_the_settings(postgres_database) -> None:
+    from heimdex.store import open_store
+
+    default = PostgresStore(postgres_database)
+    tuned = open_store(postgres_database, hnsw_ef_search=321)
+    try:
+        for store, expected in ((default, "800"), (tuned, "321")):
+            with store._pool.connection() as conn:  # every pooled connection is configured alike
+                assert conn.execute("SHOW hnsw.ef_search").fetchone()["hnsw.ef_search"] == expected
+    finally:
+        default.close()
+        tuned.close()

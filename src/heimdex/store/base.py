@@ -205,15 +205,17 @@ class Store(ABC):
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, hnsw_ef_search: int | None = None) -> Store:
+    """The store for `url`. `hnsw_ef_search` tunes PostgreSQL's approximate vector search (SQLite's is
+    exact)."""
     if url.startswith("sqlite:///"):
         from heimdex.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
-        from heimdex.store.postgres import PostgresStore
+        from heimdex.store.postgres import EF_SEARCH, PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, ef_search=hnsw_ef_search or EF_SEARCH)
     raise ValueError(
         f"unsupported database URL {url!r}: use sqlite:///path or postgresql://user@host:port/db"
     )
