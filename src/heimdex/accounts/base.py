@@ -7,6 +7,8 @@ the server. The interface is kept narrow so that a PostgreSQL implementation is 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -26,6 +28,29 @@ class ApiToken(BaseModel):
     prefix: str  # the first characters, so a user can tell tokens apart
     created_at: float = 0.0
     last_used_at: float | None = None
+
+
+def user_from_row(row: Mapping[str, Any]) -> User:
+    """A users row of either database (SQLite gives is_admin as 0/1)."""
+    return User(
+        id=row["id"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        is_admin=bool(row["is_admin"]),
+        created_at=row["created_at"],
+    )
+
+
+def token_from_row(row: Mapping[str, Any]) -> ApiToken:
+    """An api_tokens row of either database; the digest stays in the database."""
+    return ApiToken(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+    )
 
 
 class AccountStore(ABC):

@@ -11,12 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
-from heimdex.accounts.base import AccountStore, ApiToken, User
-from heimdex.errors import ConflictError, HeimdexError, NotFoundError
-from heimdex.store.postgres import _libpq_url, check_schema, migrate, redact
+from heimdex.accounts.base import AccountStore, ApiToken, User, token_from_row, user_from_row
+from heimdex.errors import ConflictError, NotFoundError
+from heimdex.store.postgres import _libpq_url, check_schema, migrate, open_pool
 from heimdex.store.sqlite import new_id
 
 
@@ -29,20 +27,7 @@ class PostgresAccountStore(AccountStore):
             migrate(self.url)
         else:
             check_schema(self.url)
-        self._pool = ConnectionPool(
-            self.url,
-            min_size=1,
-            max_size=max_connections,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            check=ConnectionPool.check_connection,  # survive a server restart
-            name="heimdex-accounts",
-            open=False,
-        )
-        try:
-            self._pool.open(wait=True, timeout=30)
-        except Exception as exc:
-            self._pool.close()
-            raise HeimdexError(f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}") from exc
+        self._pool = open_pool(self.url, "heimdex-accounts", 1, max_connections)
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection]:
@@ -78,28 +63,19 @@ class PostgresAccountStore(AccountStore):
         row = self._one("SELECT * FROM users WHERE id = %s", (user_id,))
         if row is None:
             raise NotFoundError(f"no user {user_id!r}")
-        return self._user(row)
+        return user_from_row(row)
 
     def find_user_by_email(self, email: str) -> User | None:
         row = self._one("SELECT * FROM users WHERE lower(email) = lower(%s)", (email,))
-        return self._user(row) if row else None
+        return user_from_row(row) if row else None
 
     def list_users(self) -> list[User]:
-        return [self._user(r) for r in self._all("SELECT * FROM users ORDER BY created_at, id")]
+        return [user_from_row(r) for r in self._all("SELECT * FROM users ORDER BY created_at, id")]
 
     def set_password(self, user_id: str, password_hash: str) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
 
-    @staticmethod
-    def _user(row: dict) -> User:
-        return User(
-            id=row["id"],
-            email=row["email"],
-            password_hash=row["password_hash"],
-            is_admin=row["is_admin"],
-            created_at=row["created_at"],
-        )
 
     # ------------------------------------------------------------ refresh tokens
     def add_refresh_token(self, digest: str, user_id: str, expires_at: float) -> None:
@@ -132,7 +108,7 @@ class PostgresAccountStore(AccountStore):
                 " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
                 (new_id(), user_id, name, digest, prefix, time.time()),
             ).fetchone()
-        return self._token(row)
+        return token_from_row(row)
 
     def find_api_token(self, digest: str) -> ApiToken | None:
         row = self._one("SELECT * FROM api_tokens WHERE digest = %s", (digest,))
@@ -142,11 +118,11 @@ class PostgresAccountStore(AccountStore):
         if row["last_used_at"] is None or now - row["last_used_at"] > 60:  # no write on every request
             with self._tx() as conn:
                 conn.execute("UPDATE api_tokens SET last_used_at = %s WHERE id = %s", (now, row["id"]))
-        return self._token(row)
+        return token_from_row(row)
 
     def list_api_tokens(self, user_id: str) -> list[ApiToken]:
         rows = self._all("SELECT * FROM api_tokens WHERE user_id = %s ORDER BY created_at, id", (user_id,))
-        return [self._token(r) for r in rows]
+        return [token_from_row(r) for r in rows]
 
     def delete_api_token(self, user_id: str, token_id: str) -> None:
         with self._tx() as conn:
@@ -156,13 +132,3 @@ class PostgresAccountStore(AccountStore):
         if not deleted:
             raise NotFoundError(f"no token {token_id!r}")
 
-    @staticmethod
-    def _token(row: dict) -> ApiToken:
-        return ApiToken(
-            id=row["id"],
-            user_id=row["user_id"],
-            name=row["name"],
-            prefix=row["prefix"],
-            created_at=row["created_at"],
-            last_used_at=row["last_used_at"],
-        )

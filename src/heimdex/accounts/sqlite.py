@@ -8,7 +8,7 @@ import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from heimdex.accounts.base import AccountStore, ApiToken, User
+from heimdex.accounts.base import AccountStore, ApiToken, User, token_from_row, user_from_row
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.sqlite_db import SqliteConnections
 
@@ -77,28 +77,20 @@ class SqliteAccountStore(AccountStore):
         row = self._db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no user {user_id!r}")
-        return self._user(row)
+        return user_from_row(row)
 
     def find_user_by_email(self, email: str) -> User | None:
         row = self._db.execute("SELECT * FROM users WHERE email = ?", (email,)).fetchone()
-        return self._user(row) if row else None
+        return user_from_row(row) if row else None
 
     def list_users(self) -> list[User]:
-        return [self._user(r) for r in self._db.execute("SELECT * FROM users ORDER BY created_at").fetchall()]
+        rows = self._db.execute("SELECT * FROM users ORDER BY created_at").fetchall()
+        return [user_from_row(r) for r in rows]
 
     def set_password(self, user_id: str, password_hash: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
-    @staticmethod
-    def _user(row: sqlite3.Row) -> User:
-        return User(
-            id=row["id"],
-            email=row["email"],
-            password_hash=row["password_hash"],
-            is_admin=bool(row["is_admin"]),
-            created_at=row["created_at"],
-        )
 
     # ------------------------------------------------------------ refresh tokens
     def add_refresh_token(self, digest: str, user_id: str, expires_at: float) -> None:
@@ -135,7 +127,7 @@ class SqliteAccountStore(AccountStore):
                 (token_id, user_id, name, digest, prefix, time.time()),
             )
         row = self._db.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
-        return self._token(row)
+        return token_from_row(row)
 
     def find_api_token(self, digest: str) -> ApiToken | None:
         row = self._db.execute("SELECT * FROM api_tokens WHERE digest = ?", (digest,)).fetchone()
@@ -145,11 +137,11 @@ class SqliteAccountStore(AccountStore):
         if row["last_used_at"] is None or now - row["last_used_at"] > 60:  # no write on every request
             with self._tx() as db:
                 db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, row["id"]))
-        return self._token(row)
+        return token_from_row(row)
 
     def list_api_tokens(self, user_id: str) -> list[ApiToken]:
         rows = self._db.execute("SELECT * FROM api_tokens WHERE user_id = ? ORDER BY created_at", (user_id,))
-        return [self._token(r) for r in rows.fetchall()]
+        return [token_from_row(r) for r in rows.fetchall()]
 
     def delete_api_token(self, user_id: str, token_id: str) -> None:
         with self._tx() as db:
@@ -159,13 +151,3 @@ class SqliteAccountStore(AccountStore):
         if not deleted:
             raise NotFoundError(f"no token {token_id!r}")
 
-    @staticmethod
-    def _token(row: sqlite3.Row) -> ApiToken:
-        return ApiToken(
-            id=row["id"],
-            user_id=row["user_id"],
-            name=row["name"],
-            prefix=row["prefix"],
-            created_at=row["created_at"],
-            last_used_at=row["last_used_at"],
-        )

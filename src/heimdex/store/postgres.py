@@ -17,7 +17,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -164,6 +164,33 @@ def _index_name(kind: str, model: str, dim: int) -> str:
     return f"scene_vectors_hnsw_{digest}"
 
 
+def open_pool(
+    url: str,
+    name: str,
+    min_size: int,
+    max_size: int,
+    configure: Callable[[psycopg.Connection], None] | None = None,
+) -> ConnectionPool:
+    """An open pool of autocommit connections returning dict rows, checked before each use so that
+    a server restart costs one failed check, not a failed request."""
+    pool = ConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        configure=configure,
+        check=ConnectionPool.check_connection,
+        name=name,
+        open=False,
+    )
+    try:
+        pool.open(wait=True, timeout=30)
+    except Exception as exc:
+        pool.close()
+        raise HeimdexError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+    return pool
+
+
 class PostgresStore(Store):
     def __init__(
         self,
@@ -183,21 +210,7 @@ class PostgresStore(Store):
         self._indexes: set[str] = set()  # HNSW indexes known to exist (saves a catalog lookup per commit)
         self._indexes_lock = threading.Lock()
         self._large_owners: dict[str, float] = {}  # owner -> when it was last seen to own many scenes
-        self._pool = ConnectionPool(
-            self.url,
-            min_size=min_connections,
-            max_size=max_connections,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            configure=self._configure,
-            check=ConnectionPool.check_connection,  # survive a server restart
-            name="heimdex",
-            open=False,
-        )
-        try:
-            self._pool.open(wait=True, timeout=30)
-        except Exception as exc:
-            self._pool.close()
-            raise HeimdexError(f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}") from exc
+        self._pool = open_pool(self.url, "heimdex", min_connections, max_connections, self._configure)
 
     def _configure(self, conn: psycopg.Connection) -> None:
         register_vector(conn)
