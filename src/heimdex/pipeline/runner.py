@@ -55,8 +55,9 @@ class PipelineRunner:
         self.models = models
         self.on_event = on_event or (lambda event: None)
         self.parallel = max(1, parallel)
-        # Asked before each stage starts. A worker whose claim on the video was taken over (it stalled
-        # past its lease) stops there instead of racing the new owner through the remaining stages.
+        # Asked before a stage's outcome is recorded (so before the next stage starts). A worker whose
+        # claim on the video was taken over (it stalled past its lease) stops there instead of racing
+        # the new owner through the remaining stages or writing into its ledger.
         self.keep_going = keep_going or (lambda: True)
         self.failure: StageFailed | None = None  # why the last run failed, for a queue deciding on retries
 
@@ -94,11 +95,9 @@ class PipelineRunner:
         abandoned = False
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="stage") as pool:
             while True:
-                ready = self._ready(done, set(running.values())) if failure is None and not abandoned else []
-                if ready and not self.keep_going():
-                    abandoned, ready = True, []  # stages already running finish; no new one starts
-                for stage in ready:
-                    running[pool.submit(self._run_stage, ctx, stage)] = stage
+                if failure is None and not abandoned:  # stages already running finish; no new one starts
+                    for stage in self._ready(done, set(running.values())):
+                        running[pool.submit(self._run_stage, ctx, stage)] = stage
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -344,7 +344,6 @@ class RedisWorker:
         self.concurrency = max(1, concurrency)
         self.worker_id = worker_id or new_worker_id()
         self.current: set[str] = set()
-        self.lost: set[str] = set()  # videos whose claim another worker took over while we held them
         self._lock = threading.Lock()
         self.draining = threading.Event()  # take no new job; finish the current ones
         self._stopped = threading.Event()  # the heartbeat must not re-register a worker that left
@@ -391,11 +390,9 @@ class RedisWorker:
                     held = list(self.current)
                 for video_id in held:
                     if not self.store.renew_claim(video_id, self.worker_id, self.lease_s):
-                        # Stalled past the lease and another worker claimed the video: stop at the
-                        # next stage boundary (the runner asks keep_going) and leave it to them.
+                        # Stalled past the lease and another worker claimed the video: the runner
+                        # stops at the end of the current stage (_still_owner says so).
                         log.error("claim.lost", video_id=video_id, worker_id=self.worker_id)
-                        with self._lock:
-                            self.lost.add(video_id)
                 self.queue.reap()
             except Exception as exc:  # Redis or the database briefly away: keep beating
                 log.warning("worker.heartbeat_error", error=f"{type(exc).__name__}: {exc}")
@@ -437,7 +434,6 @@ class RedisWorker:
         finally:
             with self._lock:
                 self.current.discard(video_id)
-                self.lost.discard(video_id)
             self.store.release_claim(video_id, self.worker_id)
             self.jobs_done += 1
 
@@ -491,11 +487,8 @@ class RedisWorker:
             log.warning("job.tidy_failed", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
 
     def _still_owner(self, video_id: str) -> bool:
-        """Asked by the runner before each stage: whether this worker still holds the video's claim
+        """Asked by the runner as each stage ends: whether this worker still holds the video's claim
         (renewing it). After a stall longer than the lease another worker may have claimed it."""
-        with self._lock:
-            if video_id in self.lost:
-                return False
         try:
             return self.store.renew_claim(video_id, self.worker_id, self.lease_s)
         except Exception:  # the store away: the next stage will fail and be retried like any error
