@@ -142,11 +142,7 @@ def blob_keys(blobs: BlobStore, prefix: str) -> list[str]:
         if not folder.exists():
             return []
         return sorted(p.relative_to(blobs.root).as_posix() for p in [folder, *folder.rglob("*")])
-    if isinstance(blobs, S3BlobStore):
-        pages = blobs.client.get_paginator("list_objects_v2").paginate(
-            Bucket=blobs.bucket, Prefix=blobs.object_key(prefix, folder=True)
-        )
-        return sorted(
-            item["Key"].removeprefix(blobs.prefix) for page in pages for item in page.get("Contents", [])
-        )
+    if isinstance(blobs, S3BlobStore):  # the listing delete_prefix uses
+        names = blobs._list(blobs.object_key(prefix, folder=True))
+        return sorted(name.removeprefix(blobs.prefix) for name in names)
     raise TypeError(f"no way to list {blobs!r}")

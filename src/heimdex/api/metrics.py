@@ -98,14 +98,14 @@ class Metrics:
         if self.workers is None:
             lines += self.stage_duration.render() + self.jobs.render()
         else:
-            lines += self.stage_duration.render(self._from_workers(self.workers.stage_series, {}))
-            lines += self.jobs.render(self._from_workers(self.workers.job_counts, {}))
+            lines += self.stage_duration.render(self._from_workers(self.workers.stage_series))
+            lines += self.jobs.render(self._from_workers(self.workers.job_counts))
         lines += self.http.render()
         return "\n".join(lines) + "\n"
 
     @staticmethod
-    def _from_workers(read: Callable[[], dict], empty: dict) -> dict:
+    def _from_workers(read: Callable[[], dict]) -> dict:
         try:
             return read()
-        except Exception:  # Redis away: /metrics still answers, with what this process knows
-            return empty
+        except Exception:  # Redis away: /metrics still answers, without the workers' figures
+            return {}
