@@ -15,7 +15,7 @@ import numpy as np
 from heimdex.blobs import BlobStore, open_blob_store
 from heimdex.domain import Person, StageRecord, Video, VideoState
 from heimdex.errors import HeimdexError, InvalidMediaError, NotFoundError
-from heimdex.logging import get_logger
+from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
 from heimdex.ml.registry import Models
 from heimdex.pipeline.context import Artifacts, video_prefix
@@ -70,6 +70,8 @@ class Heimdex:
         models: Models | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        ensure_logging(self.settings.log_level, self.settings.log_json)
+        register_secrets(self.settings.secret_values())
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.store = store or open_store(
             self.settings.resolved_database_url, hnsw_ef_search=self.settings.hnsw_ef_search

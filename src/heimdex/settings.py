@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
     # Server (heimdex serve): API, web app and in-process worker.
     host: str = Field("127.0.0.1", description="Address `heimdex serve` listens on.")
     port: int = Field(8000, ge=0, le=65535)
-    secret_key: str | None = Field(
+    secret_key: SecretStr | None = Field(
         None, description="Signs access tokens; generated once and kept in home/secret_key if unset."
     )
     access_token_minutes: int = Field(15, ge=1, description="Lifetime of an access token.")
@@ -101,7 +102,7 @@ class Settings(BaseSettings):
     worker_enabled: bool = Field(True, description="Run the in-process worker inside `heimdex serve`.")
     # Optional: accept access tokens from an external identity provider (e.g. Supabase), mapped to
     # local users by email. HS256 with a shared secret, or RS256/ES256 keys from a JWKS URL.
-    external_jwt_secret: str | None = None
+    external_jwt_secret: SecretStr | None = None
     external_jwt_jwks_url: str | None = None
     external_jwt_audience: str | None = None
     external_jwt_issuer: str | None = None
@@ -116,7 +117,7 @@ class Settings(BaseSettings):
     )
     s3_region: str | None = None
     s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     s3_presign_expiry_s: int = Field(3600, ge=1, le=7 * 24 * 3600, description="Life of presigned URLs.")
     s3_cache_dir: Path | None = Field(
         None, description="Local copies of blobs that decoders need as files; default home/cache/s3."
@@ -127,6 +128,19 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret in plain text, for the log redactor: keys and URL passwords."""
+        values = [
+            s.get_secret_value()
+            for s in (self.secret_key, self.external_jwt_secret, self.s3_secret_access_key)
+            if s is not None
+        ]
+        for url in (self.database_url, self.queue_url, self.storage_url):
+            password = urlsplit(url).password if url else None
+            if password:
+                values += [password, unquote(password)]
+        return values
 
     @field_validator("home", mode="before")
     @classmethod

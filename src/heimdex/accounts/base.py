@@ -10,13 +10,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class User(BaseModel):
     id: str
     email: str
-    password_hash: str | None = None  # None for users who only sign in through an external provider
+    # None for users who only sign in through an external provider; never in a repr (logs, tracebacks).
+    password_hash: str | None = Field(None, repr=False)
     is_admin: bool = False
     created_at: float = 0.0
 

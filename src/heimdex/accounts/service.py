@@ -23,7 +23,7 @@ from heimdex.accounts.base import AccountStore, ApiToken, User
 from heimdex.accounts.passwords import hash_password, needs_rehash, verify_password
 from heimdex.accounts.ratelimit import RateLimiter
 from heimdex.errors import HeimdexError, NotFoundError
-from heimdex.logging import get_logger
+from heimdex.logging import get_logger, register_secrets
 from heimdex.settings import Settings
 
 log = get_logger(__name__)
@@ -58,7 +58,7 @@ def digest(token: str) -> str:
 def resolve_secret_key(settings: Settings) -> str:
     """The configured secret, or one generated on first start and kept (mode 600) under home."""
     if settings.secret_key:
-        return settings.secret_key
+        return settings.secret_key.get_secret_value()
     path = Path(settings.home) / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +81,7 @@ class Accounts:
         self.settings = settings
         self.store = store
         self.secret = resolve_secret_key(settings)
+        register_secrets([self.secret, *settings.secret_values()])
         self.login_limiter = RateLimiter(settings.login_attempts_per_minute, 60.0)
         self._jwks = (
             jwt.PyJWKClient(settings.external_jwt_jwks_url) if settings.external_jwt_jwks_url else None
@@ -182,7 +183,8 @@ class Accounts:
                 key = self._jwks.get_signing_key_from_jwt(token).key
                 algorithms = ["RS256", "ES256"]
             else:
-                key, algorithms = self.settings.external_jwt_secret, ["HS256"]
+                secret = self.settings.external_jwt_secret
+                key, algorithms = (secret.get_secret_value() if secret else ""), ["HS256"]
             claims = jwt.decode(
                 token,
                 key,

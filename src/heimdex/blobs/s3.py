@@ -51,7 +51,9 @@ def make_client(settings: Settings, endpoint_url: str | None) -> BaseClient:
         endpoint_url=endpoint_url,
         region_name=settings.s3_region,
         aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=settings.s3_secret_access_key,
+        aws_secret_access_key=(
+            settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+        ),
         config=config,
     )
 
