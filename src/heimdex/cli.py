@@ -37,7 +37,6 @@ out = Console()
 err = Console(stderr=True)
 
 
-
 class _State:
     settings: Settings | None = None
 
@@ -456,8 +455,21 @@ def serve(
     application = create_app(settings, run_worker=worker)
     err.print(f"Heimdex {__version__} on http://{settings.host}:{settings.port}  (data in {settings.home})")
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=3,
+        **proxy_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict:
+    """uvicorn's handling of X-Forwarded-For/-Proto: only from HEIMDEX_TRUSTED_PROXIES. uvicorn's
+    own default trusts 127.0.0.1, so that any local process (or a proxy that does not set the
+    header) could pose as any client address and dodge the per-address login limits."""
+    trusted = settings.trusted_proxies
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": list(trusted)}
 
 
 def _accounts():
@@ -487,7 +499,9 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     """Accounts on this server."""
     users = _accounts().store.list_users()
     if as_json:
-        out.print_json(data=[u.model_dump(mode="json", exclude={"password_hash"}) for u in users])
+        out.print_json(
+            data=[u.model_dump(mode="json", exclude={"password_hash", "token_generation"}) for u in users]
+        )
         return
     table = Table()
     for column in ("email", "admin", "id"):
@@ -497,24 +511,53 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     out.print(table)
 
 
+def _find_user(accounts, email: str):
+    user = accounts.store.find_user_by_email(email.strip().lower())
+    if user is None:
+        raise HeimdexError(f"no user {email}")
+    return user
+
+
 @users_app.command("set-password")
 def users_set_password(
     email: str,
     password: Annotated[str | None, typer.Option(envvar="HEIMDEX_PASSWORD")] = None,
 ) -> None:
-    """Set a user's password."""
-    from heimdex.accounts.passwords import hash_password
-
+    """Set a user's password; their sessions and personal API tokens stop working."""
     accounts = _accounts()
-    user = accounts.store.find_user_by_email(email.strip().lower())
-    if user is None:
-        raise HeimdexError(f"no user {email}")
+    user = _find_user(accounts, email)
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        raise HeimdexError("the password must have at least 8 characters")
-    accounts.store.set_password(user.id, hash_password(password))
-    out.print(f"password changed for {user.email}")
+    accounts.set_password(user, password)
+    out.print(f"password changed for {user.email}; their sessions and API tokens were revoked")
+
+
+@users_app.command("logout-all")
+def users_logout_all(
+    email: str,
+    api_tokens: Annotated[bool, typer.Option(help="Revoke their personal API tokens too.")] = False,
+) -> None:
+    """End every session of a user (a lost phone, a shared computer): they must log in again."""
+    accounts = _accounts()
+    sessions, tokens = accounts.logout_everywhere(_find_user(accounts, email), api_tokens=api_tokens)
+    out.print(f"ended {sessions} sessions" + (f" and revoked {tokens} API tokens" if api_tokens else ""))
+
+
+@users_app.command("delete")
+def users_delete(
+    email: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete an account with its videos, people, photos and tokens. This cannot be undone."""
+    from heimdex.accounts.deletion import delete_account
+    from heimdex.service import Heimdex
+
+    accounts = _accounts()
+    user = _find_user(accounts, email)
+    if not yes:
+        typer.confirm(f"Delete {user.email} and all their videos and people?", abort=True)
+    result = delete_account(accounts, Heimdex(state.settings), user)
+    out.print(f"deleted {user.email}: {result.videos} videos, {result.people} people")
 
 
 @app.command()

@@ -20,6 +20,7 @@ from heimdex.matching import match_faces
 from heimdex.ml.registry import Models
 from heimdex.pipeline.context import Artifacts, video_prefix
 from heimdex.pipeline.events import EventFn
+from heimdex.private_files import private_dir
 from heimdex.search.engine import SearchEngine, SearchRequest, SearchResult
 from heimdex.settings import Settings
 from heimdex.store import Store, open_store
@@ -72,7 +73,7 @@ class Heimdex:
         self.settings = settings or Settings()
         ensure_logging(self.settings.log_level, self.settings.log_json)
         register_secrets(self.settings.secret_values())
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.home)  # 0700: the database, blobs and secret key live here
         self.store = store or open_store(
             self.settings.resolved_database_url, hnsw_ef_search=self.settings.hnsw_ef_search
         )
@@ -122,7 +123,7 @@ class Heimdex:
         local = getattr(self.blobs, "path", None)
         if local is not None:
             target = local(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             try:
                 target.unlink(missing_ok=True)
                 os.link(path.resolve(), target)  # resolve: link the file, not a symlink to it
@@ -225,7 +226,7 @@ class Heimdex:
 
         label = "photo" if isinstance(photo, bytes) else str(photo)
         try:
-            image = decode_image(data)
+            image = decode_image(data, max_pixels=self.settings.max_image_pixels)
         except InvalidMediaError as exc:  # decoding bytes cannot know the file's name: say it here
             raise InvalidMediaError(f"{label}: {exc}") from exc
         for model in (self.models.faces, self.models.appearance):

@@ -8,14 +8,17 @@ Every field can be set by an environment variable `HEIMDEX_<FIELD>` (for example
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_home() -> Path:
@@ -37,6 +40,9 @@ class Settings(BaseSettings):
     # Limits applied by upload_validate.
     max_duration_s: float = Field(4 * 3600, gt=0)
     max_file_bytes: int = Field(20 * 1024**3, gt=0)
+    max_image_pixels: int = Field(
+        50_000_000, ge=1, description="Largest photo or video frame (width x height) decoded; 422 past it."
+    )
 
     # Models. Each accepts a packaged name, a local folder, or (for users with internet) a hub id.
     asr_model: str = Field("base", description="base | tiny.en | a CTranslate2 folder | a hub id.")
@@ -96,7 +102,23 @@ class Settings(BaseSettings):
     allow_registration: bool = Field(True, description="Anyone reaching the server may create an account.")
     cookie_secure: bool = Field(False, description="Mark session cookies Secure (set behind HTTPS).")
     login_attempts_per_minute: int = Field(10, ge=1, description="Per client address and per email.")
+    register_attempts_per_hour: int = Field(20, ge=1, description="Account registrations per client address.")
+    refresh_reuse_grace_s: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="A used refresh token replayed within this time (two tabs at once) gets a new pair;"
+        " later, a replay revokes the whole session.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For/-Proto `heimdex serve` believes: IPs or CIDRs,"
+        " comma-separated (e.g. 127.0.0.1,10.0.0.0/8), or * for any; empty = none (the default).",
+    )
     upload_max_bytes: int = Field(20 * 1024**3, gt=0, description="Largest single upload (413 past it).")
+    request_body_timeout_s: float = Field(
+        30.0, ge=0, description="A request body that sends nothing for this long ends with 408; 0 = wait."
+    )
     user_quota_bytes: int = Field(0, ge=0, description="Total original bytes per user; 0 = unlimited.")
     user_uploads_per_hour: int = Field(0, ge=0, description="Uploads per user per hour; 0 = unlimited.")
     worker_enabled: bool = Field(True, description="Run the in-process worker inside `heimdex serve`.")
@@ -141,6 +163,32 @@ class Settings(BaseSettings):
             if password:
                 values += [password, unquote(password)]
         return values
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment: a comma-separated list (a JSON list works too)
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [p.strip() for p in text.split(",") if p.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        checked = []
+        for entry in value:
+            try:
+                if entry == "*":
+                    checked.append(entry)
+                elif "/" in entry:
+                    checked.append(str(ipaddress.ip_network(entry, strict=False)))
+                else:
+                    checked.append(str(ipaddress.ip_address(entry)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address, a CIDR network or *") from None
+        return checked
 
     @field_validator("home", mode="before")
     @classmethod

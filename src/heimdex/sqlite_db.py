@@ -14,11 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from heimdex.private_files import private_dir, private_file
+
 
 class SqliteConnections:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) != ":memory:":
+            # Created 0600 in a 0700 folder before SQLite opens it: its -wal and -shm files copy the
+            # database's mode. The file holds password hashes and tokens.
+            private_file(private_dir(self.path.parent) / self.path.name)
         self._local = threading.local()
 
     @property

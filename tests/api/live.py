@@ -31,7 +31,13 @@ def shared_models() -> Models:
 
 class LiveServer:
     def __init__(self, home: Path, **settings) -> None:
-        defaults = {"login_attempts_per_minute": 1000}
+        # Generous limits (every test registers from 127.0.0.1), and refresh tokens strictly one-use
+        # (no grace for two tabs refreshing at once): tests that need others set them.
+        defaults = {
+            "login_attempts_per_minute": 1000,
+            "register_attempts_per_hour": 1000,
+            "refresh_reuse_grace_s": 0.0,
+        }
         self.settings = Settings(home=home, **{**defaults, **settings})
         self.app = create_app(self.settings, models=shared_models())
         self.ctx = self.app.state.ctx

@@ -35,8 +35,13 @@ def test_snippet_windows_long_text_around_matches():
 
 def test_stem_puts_inflections_together():
     # the old suffix stripper gave "oranges" -> "orang" but kept "orange": the plural missed the singular
-    for forms in (["orange", "oranges"], ["helmet", "helmets"], ["run", "running", "runs"],
-                  ["butterfly", "butterflies"], ["gorge", "gorges"]):
+    for forms in (
+        ["orange", "oranges"],
+        ["helmet", "helmets"],
+        ["run", "running", "runs"],
+        ["butterfly", "butterflies"],
+        ["gorge", "gorges"],
+    ):
         assert len({stem(w) for w in forms}) == 1, forms
     assert stem("News") == "news" and stem("옥상") == "옥상"
 
@@ -44,4 +49,5 @@ def test_stem_puts_inflections_together():
 def test_snippet_marks_the_singular_for_a_plural_query():
     # (a snippet runs from the first to the last word of its window)
     assert make_snippet("She sold one orange at the market.", ["oranges"]) == (
-        "She sold one <mark>orange</mark> at the market")
+        "She sold one <mark>orange</mark> at the market"
+    )

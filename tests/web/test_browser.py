@@ -1,8 +1,10 @@
 """The web app in real headless Chromium: log in, upload, watch indexing, search, play, transcript,
-people, delete; screenshots of every page (desktop and phone) go to docs/screenshots/."""
+people, delete; screenshots of every page (desktop and phone) go to build/screenshots/
+(`make screenshots` refreshes the committed ones in docs/screenshots/)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,9 @@ def small_video() -> Path:
 @pytest.fixture(scope="module")
 def page(browser, web_server):
     web_server.user("viewer@example.com").close()
-    context = browser.new_context(viewport=DESKTOP, base_url=web_server.url)
+    # Playwright's wait_for_function evaluates its expression with eval(), which the app's
+    # Content-Security-Policy forbids; test_no_page_breaks_the_content_security_policy checks the policy.
+    context = browser.new_context(viewport=DESKTOP, base_url=web_server.url, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(20_000)
     errors: list[str] = []
@@ -176,4 +180,100 @@ def test_phone_layout(browser, page, web_server, screenshots) -> None:
     phone.screenshot(path=screenshots / "phone-player.png")
     phone.goto("/login")
     phone.screenshot(path=screenshots / "phone-login.png")
+    context.close()
+
+
+def test_upload_with_a_korean_file_name(page, web_server) -> None:
+    """Chromium sends the name as raw UTF-8 in the multipart body (RFC 7578): it is kept as typed."""
+    name = "회의 녹화 café.mp4"
+    page.goto("/app")
+    if "/login" in page.url:  # when run alone
+        page.fill("input[name=email]", "viewer@example.com")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/app")
+    page.set_input_files(
+        "#file-input", files=[{"name": name, "mimeType": "video/mp4", "buffer": small_video().read_bytes()}]
+    )
+    card = page.locator(".video-card", has_text=name)
+    card.wait_for()
+    assert card.locator("a.title").inner_text() == name
+    viewer = web_server.ctx.accounts.store.find_user_by_email("viewer@example.com")
+    (video,) = [v for v in web_server.ctx.heimdex.store.list_videos(viewer.id) if v.filename == name]
+    page.wait_for_selector(f'.video-card[data-video="{video.id}"].state-indexed', timeout=180_000)
+    card.locator("[data-action=delete]").click()
+    page.locator(f'.video-card[data-video="{video.id}"]').wait_for(state="detached")
+
+
+# ---------------------------------------------------------------- security: redirects and the CSP
+CSP_WATCH = """window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(
+  `${e.effectiveDirective} blocked ${e.blockedURI || "inline"} on ${location.pathname}`));"""
+
+
+def test_login_with_an_off_site_next_stays_on_the_site(browser, web_server) -> None:
+    web_server.user("redirect@example.com").close()
+    context = browser.new_context(viewport=DESKTOP, base_url=web_server.url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+
+    def log_in(path: str, tamper: str | None = None) -> str:
+        page.goto(path)
+        if tamper is not None:  # what app.js does if the page's data-next says so anyway
+            page.evaluate("next => { document.getElementById('auth-form').dataset.next = next; }", tamper)
+        page.fill("input[name=email]", "redirect@example.com")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/login" not in url)
+        return page.url
+
+    home = f"{web_server.url}/app"
+    for next_url in ("/%5Cevil.example", "/%09/evil.example", "//evil.example", "/%5C/evil.example"):
+        assert log_in(f"/login?next={next_url}") == home, next_url
+    for tampered in ("/\\evil.example", "/\t/evil.example", "https://evil.example/", "//evil.example"):
+        assert log_in("/login", tamper=tampered) == home, tampered
+    assert log_in("/login?next=/app/people") == f"{web_server.url}/app/people"
+    context.close()
+
+
+def test_no_page_breaks_the_content_security_policy(browser, page, web_server) -> None:
+    """Every page as the viewer (after the tests above: a video, Donna, a token), and the API
+    reference, whose inline script must run (it then fails: Swagger UI's CDN is out of reach)."""
+    context = browser.new_context(viewport=DESKTOP, base_url=web_server.url)
+    context.add_cookies(page.context.cookies())
+    context.add_init_script(CSP_WATCH)
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    refused: list[str] = []
+    errors: list[str] = []
+    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    violations: list[str] = []
+    tab.goto("/app")
+    tab.wait_for_selector(".video-card .bar span", state="attached")
+    watch = tab.locator(".video-card a.title").first.get_attribute("href")
+    person = None
+    for path in ("/app", "/app/search?q=garden", watch, "/app/people", "/app/account", "/login", "/register"):
+        tab.goto(path)
+        tab.wait_for_load_state("networkidle")
+        if path == watch:  # the player loaded the video: media-src allows it (no wait_for_function: eval)
+            deadline = time.monotonic() + 20
+            while tab.evaluate("document.getElementById('player').readyState") < 1:
+                assert time.monotonic() < deadline, "the player did not load the video"
+                tab.wait_for_timeout(100)
+        if path == "/app/people":
+            person = tab.locator(".person-card a.title").first.get_attribute("href")
+        violations += tab.evaluate("window.__csp")
+    tab.goto(person)
+    tab.wait_for_selector(".scene-card img")
+    violations += tab.evaluate("window.__csp")
+    assert not violations and not refused, (violations, refused)
+    assert not errors, errors
+
+    tab.goto("/docs")
+    tab.wait_for_load_state("load")
+    tab.wait_for_timeout(300)
+    violations += tab.evaluate("window.__csp")
+    assert not violations and not refused, (violations, refused)
+    assert any("SwaggerUIBundle is not defined" in e for e in errors), errors  # the inline script ran
     context.close()

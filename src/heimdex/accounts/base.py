@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,9 @@ class User(BaseModel):
     password_hash: str | None = Field(None, repr=False)
     is_admin: bool = False
     created_at: float = 0.0
+    # Bumped when the password changes or the user logs out everywhere: access tokens carry the
+    # generation they were issued in (claim "gen") and stop working when it moves on.
+    token_generation: int = 0
 
 
 class ApiToken(BaseModel):
@@ -39,6 +43,7 @@ def user_from_row(row: Mapping[str, Any]) -> User:
         password_hash=row["password_hash"],
         is_admin=bool(row["is_admin"]),
         created_at=row["created_at"],
+        token_generation=row["token_generation"],
     )
 
 
@@ -52,6 +57,22 @@ def token_from_row(row: Mapping[str, Any]) -> ApiToken:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
     )
+
+
+@dataclass(frozen=True)
+class RefreshUse:
+    """What presenting a refresh token found.
+
+    - "fresh": it was unused and is now marked used (rotation);
+    - "grace": it had been used moments ago (two tabs refreshing at once): a new pair may be issued;
+    - "reused": it had been used before: copied or replayed, so its whole family was deleted and
+      the user's token generation bumped (every access token of theirs stops working at once; their
+      other sessions renew theirs with their own refresh tokens).
+    """
+
+    user_id: str
+    family: str
+    state: Literal["fresh", "grace", "reused"]
 
 
 class AccountStore(ABC):
@@ -71,22 +92,45 @@ class AccountStore(ABC):
     def list_users(self) -> list[User]: ...
 
     @abstractmethod
-    def set_password(self, user_id: str, password_hash: str) -> None: ...
+    def set_password(self, user_id: str, password_hash: str, *, revoke_tokens: bool = False) -> None:
+        """With revoke_tokens, also what revoke_tokens(user_id, api_tokens=True) does, in the same
+        transaction."""
+
+    @abstractmethod
+    def delete_user(self, user_id: str) -> None:
+        """The account with its refresh and API tokens (not its videos). Raises NotFoundError."""
+
+    @abstractmethod
+    def revoke_tokens(self, user_id: str, *, api_tokens: bool) -> tuple[int, int]:
+        """Log the user out everywhere: bump token_generation (their access tokens stop working),
+        delete every refresh token and, with api_tokens, every personal API token. Returns how many
+        sessions (refresh token families still valid) and API tokens went."""
 
     # ------------------------------------------------------------ refresh tokens
     @abstractmethod
-    def add_refresh_token(self, digest: str, user_id: str, expires_at: float) -> None: ...
+    def add_refresh_token(
+        self, digest: str, user_id: str, expires_at: float, *, family: str, generation: int
+    ) -> bool:
+        """Store a refresh token of `family`, only if the user still exists and is at `generation`
+        (checked under a lock on the user, so a token issued while the user's tokens are being
+        revoked cannot survive the revocation). False when not stored."""
 
     @abstractmethod
-    def take_refresh_token(self, digest: str, now: float) -> str | None:
-        """Consume a refresh token (one use: rotation). Returns its user id if it was valid."""
+    def take_refresh_token(self, digest: str, now: float, grace_s: float = 0.0) -> RefreshUse | None:
+        """Use a refresh token (rotation). Used tokens stay as "used" rows until they expire, so
+        that a replay is recognised: within grace_s of the first use it is "grace", later it is
+        "reused" and the whole family is deleted. None for unknown or expired tokens."""
 
     @abstractmethod
-    def revoke_refresh_token(self, digest: str) -> None: ...
+    def revoke_refresh_token(self, digest: str) -> None:
+        """Logout: delete the token's whole family (the session it belongs to)."""
 
     # ------------------------------------------------------------ personal API tokens
     @abstractmethod
-    def add_api_token(self, user_id: str, name: str, digest: str, prefix: str) -> ApiToken: ...
+    def add_api_token(
+        self, user_id: str, name: str, digest: str, prefix: str, generation: int | None = None
+    ) -> ApiToken | None:
+        """None when `generation` is given and the user is no longer at it (or is gone)."""
 
     @abstractmethod
     def find_api_token(self, digest: str) -> ApiToken | None:

@@ -1,4 +1,4 @@
-"""Accounts in the PostgreSQL database of the server store (tables from migration 0003).
+"""Accounts in the PostgreSQL database of the server store (tables from migrations 0003 and 0004).
 
 Same behaviour as accounts/sqlite.py, for many API processes and threads at once: a small
 connection pool of its own, and every write in one transaction.
@@ -12,10 +12,19 @@ from contextlib import contextmanager
 
 import psycopg
 
-from heimdex.accounts.base import AccountStore, ApiToken, User, token_from_row, user_from_row
+from heimdex.accounts.base import (
+    AccountStore,
+    ApiToken,
+    RefreshUse,
+    User,
+    token_from_row,
+    user_from_row,
+)
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.store.postgres import _libpq_url, check_schema, migrate, open_pool
 from heimdex.store.sqlite import new_id
+
+BUMP_GENERATION = "UPDATE users SET token_generation = token_generation + 1 WHERE id = %s"
 
 
 class PostgresAccountStore(AccountStore):
@@ -72,37 +81,101 @@ class PostgresAccountStore(AccountStore):
     def list_users(self) -> list[User]:
         return [user_from_row(r) for r in self._all("SELECT * FROM users ORDER BY created_at, id")]
 
-    def set_password(self, user_id: str, password_hash: str) -> None:
+    def set_password(self, user_id: str, password_hash: str, *, revoke_tokens: bool = False) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
+            if revoke_tokens:
+                self._revoke(conn, user_id, api_tokens=True)
 
+    def delete_user(self, user_id: str) -> None:
+        with self._tx() as conn:  # refresh and API tokens go with it (ON DELETE CASCADE)
+            deleted = conn.execute("DELETE FROM users WHERE id = %s", (user_id,)).rowcount
+        if not deleted:
+            raise NotFoundError(f"no user {user_id!r}")
+
+    def revoke_tokens(self, user_id: str, *, api_tokens: bool) -> tuple[int, int]:
+        with self._tx() as conn:
+            return self._revoke(conn, user_id, api_tokens=api_tokens)
+
+    @staticmethod
+    def _revoke(conn: psycopg.Connection, user_id: str, *, api_tokens: bool) -> tuple[int, int]:
+        # The UPDATE locks the user's row until commit: token inserts wait on it (see _at_generation).
+        conn.execute(BUMP_GENERATION, (user_id,))
+        sessions = conn.execute(
+            "SELECT count(DISTINCT family) AS n FROM refresh_tokens"
+            " WHERE user_id = %s AND used_at IS NULL AND expires_at > %s",
+            (user_id, time.time()),
+        ).fetchone()["n"]
+        conn.execute("DELETE FROM refresh_tokens WHERE user_id = %s", (user_id,))
+        tokens = 0
+        if api_tokens:
+            tokens = conn.execute("DELETE FROM api_tokens WHERE user_id = %s", (user_id,)).rowcount
+        return sessions, tokens
+
+    @staticmethod
+    def _at_generation(conn: psycopg.Connection, user_id: str, generation: int | None) -> bool:
+        """Whether the user exists at `generation`, holding a share lock on the row until commit: a
+        concurrent revocation (an UPDATE of the row) either finished before, and the new generation
+        is seen here, or waits until this token is inserted, and then deletes it."""
+        row = conn.execute(
+            "SELECT token_generation FROM users WHERE id = %s FOR SHARE", (user_id,)
+        ).fetchone()
+        return row is not None and (generation is None or row["token_generation"] == generation)
 
     # ------------------------------------------------------------ refresh tokens
-    def add_refresh_token(self, digest: str, user_id: str, expires_at: float) -> None:
+    def add_refresh_token(
+        self, digest: str, user_id: str, expires_at: float, *, family: str, generation: int
+    ) -> bool:
         with self._tx() as conn:
+            # The user's row first: a revocation locks it before deleting tokens, so taking it
+            # first keeps the two from waiting on each other's locks (a deadlock).
+            if not self._at_generation(conn, user_id, generation):
+                return False
             conn.execute("DELETE FROM refresh_tokens WHERE expires_at < %s", (time.time(),))  # keep it small
             conn.execute(
-                "INSERT INTO refresh_tokens (digest, user_id, expires_at) VALUES (%s, %s, %s)",
-                (digest, user_id, expires_at),
+                "INSERT INTO refresh_tokens (digest, user_id, expires_at, family) VALUES (%s, %s, %s, %s)",
+                (digest, user_id, expires_at, family),
             )
+        return True
 
-    def take_refresh_token(self, digest: str, now: float) -> str | None:
-        # DELETE ... RETURNING: two requests racing with the same token cannot both get it.
+    def take_refresh_token(self, digest: str, now: float, grace_s: float = 0.0) -> RefreshUse | None:
         with self._tx() as conn:
+            # The conditional UPDATE: of two requests racing with the same unused token, one wins.
             row = conn.execute(
-                "DELETE FROM refresh_tokens WHERE digest = %s RETURNING user_id, expires_at", (digest,)
+                "UPDATE refresh_tokens SET used_at = %s"
+                " WHERE digest = %s AND used_at IS NULL AND expires_at > %s RETURNING user_id, family",
+                (now, digest, now),
             ).fetchone()
-        if row is None:
-            return None
-        return row["user_id"] if row["expires_at"] > now else None
+            if row is not None:
+                return RefreshUse(row["user_id"], row["family"], "fresh")
+            row = conn.execute(
+                "SELECT user_id, family, expires_at, used_at FROM refresh_tokens WHERE digest = %s",
+                (digest,),
+            ).fetchone()
+            if row is None or row["expires_at"] <= now or row["used_at"] is None:
+                return None
+            if now - row["used_at"] <= grace_s:
+                return RefreshUse(row["user_id"], row["family"], "grace")
+            # Reused: the user's row first, then their tokens, in the order revoke_tokens locks them.
+            conn.execute(BUMP_GENERATION, (row["user_id"],))
+            conn.execute("DELETE FROM refresh_tokens WHERE family = %s", (row["family"],))
+            return RefreshUse(row["user_id"], row["family"], "reused")
 
     def revoke_refresh_token(self, digest: str) -> None:
         with self._tx() as conn:
-            conn.execute("DELETE FROM refresh_tokens WHERE digest = %s", (digest,))
+            conn.execute(
+                "DELETE FROM refresh_tokens"
+                " WHERE family IN (SELECT family FROM refresh_tokens WHERE digest = %s)",
+                (digest,),
+            )
 
     # ------------------------------------------------------------ personal API tokens
-    def add_api_token(self, user_id: str, name: str, digest: str, prefix: str) -> ApiToken:
+    def add_api_token(
+        self, user_id: str, name: str, digest: str, prefix: str, generation: int | None = None
+    ) -> ApiToken | None:
         with self._tx() as conn:
+            if not self._at_generation(conn, user_id, generation):
+                return None
             row = conn.execute(
                 "INSERT INTO api_tokens (id, user_id, name, digest, prefix, created_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
@@ -131,4 +204,3 @@ class PostgresAccountStore(AccountStore):
             ).rowcount
         if not deleted:
             raise NotFoundError(f"no token {token_id!r}")
-

@@ -13,10 +13,14 @@ from heimdex import __version__
 from heimdex.accounts import Accounts, open_account_store
 from heimdex.accounts.ratelimit import RateLimiter
 from heimdex.api.context import AppContext
-from heimdex.api.errors import install_error_handlers
+from heimdex.api.errors import UnhandledErrors, install_error_handlers
+from heimdex.api.guards import UrlGuardMiddleware
+from heimdex.api.headers import SecurityHeaders, origin_of
 from heimdex.api.metrics import Metrics
-from heimdex.api.routers import auth, health, jobs, people, scenes, search, videos
+from heimdex.api.routers import auth, health, jobs, people, scenes, search, users, videos
 from heimdex.api.session import SessionMiddleware
+from heimdex.api.timeouts import BodyTimeoutMiddleware
+from heimdex.api.uploads import UploadArea
 from heimdex.logging import get_logger
 from heimdex.ml.registry import Models
 from heimdex.queue import Progress, Worker, open_queue
@@ -92,6 +96,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        UploadArea.claim(settings.home / "uploads")  # removes what a process killed mid-upload left
         if run_worker or remote:
             ctx.queue.start()  # remote: only re-enqueues what the store says is unfinished
         log.info(
@@ -107,11 +112,23 @@ def create_app(
     app = FastAPI(title="Heimdex", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, auth, videos, scenes, search, people, jobs):
+    for module in (health, auth, users, videos, scenes, search, people, jobs):
         app.include_router(module.router)
     from heimdex.web.routes import router as web_router
 
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=str(files("heimdex.web").joinpath("static"))), name="static")
+    app.add_middleware(UrlGuardMiddleware)  # inside the session middleware: its 400s are counted
+    # Outermost last: SessionMiddleware counts what SecurityHeaders finished, and UnhandledErrors
+    # turns an unhandled exception into the JSON 500 that both of them see.
+    app.add_middleware(UnhandledErrors)
+    # With object storage the player's source is a presigned URL there: the policy lets media come from it.
+    stream_origin = origin_of(ctx.heimdex.blobs.url("videos/csp-probe/original.mp4"))
+    app.add_middleware(
+        SecurityHeaders,
+        media_sources=[stream_origin] if stream_origin else [],
+        docs_paths=[app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url],
+    )
     app.add_middleware(SessionMiddleware, settings=settings, metrics=ctx.metrics)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.request_body_timeout_s)
     return app

@@ -1,5 +1,6 @@
 """Blobs as files under one folder. Writes go to a temporary name first, then rename, so a reader
-(or a process killed mid-write) never sees half a file."""
+(or a process killed mid-write) never sees half a file. Folders are created 0700 and files 0600
+(mkstemp's mode): only the account running Heimdex reads them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from heimdex.blobs.base import BlobStore
+from heimdex.private_files import private_dir
 
 
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -26,7 +28,7 @@ class LocalBlobStore(BlobStore):
 
     def _write_atomically(self, key: str, write) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -48,7 +50,7 @@ class LocalBlobStore(BlobStore):
 
     def move(self, source: str, target: str) -> None:
         destination = self.path(target)
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(destination.parent)
         os.replace(self.path(source), destination)
 
     def get_bytes(self, key: str) -> bytes:

@@ -18,7 +18,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from heimdex.errors import InvalidMediaError
 from heimdex.media.probe import (
+    DEFAULT_MAX_PIXELS,
     SKIP_NONREF_CODECS,
+    check_pixels,
     decoded_frames,
     display_size,
     frame_rotation,
@@ -36,8 +38,9 @@ _END_SLACK_S = 1.0
 Image.MAX_IMAGE_PIXELS = 120_000_000  # refuse decompression bombs, allow 100 MP camera photos
 
 
-def decode_frames(path: Path, times: Sequence[float], max_side: int, *,
-                  exact: bool = False) -> list[tuple[float, np.ndarray]]:
+def decode_frames(
+    path: Path, times: Sequence[float], max_side: int, *, exact: bool = False
+) -> list[tuple[float, np.ndarray]]:
     """RGB uint8 frames nearest to each wanted time, as (wanted time, image), sorted by time.
 
     Images are upright (display rotation and sample aspect ratio applied) and downscaled so that the
@@ -60,8 +63,12 @@ def decode_frames(path: Path, times: Sequence[float], max_side: int, *,
         return _pick(container, stream, wanted, max_side)
 
 
-def _pick(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-          wanted: list[float], max_side: int) -> list[tuple[float, np.ndarray]]:
+def _pick(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    wanted: list[float],
+    max_side: int,
+) -> list[tuple[float, np.ndarray]]:
     out: list[tuple[float, np.ndarray]] = []
     # The last conversion, kept with its frame (holding the frame keeps identity checks valid), so a
     # frame wanted by several times is converted once.
@@ -95,8 +102,11 @@ def _pick(container: av.container.InputContainer, stream: av.video.stream.VideoS
 TimedFrame = tuple[float, av.video.frame.VideoFrame]
 
 
-def _timed_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                  next_wanted: Callable[[], float | None]) -> Iterator[TimedFrame]:
+def _timed_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    next_wanted: Callable[[], float | None],
+) -> Iterator[TimedFrame]:
     """(time, frame) in display order, seeking forward whenever next_wanted() is far ahead."""
     origin, tb = time_origin(container), stream.time_base
     rate = float(stream.average_rate or stream.guessed_rate or 25)
@@ -128,8 +138,12 @@ def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoS
     return True
 
 
-def to_rgb(frame: av.video.frame.VideoFrame, stream: av.video.stream.VideoStream, max_side: int,
-           reformatter: VideoReformatter | None = None) -> np.ndarray:
+def to_rgb(
+    frame: av.video.frame.VideoFrame,
+    stream: av.video.stream.VideoStream,
+    max_side: int,
+    reformatter: VideoReformatter | None = None,
+) -> np.ndarray:
     """An upright RGB image of `frame` with the longer side at most `max_side`."""
     width, height = display_size(frame, stream)
     rotation = frame_rotation(frame)
@@ -138,8 +152,9 @@ def to_rgb(frame: av.video.frame.VideoFrame, stream: av.video.stream.VideoStream
     scale = min(1.0, max_side / max(width, height))
     size = max(2, round(width * scale)), max(2, round(height * scale))
     reformatter = reformatter or VideoReformatter()  # reuse one across frames: it caches swscale state
-    image = reformatter.reformat(frame, width=size[0], height=size[1], format="rgb24",
-                                 interpolation="AREA").to_ndarray()
+    image = reformatter.reformat(
+        frame, width=size[0], height=size[1], format="rgb24", interpolation="AREA"
+    ).to_ndarray()
     if rotation:
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
     return image
@@ -177,16 +192,22 @@ def encode_webp(image: np.ndarray, max_side: int, quality: int = 80) -> bytes:
     return data.tobytes()
 
 
-def decode_image(data: bytes | Path) -> np.ndarray:
-    """A photo (bytes or file) as an upright RGB uint8 array, EXIF orientation applied."""
+def decode_image(data: bytes | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A photo (bytes or file) as an upright RGB uint8 array, EXIF orientation applied.
+
+    The size comes from the header (Image.open reads no pixels): a picture past `max_pixels` is
+    refused before anything is decoded (exif_transpose already decodes a PNG)."""
     name = data.name if isinstance(data, Path) else "the image"
     try:
         with Image.open(data if isinstance(data, Path) else io.BytesIO(data)) as img:
+            check_pixels(*img.size, max_pixels, name)
             img = ImageOps.exif_transpose(img)
             return np.asarray(img.convert("RGB"))
     except FileNotFoundError as exc:
         raise InvalidMediaError(f"File not found: {name}") from exc
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own limit
+        raise InvalidMediaError(f"{name} has too many pixels to decode: {exc}") from exc
+    except UnidentifiedImageError as exc:
         raise InvalidMediaError(f"{name} is not a supported image") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt payloads
         raise InvalidMediaError(f"{name} is damaged and cannot be read: {exc}") from exc

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import av
 import av.container
 import av.frame
+import av.logging
 import av.stream
 import av.video.frame
 import av.video.stream
@@ -42,15 +44,43 @@ SKIP_NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1vid
 
 _FFMPEG_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError)
 
+# Pictures (photos, video frames) larger than this are refused before they are decoded: a 436 KB PNG
+# can declare 12000x12000 pixels, and decoding that takes seconds and gigabytes. 8K video is 33 MP.
+DEFAULT_MAX_PIXELS = 50_000_000
 
-def probe(path: Path) -> MediaInfo:
-    """Describe a video file, or raise InvalidMediaError saying why it cannot be indexed."""
+
+def check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    """InvalidMediaError if a picture of `width` x `height` is past the limit (None: no limit)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise InvalidMediaError(
+            f"{what} is {width}x{height} pixels ({width * height / 1e6:.3g} MP); "
+            f"the limit is {max_pixels / 1e6:g} MP"
+        )
+
+
+def probe(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> MediaInfo:
+    """Describe a video file, or raise InvalidMediaError saying why it cannot be indexed.
+
+    A frame size past `max_pixels` is refused before any such frame is decoded: FFmpeg's decoders are
+    capped too (opening a file decodes a frame when the headers leave something out)."""
     path = Path(path)
     size = _check_file(path)
-    with open_container(path) as container:
+    what = f"{path.name}: the video's picture"
+    with open_container(path, max_pixels=max_pixels) as container:
         _refuse_still_image(container)
         stream = video_stream(container)
-        first = _first_frame(container, stream)
+        declared = (stream.codec_context.width or 0, stream.codec_context.height or 0)
+        check_pixels(*declared, max_pixels, what)
+        if max_pixels is not None:
+            stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(max_pixels)}
+        try:
+            first = _first_frame(container, stream)
+        except (InvalidMediaError, *_FFMPEG_ERRORS):
+            refused = _refused_size(path, max_pixels) if max_pixels is not None and 0 in declared else None
+            if refused:
+                check_pixels(*refused, max_pixels, what)
+            raise
+        check_pixels(first.width, first.height, max_pixels, what)
         duration = _duration(container, stream)
         width, height = display_size(first, stream)
         audio = _audio_stream(container)
@@ -72,13 +102,16 @@ def probe(path: Path) -> MediaInfo:
 
 
 @contextlib.contextmanager
-def open_container(path: Path) -> Iterator[av.container.InputContainer]:
+def open_container(path: Path, max_pixels: int | None = None) -> Iterator[av.container.InputContainer]:
     """Open a file for reading; FFmpeg's errors become InvalidMediaError with a plain reason.
 
     Errors raised *inside* the with-block are translated too, so callers never see a raw av error.
+    `max_pixels` caps the pictures FFmpeg decodes while it opens the file (to learn what the headers
+    leave out); a stream whose pictures are larger then has an unknown (0x0) size.
     """
+    options = {"max_pixels": str(max_pixels)} if max_pixels is not None else None
     try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
+        container = av.open(str(path), mode="r", metadata_errors="ignore", options=options)
     except FileNotFoundError as exc:
         raise InvalidMediaError(f"File not found: {path.name}") from exc
     except av.InvalidDataError as exc:
@@ -98,7 +131,8 @@ def open_container(path: Path) -> Iterator[av.container.InputContainer]:
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
     """The main video stream: the biggest picture that is not cover art and that we can decode."""
     candidates = [
-        s for s in container.streams.video
+        s
+        for s in container.streams.video
         if not s.disposition & av.stream.Disposition.attached_pic and s.codec_context is not None
     ]
     if not candidates:
@@ -107,8 +141,11 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
     return max(candidates, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
 
 
-def decoded_frames(container: av.container.InputContainer, stream: av.stream.Stream,
-                   packets: Iterable[av.Packet] | None = None) -> Iterator[av.frame.Frame]:
+def decoded_frames(
+    container: av.container.InputContainer,
+    stream: av.stream.Stream,
+    packets: Iterable[av.Packet] | None = None,
+) -> Iterator[av.frame.Frame]:
     """Every frame of one stream, in presentation order, tolerating damaged packets.
 
     Zero-byte packets are skipped: Ogg uses them mid-stream for "repeat the previous frame", and
@@ -165,6 +202,30 @@ def _sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
 
 # ---------------------------------------------------------------- probe internals
 
+_PAST_LIMIT = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+
+
+def _refused_size(path: Path, max_pixels: int) -> tuple[int, int] | None:
+    """The picture size FFmpeg refused to decode for being past `max_pixels`, or None.
+
+    Only FFmpeg's log says it (the refused size is dropped from the stream), so the file is opened
+    once more, capped as before, with this thread's FFmpeg log captured. Only a failed probe pays."""
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)  # the same words as the last refusal must still be seen
+    try:
+        with av.logging.Capture() as logs, contextlib.suppress(*_FFMPEG_ERRORS):
+            options = {"max_pixels": str(max_pixels)}
+            av.open(str(path), mode="r", metadata_errors="ignore", options=options).close()
+    finally:
+        av.logging.set_skip_repeated(skip)
+        av.logging.set_level(level)
+    for _, _, message in logs:
+        found = _PAST_LIMIT.search(message)
+        if found:
+            return int(found[1]), int(found[2])
+    return None
+
 
 def _check_file(path: Path) -> int:
     if not path.exists():
@@ -184,8 +245,9 @@ def _refuse_still_image(container: av.container.InputContainer) -> None:
         raise InvalidMediaError(f"{Path(container.name).name} is a still image, not a video")
 
 
-def _first_frame(container: av.container.InputContainer,
-                 stream: av.video.stream.VideoStream) -> av.video.frame.VideoFrame:
+def _first_frame(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> av.video.frame.VideoFrame:
     """Decode the first picture: headers can look fine while the payload is missing or garbage."""
     packets = 0
 
@@ -219,8 +281,9 @@ def _duration(container: av.container.InputContainer, stream: av.video.stream.Vi
     return duration
 
 
-def _header_duration(container: av.container.InputContainer,
-                     stream: av.video.stream.VideoStream) -> float | None:
+def _header_duration(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float | None:
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
     if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
@@ -231,8 +294,9 @@ def _header_duration(container: av.container.InputContainer,
     return None
 
 
-def _demuxed_duration(container: av.container.InputContainer,
-                      stream: av.video.stream.VideoStream) -> float | None:
+def _demuxed_duration(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float | None:
     try:
         container.seek(0)
     except _FFMPEG_ERRORS:
@@ -246,8 +310,9 @@ def _demuxed_duration(container: av.container.InputContainer,
     return end - origin if end is not None else None
 
 
-def _check_not_truncated(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                         duration: float) -> None:
+def _check_not_truncated(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, duration: float
+) -> None:
     """A file cut short can keep a header that promises the full length (e.g. MP4 with the index
     first). Seek near the promised end: if no packet is there, the tail of the file is missing."""
     if duration < 2 or stream.time_base is None:
@@ -291,8 +356,12 @@ def _container_name(container: av.container.InputContainer, path: Path) -> str:
 
 # Leading bytes of containers FFmpeg knows; if it still cannot open such a file, the file is broken
 # (typically an MP4 cut short before its index), which is a different message from "not a video".
-_SIGNATURES = ((4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (0, b"RIFF", "AVI"),
-               (0, b"OggS", "Ogg"))
+_SIGNATURES = (
+    (4, b"ftyp", "MP4/MOV"),
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (0, b"RIFF", "AVI"),
+    (0, b"OggS", "Ogg"),
+)
 
 
 def _unreadable_reason(path: Path) -> str:
@@ -302,7 +371,7 @@ def _unreadable_reason(path: Path) -> str:
     except OSError:
         head = b""
     for offset, magic, kind in _SIGNATURES:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return f"{path.name} is an incomplete or damaged {kind} file (was the upload cut short?)"
     return f"{path.name} is not a video file (unknown format)"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from heimdex.validation import strip_controls
+
 _TOKEN = re.compile(
     r'(?P<key>person|video):(?:"(?P<qval>[^"]*)"|(?P<val>\S+))|"(?P<phrase>[^"]*)"|(?P<word>[^\s"]+)',
     re.IGNORECASE,
@@ -44,11 +46,14 @@ class ParsedQuery:
 
 
 def parse_query(raw: str) -> ParsedQuery:
+    """Never raises: any text parses (control characters count as spaces; an unmatched quote is not
+    a phrase but a word; FTS operators such as NEAR( or * are only words)."""
     query = ParsedQuery()
     free: list[str] = []
-    for match in _TOKEN.finditer(raw):
+    for match in _TOKEN.finditer(strip_controls(raw)):
         if match["key"]:
-            value = (match["qval"] if match["qval"] is not None else match["val"]).strip()
+            # an unterminated quote (person:"Mary) is not part of the name
+            value = (match["qval"] if match["qval"] is not None else match["val"]).strip().strip('"').strip()
             if value:
                 (query.people if match["key"].lower() == "person" else query.videos).append(value)
         elif match["phrase"] is not None:

@@ -45,6 +45,7 @@ from heimdex.domain import (
 from heimdex.errors import ConflictError, HeimdexError, NotFoundError
 from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, Store
 from heimdex.store.sqlite import new_id
+from heimdex.validation import strip_controls
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # HNSW candidate list per query (hnsw.ef_search, pgvector's maximum is 1000). Measured at 1M synthetic
@@ -631,8 +632,9 @@ class PostgresStore(Store):
     def full_text(
         self, flt: SceneFilter, terms: Sequence[str], phrases: Sequence[str], limit: int
     ) -> list[ScoredScene]:
-        terms = [t for t in terms if t.strip()]
-        phrases = [p for p in phrases if p.strip()]
+        # PostgreSQL refuses NUL in any text value; other control characters are spaces to it anyway
+        terms = [t for t in map(strip_controls, terms) if t.strip()]
+        phrases = [p for p in map(strip_controls, phrases) if p.strip()]
         if not terms and not phrases:
             return []
         optional = " || ".join("heimdex_term_query(%s)" for _ in terms)

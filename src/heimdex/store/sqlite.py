@@ -34,6 +34,7 @@ from heimdex.domain import (
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.sqlite_db import SqliteConnections
 from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, Store
+from heimdex.validation import strip_controls
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -659,7 +660,9 @@ class SqliteStore(Store):
 
 
 def _fts_quote(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
+    """An FTS5 string: operators and quotes inside are plain text. FTS5 reads the query as a C string,
+    so a NUL (or any control character) would cut it short: those become spaces."""
+    return '"' + strip_controls(text).replace('"', '""') + '"'
 
 
 def _fts_match(terms: Sequence[str], phrases: Sequence[str]) -> str:
@@ -668,8 +671,8 @@ def _fts_match(terms: Sequence[str], phrases: Sequence[str]) -> str:
     FTS5 ranks over every phrase in the expression, so `P AND (t1 OR t2 OR P)` keeps exactly the
     scenes containing P while still rewarding scenes that also contain t1 or t2.
     """
-    required = " AND ".join(_fts_quote(p) for p in phrases if p.strip())
-    optional = " OR ".join(_fts_quote(t) for t in terms if t.strip())
+    required = " AND ".join(_fts_quote(p) for p in phrases if strip_controls(p).strip())
+    optional = " OR ".join(_fts_quote(t) for t in terms if strip_controls(t).strip())
     if required and optional:
         return f"{required} AND ({optional} OR {required})"
     return required or optional

@@ -3,6 +3,7 @@ the player's transcript and the buttons that call the API."""
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from typing import Annotated
 
@@ -51,14 +52,24 @@ def home(request: Request) -> RedirectResponse:
     return RedirectResponse("/app" if request.cookies.get(ACCESS_COOKIE) else "/login", status_code=303)
 
 
+# Where a login may send the browser next: a path on this site. Browsers parse URLs the WHATWG way:
+# they drop tabs and newlines anywhere and read a backslash as "/", so "/\evil.example" and
+# "/<tab>/evil.example" are "//evil.example", another site. Accepted: "/" then anything but "/" or a
+# backslash, and no control character or backslash anywhere (nothing a browser strips or turns into "/").
+SAFE_NEXT = re.compile(r"/(?![/\\])[^\x00-\x1f\x7f\\]*")
+
+
+def safe_next(next_url: str | None, default: str = "/app") -> str:
+    return next_url if next_url and SAFE_NEXT.fullmatch(next_url) else default
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, ctx: Ctx, next: str = "/app") -> HTMLResponse:
-    safe_next = next if next.startswith("/") and not next.startswith("//") else "/app"
     return render(
         request,
         "login.html",
         mode="login",
-        next=safe_next,
+        next=safe_next(next),
         allow_registration=ctx.settings.allow_registration,
     )
 

@@ -10,8 +10,9 @@ from fastapi.responses import PlainTextResponse
 
 from heimdex import __version__
 from heimdex.api.deps import Ctx
+from heimdex.api.openapi import PUBLIC
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=PUBLIC)
 
 
 def _scheme(url: str) -> str:

@@ -11,10 +11,11 @@ from fastapi.responses import StreamingResponse
 
 from heimdex.api.context import AppContext
 from heimdex.api.deps import Ctx, CurrentUser
+from heimdex.api.openapi import USER
 from heimdex.api.views import progress_of
 from heimdex.domain import VideoState
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=USER)
 POLL_S = 0.5
 HEARTBEAT_S = 15.0
 
@@ -41,7 +42,17 @@ def list_jobs(user: CurrentUser, ctx: Ctx) -> dict:
     return {"queue_depth": ctx.queue.depth(), "jobs": active}
 
 
-@router.get("/events", summary="Server-sent events: one `job` event per change of any of your videos")
+@router.get(
+    "/events",
+    summary="Server-sent events: one `job` event per change of any of your videos",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An endless text/event-stream: `event: job` with the job as JSON `data:`",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def job_events(request: Request, user: CurrentUser, ctx: Ctx) -> StreamingResponse:
     async def events() -> AsyncIterator[str]:
         last: dict[str, dict] = {}

@@ -10,18 +10,20 @@ from pydantic import BaseModel, Field
 
 from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.errors import ApiError
+from heimdex.api.openapi import USER, binary, errors, multipart_files
 from heimdex.api.routers.search import run_search
 from heimdex.api.uploads import receive_files
 from heimdex.api.views import hit_json
 from heimdex.domain import Person
+from heimdex.validation import CleanFreeText
 
-router = APIRouter(prefix="/people", tags=["people"])
+router = APIRouter(prefix="/people", tags=["people"], responses=USER)
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 class PersonBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: CleanFreeText = Field(min_length=1, max_length=200)
 
 
 def person_json(person: Person) -> dict:
@@ -42,7 +44,12 @@ def _clean_name(name: str) -> str:
     return name
 
 
-@router.post("", status_code=201, summary="Create a person (add photos to find them in videos)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a person (add photos to find them in videos)",
+    responses=errors(409, _409="you already have a person of that name"),
+)
 def create_person(body: PersonBody, user: CurrentUser, ctx: Ctx) -> dict:
     return person_json(ctx.heimdex.store.add_person(user.id, _clean_name(body.name)))
 
@@ -52,18 +59,27 @@ def list_people(user: CurrentUser, ctx: Ctx) -> list[dict]:
     return [person_json(p) for p in ctx.heimdex.people(user.id)]
 
 
-@router.get("/{person_id}", summary="One person")
+@router.get("/{person_id}", summary="One person", responses=errors(404))
 def get_person(person_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     return person_json(ctx.heimdex.store.get_person(user.id, person_id))
 
 
-@router.patch("/{person_id}", summary="Rename a person")
+@router.patch(
+    "/{person_id}",
+    summary="Rename a person",
+    responses=errors(404, 409, _409="you already have a person of that name"),
+)
 def rename_person(person_id: str, body: PersonBody, user: CurrentUser, ctx: Ctx) -> dict:
     person = ctx.heimdex.store.get_person(user.id, person_id)
     return person_json(ctx.heimdex.rename_person(person.id, _clean_name(body.name), user.id))
 
 
-@router.delete("/{person_id}", status_code=204, summary="Delete a person, their photos and face links")
+@router.delete(
+    "/{person_id}",
+    status_code=204,
+    summary="Delete a person, their photos and face links",
+    responses=errors(404),
+)
 def delete_person(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     person = ctx.heimdex.store.get_person(user.id, person_id)
     ctx.heimdex.remove_person(person.id, user.id)
@@ -71,7 +87,10 @@ def delete_person(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
 
 
 @router.post(
-    "/{person_id}/photos", summary="Enrol photos (multipart, field `file`); finds them in your videos"
+    "/{person_id}/photos",
+    summary="Enrol photos (multipart, field `file`); finds them in your videos",
+    responses=errors(404, 413, 415, _415="not multipart/form-data, or not a JPEG, PNG or WebP photo"),
+    openapi_extra=multipart_files("The photos, each in a field named `file`."),
 )
 async def add_photos(person_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> dict:
     person = ctx.heimdex.store.get_person(user.id, person_id)
@@ -98,7 +117,12 @@ async def add_photos(person_id: str, request: Request, user: CurrentUser, ctx: C
     return person_json(updated)
 
 
-@router.get("/{person_id}/photo", summary="The person's first enrolled photo")
+@router.get(
+    "/{person_id}/photo",
+    summary="The person's first enrolled photo",
+    response_class=Response,
+    responses={200: binary("The photo", "image/jpeg", "image/png", "image/webp"), **errors(404)},
+)
 def person_photo(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     person = ctx.heimdex.store.get_person(user.id, person_id)
     key = f"people/{person.id}/0000.jpg"
@@ -109,7 +133,7 @@ def person_photo(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=600"})
 
 
-@router.get("/{person_id}/scenes", summary="Scenes where the person appears")
+@router.get("/{person_id}/scenes", summary="Scenes where the person appears", responses=errors(404))
 def person_scenes(
     person_id: str,
     user: CurrentUser,

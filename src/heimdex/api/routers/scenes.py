@@ -6,19 +6,29 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from heimdex.api.deps import Ctx, CurrentUser
+from heimdex.api.openapi import USER, binary, errors
 from heimdex.api.routers.videos import thumbnail_response
 from heimdex.api.views import owned_scene, scene_json, transcript_lines
 
-router = APIRouter(prefix="/scenes", tags=["scenes"])
+router = APIRouter(prefix="/scenes", tags=["scenes"], responses=USER)
 
 
-@router.get("/{scene_id}", summary="A scene: transcript words and times, on-screen text, tags, people")
+@router.get(
+    "/{scene_id}",
+    summary="A scene: transcript words and times, on-screen text, tags, people",
+    responses=errors(404),
+)
 def get_scene(scene_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     scene = owned_scene(ctx, scene_id, user.id)
     video = ctx.heimdex.video(scene.video_id, user.id)
     return {**scene_json(scene), "filename": video.filename, "lines": transcript_lines(scene.words)}
 
 
-@router.get("/{scene_id}/thumbnail", summary="The scene's thumbnail (WebP)")
+@router.get(
+    "/{scene_id}/thumbnail",
+    summary="The scene's thumbnail (WebP)",
+    response_class=Response,
+    responses={200: binary("The thumbnail", "image/webp"), **errors(404)},
+)
 def scene_thumbnail(scene_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     return thumbnail_response(ctx, owned_scene(ctx, scene_id, user.id).thumbnail_key)

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import mimetypes
 import secrets
 from enum import StrEnum
+from stat import S_ISREG
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from heimdex.api.deps import Ctx, CurrentUser
-from heimdex.api.errors import ApiError
+from heimdex.api.errors import ApiError, error_response
+from heimdex.api.openapi import USER, binary, errors, multipart_files
 from heimdex.api.uploads import receive_files
 from heimdex.api.views import owned_scene, scene_json, stages_json, video_json
 from heimdex.domain import VideoState
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.logging import get_logger
 from heimdex.service import VIDEO_SUFFIXES
+from heimdex.validation import CleanText
 
 log = get_logger(__name__)
-router = APIRouter(prefix="/videos", tags=["videos"])
+router = APIRouter(prefix="/videos", tags=["videos"], responses=USER)
 
 
 class VideoSort(StrEnum):
@@ -53,7 +57,11 @@ def _upload_limit(ctx, user) -> tuple[int, str]:
     "",
     status_code=201,
     summary="Upload videos (multipart/form-data, field `file`, several allowed)",
-    responses={413: {"description": "past the size limit or quota"}},
+    responses={
+        200: {"description": "every file was already in your library (same content): nothing new"},
+        **errors(413, 415, 429, _415="not multipart/form-data, or not a video file name"),
+    },
+    openapi_extra=multipart_files("The video files, each in a field named `file`."),
 )
 async def upload(request: Request, user: CurrentUser, ctx: Ctx) -> JSONResponse:
     if ctx.upload_limiter is not None:
@@ -99,20 +107,20 @@ def _register(ctx, user, path, filename: str) -> tuple[dict, bool]:
 
 
 class PresignRequest(BaseModel):
-    filename: str = Field(min_length=1, max_length=255)
+    filename: CleanText = Field(min_length=1, max_length=255)
     size_bytes: int = Field(gt=0, description="The file's exact size: the store refuses anything larger.")
-    content_type: str = Field("application/octet-stream", max_length=100)
+    content_type: CleanText = Field("application/octet-stream", max_length=100)
 
 
 class UploadedRequest(BaseModel):
-    key: str = Field(min_length=1, max_length=500)
-    filename: str = Field(min_length=1, max_length=255)
+    key: CleanText = Field(min_length=1, max_length=500)
+    filename: CleanText = Field(min_length=1, max_length=255)
 
 
 @router.post(
     "/presign",
     summary="Direct upload to object storage: a presigned POST (s3:// storage only)",
-    responses={400: {"description": "local storage: use POST /videos"}, 413: {"description": "too large"}},
+    responses=errors(413, 415, 429, _400="local storage (use POST /videos), or a bad request"),
 )
 def presign(body: PresignRequest, user: CurrentUser, ctx: Ctx) -> dict:
     """Step 1 of a direct upload: POST the file as multipart/form-data to `url` with `fields` (the file
@@ -135,7 +143,12 @@ def presign(body: PresignRequest, user: CurrentUser, ctx: Ctx) -> dict:
     return {"key": key, "url": post["url"], "fields": post["fields"], "complete": "/videos/uploaded"}
 
 
-@router.post("/uploaded", status_code=201, summary="Step 2 of a direct upload: index what was uploaded")
+@router.post(
+    "/uploaded",
+    status_code=201,
+    summary="Step 2 of a direct upload: index what was uploaded",
+    responses=errors(404, 415),
+)
 def uploaded(body: UploadedRequest, user: CurrentUser, ctx: Ctx) -> dict:
     if not body.key.startswith(f"uploads/{user.id}/") or ".." in body.key:
         raise ApiError(404, "no upload of yours at that key")
@@ -181,13 +194,13 @@ def list_videos(
     }
 
 
-@router.get("/{video_id}", summary="One video with its stages, progress and errors")
+@router.get("/{video_id}", summary="One video with its stages, progress and errors", responses=errors(404))
 def get_video(video_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     video = ctx.heimdex.video(video_id, user.id)
     return {**video_json(ctx, video), "stages": stages_json(ctx, video.id)}
 
 
-@router.get("/{video_id}/scenes", summary="The video's scenes")
+@router.get("/{video_id}/scenes", summary="The video's scenes", responses=errors(404))
 def video_scenes(
     video_id: str,
     user: CurrentUser,
@@ -198,7 +211,15 @@ def video_scenes(
     return [scene_json(s, with_words=words) for s in ctx.heimdex.store.list_scenes(video.id)]
 
 
-@router.delete("/{video_id}", status_code=204, summary="Delete the video and everything derived from it")
+@router.delete(
+    "/{video_id}",
+    status_code=204,
+    summary="Delete the video and everything derived from it",
+    responses={
+        202: {"description": "the video is being indexed: it is deleted when that job ends"},
+        **errors(404),
+    },
+)
 def delete_video(video_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     video = ctx.heimdex.video(video_id, user.id)
     if ctx.worker.current == video.id:
@@ -222,7 +243,12 @@ def _delete(ctx, video_id: str, owner_id: str) -> None:
     log.info("video.deleted", video_id=video_id, owner=owner_id)
 
 
-@router.post("/{video_id}/reprocess", status_code=202, summary="Index the video again from scratch")
+@router.post(
+    "/{video_id}/reprocess",
+    status_code=202,
+    summary="Index the video again from scratch",
+    responses=errors(404, 409, _409="the video is being indexed right now"),
+)
 def reprocess(video_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     video = ctx.heimdex.video(video_id, user.id)
     if ctx.worker.current == video.id:
@@ -232,7 +258,77 @@ def reprocess(video_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     return video_json(ctx, ctx.heimdex.video(video.id, user.id))
 
 
-@router.get("/{video_id}/stream", summary="The original file, with HTTP Range support (206) for seeking")
+# Media types by file name, the same on every machine (the system's MIME table calls .ts a Qt
+# translation file). Browsers play most .mov files only when told they are mp4.
+STREAM_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/mp4",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".avi": "video/x-msvideo",
+    ".wmv": "video/x-ms-wmv",
+    ".asf": "video/x-ms-asf",
+    ".flv": "video/x-flv",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".vob": "video/mpeg",
+    ".ts": "video/mp2t",
+    ".mts": "video/mp2t",
+    ".m2ts": "video/mp2t",
+    ".3gp": "video/3gpp",
+    ".ogv": "video/ogg",
+    ".mxf": "application/mxf",
+}
+OTHER_TYPE = "application/octet-stream"
+
+
+def stream_media_type(filename: str) -> str:
+    return STREAM_TYPES.get(_suffix(filename), OTHER_TYPE)
+
+
+class StreamResponse(FileResponse):
+    """FileResponse whose Range errors are JSON like every other error (Starlette's are plain text)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        headers = Headers(scope=scope)
+        requested, if_range = headers.get("range"), headers.get("if-range")
+        if requested is not None and (if_range is None or self._should_use_range(if_range)):
+            size = self.stat_result.st_size if self.stat_result else 0
+            try:
+                self._parse_range_header(requested, size)
+            except MalformedRangeHeader as exc:
+                return await error_response(400, f"bad Range header: {exc.content}")(scope, receive, send)
+            except RangeNotSatisfiable:
+                message = f"the range {requested!r} is outside the file ({size} bytes)"
+                problem = error_response(416, message, {"Content-Range": f"bytes */{size}"})
+                return await problem(scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+
+STREAM_RESPONSES = {
+    200: binary("The whole file", *sorted({*STREAM_TYPES.values(), OTHER_TYPE})),
+    206: binary("The requested byte range (Range: bytes=...)", *sorted({*STREAM_TYPES.values(), OTHER_TYPE})),
+    307: {
+        "description": "Object storage: the file is at a short-lived URL (Location), Range included",
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    },
+    **errors(404, 416, _400="a malformed Range header, or a bad request"),
+}
+
+
+@router.get(
+    "/{video_id}/stream",
+    summary="The original file, with HTTP Range support (206) for seeking",
+    response_class=Response,
+    responses=STREAM_RESPONSES,
+)
+@router.head(
+    "/{video_id}/stream",
+    summary="The original file's headers (size, type, Accept-Ranges), without the body",
+    response_class=Response,
+    responses=STREAM_RESPONSES,
+)
 def stream(video_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     video = ctx.heimdex.video(video_id, user.id)
     blobs = ctx.heimdex.blobs
@@ -240,15 +336,26 @@ def stream(video_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     if direct:  # object storage: the browser fetches (and seeks in) the file there, with a short-lived URL
         return RedirectResponse(direct, status_code=307)
     path = blobs.path(video.original_key)  # type: ignore[attr-defined]
-    if not path.is_file():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        stat = None
+    if stat is None or not S_ISREG(stat.st_mode):
         raise NotFoundError("the original file is missing")
-    media_type = mimetypes.guess_type(video.filename)[0] or "application/octet-stream"
-    if media_type == "video/quicktime":
-        media_type = "video/mp4"  # browsers play most .mov files only when told they are mp4
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+    return StreamResponse(
+        path,
+        media_type=stream_media_type(video.filename),
+        stat_result=stat,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
 
 
-@router.get("/{video_id}/thumbnail", summary="The thumbnail of the video's first scene (WebP)")
+@router.get(
+    "/{video_id}/thumbnail",
+    summary="The thumbnail of the video's first scene (WebP)",
+    response_class=Response,
+    responses={200: binary("The thumbnail", "image/webp"), **errors(404)},
+)
 def video_thumbnail(video_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     video = ctx.heimdex.video(video_id, user.id)
     scenes = [s for s in ctx.heimdex.store.list_scenes(video.id) if s.thumbnail_key]

@@ -21,7 +21,7 @@ def upload_validate(ctx: StageContext) -> None:
             f"file is {size / 1e9:.1f} GB; the limit is {ctx.settings.max_file_bytes / 1e9:.1f} GB"
         )
     with ctx.blobs.local_path(ctx.video.original_key) as path:
-        info = probe(path)
+        info = probe(path, max_pixels=ctx.settings.max_image_pixels)
     if info.duration_s > ctx.settings.max_duration_s:
         raise InvalidMediaError(
             f"video is {_hours(info.duration_s)} long; the limit is {_hours(ctx.settings.max_duration_s)}"

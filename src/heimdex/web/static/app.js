@@ -45,6 +45,16 @@ function clock(seconds) {
 }
 
 // ---------------------------------------------------------------- login / register
+// Where to go after logging in: only a page of this site. The URL is resolved as the browser will
+// resolve it (tabs and newlines dropped, a backslash read as "/"), so "/\evil.example" cannot leave.
+function sameOriginPath(next) {
+  try {
+    const url = new URL(next || "/app", location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+  } catch (ex) { /* not a URL */ }
+  return "/app";
+}
+
 function initAuth() {
   const form = $("#auth-form");
   if (!form) return;
@@ -56,7 +66,7 @@ function initAuth() {
     button.disabled = true;
     try {
       await api(`/auth/${form.dataset.mode}`, { method: "POST", json: { email: form.email.value, password: form.password.value } });
-      location.href = form.dataset.next || "/app";
+      location.href = sameOriginPath(form.dataset.next);
     } catch (ex) {
       err.textContent = ex.message;
       err.hidden = false;
@@ -350,3 +360,25 @@ initLibrary();
 initPlayer();
 initPeople();
 initAccount();
+
+// ---------------------------------------------------------------- account: password and sessions
+// Kept apart on purpose (accounts work): POST /auth/password and POST /auth/logout-all.
+(function initSessions() {
+  const form = $("#change-password");
+  if (form) form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("/auth/password", { method: "POST", json: { current_password: form.current_password.value, new_password: form.new_password.value } });
+      form.reset();
+      $$(".tokens li").forEach(li => li.remove()); // revoked with the old password
+      toast("Password changed: every other session and your API tokens were revoked");
+    } catch (ex) { toast(ex.message, true); }
+  });
+  const all = $("#logout-all");
+  if (all) all.addEventListener("click", async () => {
+    try {
+      await api("/auth/logout-all", { method: "POST", json: { api_tokens: $("#logout-all-tokens").checked } });
+      location.href = "/login";
+    } catch (ex) { toast(ex.message, true); }
+  });
+})();
