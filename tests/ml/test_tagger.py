@@ -85,3 +85,15 @@ def test_readable_labels() -> None:
 def test_all_imagenet_labels_are_readable(tagger) -> None:
     assert len(tagger.labels) == 1000 and all(label.strip() for label in tagger.labels)
     assert sum("dog" in label for label in tagger.labels) >= 118
+
+
+def test_threads_sharing_the_tagger_get_their_own_answers(tagger) -> None:
+    """The worker tags frames while the API enrols a pet's photo: one interpreter, two threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [load_rgb(assets.skimage_photo("chelsea")), load_rgb(assets.skimage_photo("coffee"))]
+    alone = [tagger.class_probabilities(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(tagger.class_probabilities, images * 20))
+    for i, probs in enumerate(together):
+        np.testing.assert_allclose(probs, alone[i % 2], atol=1e-6)

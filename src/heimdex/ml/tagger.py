@@ -17,6 +17,7 @@ Label choice, made for text search (the tag names are embedded and full-text ind
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -118,6 +119,10 @@ class VisualTagger:
         raw_labels = _package_file("efficientnet_labels.txt").read_text().splitlines()
         self.labels = [readable_label(raw, i) for i, raw in enumerate(raw_labels)]
         cv2.setNumThreads(threads)  # process-wide in OpenCV; the detector is its main user here
+        # One interpreter and one network serve every thread (the worker tags frames while the API
+        # enrols a pet's photo): each keeps its tensors on itself, so one call at a time goes through.
+        self._classifier_lock = threading.Lock()
+        self._detector_lock = threading.Lock()
         self._detector = cv2.dnn.readNetFromTensorflow(str(_package_file("frozen_inference_graph.pb")),
                                                        str(_package_file("ssd_mobilenet_v2_coco_2018_03_29.pbtxt")))
 
@@ -136,10 +141,12 @@ class VisualTagger:
 
     def class_probabilities(self, image: np.ndarray) -> np.ndarray:
         """The ImageNet classifier's 1000 probabilities for the centre square of the image."""
-        self._classifier.set_tensor(self._input, _centre_square(image, _CLASSIFIER_SIDE)[None])
-        self._classifier.invoke()
+        square = _centre_square(image, _CLASSIFIER_SIDE)[None]
+        with self._classifier_lock:
+            self._classifier.set_tensor(self._input, square)
+            self._classifier.invoke()
+            raw = self._classifier.get_tensor(self._output["index"])[0].astype(np.float32)
         scale, zero = self._output["quantization"]
-        raw = self._classifier.get_tensor(self._output["index"])[0].astype(np.float32)
         return (raw - zero) * (scale or _CLASSIFIER_STEP)
 
     def _classify(self, image: np.ndarray) -> list[Tag]:
@@ -153,9 +160,11 @@ class VisualTagger:
         # The graph was trained on RGB; our images are RGB already, hence swapRB=False.
         side = (_DETECTOR_SIDE, _DETECTOR_SIDE)
         blob = cv2.dnn.blobFromImage(_rgb(image), size=side, swapRB=False, crop=False)
-        self._detector.setInput(blob)
+        with self._detector_lock:
+            self._detector.setInput(blob)
+            detections = self._detector.forward().reshape(-1, 7)
         objects = []
-        for _image_id, class_id, score, x0, y0, x1, y1 in self._detector.forward().reshape(-1, 7):
+        for _image_id, class_id, score, x0, y0, x1, y1 in detections:
             label = COCO_LABELS.get(int(class_id))
             if label and score >= self.detection_score:
                 x0, y0, x1, y1 = (float(np.clip(v, 0.0, 1.0)) for v in (x0, y0, x1, y1))
