@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install install-test run test test-fast lint format eval bench clean
+.PHONY: install install-test run test test-fast lint format eval bench screenshots clean
 
 install:
 	@bash scripts/install.sh
@@ -31,11 +31,25 @@ format:
 	@$(BIN)/python -m ruff format src tests benchmarks
 	@$(BIN)/python -m ruff check --fix src tests benchmarks
 
+# Search quality on an evaluation spec (eval/*.json; corpus built once, cached in .test-media/):
+#   make eval                                  eval/dev_spec_v2.json on SQLite
+#   make eval SPEC=eval/dev_spec.json          another spec
+#   HEIMDEX_EVAL_BACKEND=postgres make eval    the store on PostgreSQL + pgvector
+# Per-query results go to build/eval/ (see scripts/eval.sh).
+SPEC ?= eval/dev_spec_v2.json
 eval: install-test
-	@bash scripts/eval.sh
+	@bash scripts/eval.sh $(SPEC)
 
+# Every benchmark once at a quick size (a few minutes in all), one JSON line each; the full-size
+# runs behind docs/PERFORMANCE.md are the commands in each benchmark's docstring.
+#   make bench BENCH_ARGS="--only search store"   a subset
 bench: install-test
-	@$(BIN)/python benchmarks/run_all.py
+	@$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+# The browser tests write their screenshots to build/screenshots/; this runs them and refreshes the
+# committed copies in docs/screenshots/.
+screenshots: install-test
+	@HEIMDEX_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/web/test_browser.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .test-media

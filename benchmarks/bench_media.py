@@ -37,19 +37,29 @@ def main() -> None:
     seconds = _every_second(info.duration_s)
     rows = [
         _timed("probe", lambda: probe(video), lambda r: f"{r.width}x{r.height} {r.video_codec}"),
-        _timed("extract_audio (16 kHz)", lambda: extract_audio(video),
-               lambda r: f"{len(r) / 16000:.1f} s of samples, {r.nbytes / 1e6:.0f} MB"),
+        _timed(
+            "extract_audio (16 kHz)",
+            lambda: extract_audio(video),
+            lambda r: f"{len(r) / 16000:.1f} s of samples, {r.nbytes / 1e6:.0f} MB",
+        ),
         _timed("detect_cuts (fast)", lambda: detect_cuts(video), lambda r: _score(r, truth["cuts"])),
         _timed("decode_frames (1 fps, 640 px)", lambda: decode_frames(video, seconds, 640), _frames),
         _timed("decode_frames exact", lambda: decode_frames(video, seconds, 640, exact=True), _frames),
     ]
-    print(f"\n{video.name}: {info.duration_s:.0f} s, {info.width}x{info.height} @ {info.fps:g} fps, "
-          f"{info.size_bytes / 1e6:.0f} MB\n")
+    print(
+        f"\n{video.name}: {info.duration_s:.0f} s, {info.width}x{info.height} @ {info.fps:g} fps, "
+        f"{info.size_bytes / 1e6:.0f} MB\n"
+    )
     print(f"{'step':32} {'seconds':>8} {'x realtime':>10}  result")
     for name, seconds, result in rows:
         print(f"{name:32} {seconds:8.2f} {info.duration_s / seconds:10.1f}  {result}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory: {peak:.0f} MB")
+    steps = {
+        name: {"s": round(s, 2), "x_realtime": round(info.duration_s / s, 1), "result": result}
+        for name, s, result in rows
+    }
+    print(json.dumps({"video_s": round(info.duration_s, 1), "steps": steps, "peak_rss_mb": round(peak)}))
 
 
 def _timed(name: str, work: Callable[[], Any], describe: Callable[[Any], str]) -> tuple[str, float, str]:

@@ -10,6 +10,7 @@ The machine may be shared: each figure is the best of R runs after one warm-up.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -58,8 +59,12 @@ def text_heavy_frame() -> np.ndarray:
     draw = ImageDraw.Draw(image)
     font = ImageFont.truetype(FONT, 18)
     for i in range(12):
-        draw.text((10, 5 + i * 29), f"Line {i}: the quick brown fox jumps over {i * 7} lazy dogs", font=font,
-                  fill=(0, 0, 0))
+        draw.text(
+            (10, 5 + i * 29),
+            f"Line {i}: the quick brown fox jumps over {i * 7} lazy dogs",
+            font=font,
+            fill=(0, 0, 0),
+        )
     return np.asarray(image)
 
 
@@ -82,8 +87,13 @@ def bench_asr(threads: int, repeat: int, rows: list[tuple[str, str, str]]) -> No
         model = WhisperRecognizer(spec, cache_dir=cache, threads=threads)
         load = time.perf_counter() - start
         took = best_of(lambda m=model: m.transcribe(audio, language="en"), repeat)
-        rows.append((f"ASR {model.name}", f"{took / seconds:.3f} x real time",
-                     f"{seconds:.0f} s speech in {took:.1f} s; load {load:.1f} s"))
+        rows.append(
+            (
+                f"ASR {model.name}",
+                f"{took / seconds:.3f} x real time",
+                f"{seconds:.0f} s speech in {took:.1f} s; load {load:.1f} s",
+            )
+        )
 
 
 def bench_text(threads: int, repeat: int, rows: list[tuple[str, str, str]]) -> None:
@@ -94,8 +104,13 @@ def bench_text(threads: int, repeat: int, rows: list[tuple[str, str, str]]) -> N
     sentences = sentences[:256]
     took = best_of(lambda: model.embed_passages(sentences), repeat)
     one = best_of(lambda: model.embed_queries(["people walking in the park"]), repeat)
-    rows.append((f"text {model.name}", f"{len(sentences) / took:.0f} sentences/s",
-                 f"batch of {len(sentences)}; one query {one * 1000:.0f} ms"))
+    rows.append(
+        (
+            f"text {model.name}",
+            f"{len(sentences) / took:.0f} sentences/s",
+            f"batch of {len(sentences)}; one query {one * 1000:.0f} ms",
+        )
+    )
 
 
 def bench_tagger(threads: int, repeat: int, rows: list[tuple[str, str, str]]) -> None:
@@ -103,15 +118,22 @@ def bench_tagger(threads: int, repeat: int, rows: list[tuple[str, str, str]]) ->
 
     model = VisualTagger(threads=threads)
     images = [frame(load_rgb(assets.skimage_photo(n))) for n in ("chelsea", "coffee", "astronaut", "rocket")]
-    images += [frame(load_rgb(assets.opencv_sample("messi5.jpg"))),
-               frame(video_frame(assets.opencv_sample("vtest.avi"), 100)),
-               frame(load_rgb(assets.kphotoalbum_photo("bar55.jpg"))),
-               frame(load_rgb(assets.kphotoalbum_photo("donna.jpg")))]
+    images += [
+        frame(load_rgb(assets.opencv_sample("messi5.jpg"))),
+        frame(video_frame(assets.opencv_sample("vtest.avi"), 100)),
+        frame(load_rgb(assets.kphotoalbum_photo("bar55.jpg"))),
+        frame(load_rgb(assets.kphotoalbum_photo("donna.jpg"))),
+    ]
     took = best_of(lambda: model.tag(images), repeat)
     classify = best_of(lambda: [model._classify(i) for i in images], repeat)
     detect = best_of(lambda: [model._detect(i) for i in images], repeat)
-    rows.append(("tags " + model.name, f"{len(images) / took:.1f} images/s",
-                 f"classifier {len(images) / classify:.0f}/s, detector {len(images) / detect:.0f}/s"))
+    rows.append(
+        (
+            "tags " + model.name,
+            f"{len(images) / took:.1f} images/s",
+            f"classifier {len(images) / classify:.0f}/s, detector {len(images) / detect:.0f}/s",
+        )
+    )
 
 
 def bench_ocr(threads: int, repeat: int, rows: list[tuple[str, str, str]]) -> None:
@@ -120,10 +142,17 @@ def bench_ocr(threads: int, repeat: int, rows: list[tuple[str, str, str]]) -> No
     model = OcrReader(threads=threads)
     caption, heavy = caption_frame(), text_heavy_frame()
     photo = frame(load_rgb(assets.skimage_photo("chelsea")))
-    took = {name: best_of(lambda img=img: model.read(img), repeat)
-            for name, img in (("caption", caption), ("heavy", heavy), ("none", photo))}
-    rows.append((f"OCR {model.name}", f"{took['caption']:.2f} s/frame",
-                 f"1 caption line; 12-line frame {took['heavy']:.2f} s; no text {took['none']:.2f} s"))
+    took = {
+        name: best_of(lambda img=img: model.read(img), repeat)
+        for name, img in (("caption", caption), ("heavy", heavy), ("none", photo))
+    }
+    rows.append(
+        (
+            f"OCR {model.name}",
+            f"{took['caption']:.2f} s/frame",
+            f"1 caption line; 12-line frame {took['heavy']:.2f} s; no text {took['none']:.2f} s",
+        )
+    )
 
 
 def bench_faces(repeat: int, rows: list[tuple[str, str, str]]) -> None:
@@ -135,8 +164,13 @@ def bench_faces(repeat: int, rows: list[tuple[str, str, str]]) -> None:
     with_faces = best_of(lambda: model.analyze(group), repeat)
     without = best_of(lambda: model.analyze(empty), repeat)
     n = len(model.analyze(group))
-    rows.append((f"faces {model.name}", f"{with_faces * 1000:.0f} ms/image ({n} faces)",
-                 f"{with_faces * 1000 / max(n, 1):.0f} ms per face; no face {without * 1000:.0f} ms"))
+    rows.append(
+        (
+            f"faces {model.name}",
+            f"{with_faces * 1000:.0f} ms/image ({n} faces)",
+            f"{with_faces * 1000 / max(n, 1):.0f} ms per face; no face {without * 1000:.0f} ms",
+        )
+    )
 
 
 def main() -> None:
@@ -150,11 +184,24 @@ def main() -> None:
     bench_tagger(args.threads, args.repeat, rows)
     bench_ocr(args.threads, args.repeat, rows)
     bench_faces(args.repeat, rows)
-    print(f"\n{os.cpu_count()} CPUs, {args.threads} threads, best of {args.repeat}, load avg "
-          f"{os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\n{os.cpu_count()} CPUs, {args.threads} threads, best of {args.repeat}, load avg "
+        f"{os.getloadavg()[0]:.1f}\n"
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in [("model", "speed", "detail"), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print(
+        json.dumps(
+            {
+                "cpus": os.cpu_count(),
+                "threads": args.threads,
+                "repeat": args.repeat,
+                "load_avg": [round(x, 2) for x in os.getloadavg()],
+                "models": [{"model": m, "speed": s, "detail": d} for m, s, d in rows],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

