@@ -6,6 +6,7 @@ import json
 import re
 import sys
 import threading
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -265,6 +266,13 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+class Confidence(StrEnum):
+    auto = "auto"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help='Words, "quoted phrases", person:NAME (several allowed).')],
@@ -276,11 +284,22 @@ def search(
     all_scenes: Annotated[bool, typer.Option("--all", help="No per-video cap.")] = False,
     video: Annotated[list[str] | None, typer.Option(help="Only this video id (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of hits, best first.")] = False,
+    min_confidence: Annotated[
+        Confidence,
+        typer.Option(help="Hide hits below this confidence; auto hides the low tail after better hits."),
+    ] = Confidence.auto,
 ) -> None:
     """Search indexed scenes."""
     heimdex = _app()
     cap = None if all_scenes else (per_video or -1)
-    result = heimdex.search(query, limit=limit, offset=offset, per_video=cap, video_ids=tuple(video or ()))
+    result = heimdex.search(
+        query,
+        limit=limit,
+        offset=offset,
+        per_video=cap,
+        video_ids=tuple(video or ()),
+        min_confidence=min_confidence.value,
+    )
     if as_json:
         sys.stdout.write(
             json.dumps([h.model_dump(mode="json") for h in result.hits], ensure_ascii=False, indent=1) + "\n"
@@ -289,11 +308,13 @@ def search(
     if not result.hits:
         out.print(f"No scenes match {query!r}.")
         return
+    if all(hit.confidence == "low" for hit in result.hits):
+        out.print("[dim]No confident match; the closest scenes:[/dim]")
     for rank, hit in enumerate(result.hits, start=offset + 1):
         why = ", ".join(f"{name} #{int(info['rank'])}" for name, info in hit.channels.items())
         out.print(
             f"[bold]{rank}. {hit.filename}[/bold]  {_clock(hit.start_s)}–{_clock(hit.end_s)}"
-            f"  [dim]score {hit.score:.4f}  ({why})[/dim]"
+            f"  [dim]{hit.confidence} confidence, score {hit.score:.4f}  ({why})[/dim]"
         )
         snippet = re.sub(r"<mark>(.*?)</mark>", r"[reverse]\1[/reverse]", hit.snippet.replace("[", r"\["))
         if snippet:

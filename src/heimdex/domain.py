@@ -228,6 +228,7 @@ class SearchHit(BaseModel):
     start_s: float
     end_s: float
     score: float
+    confidence: str = "low"  # "high", "medium" or "low": how sure the evidence makes the match
     transcript: str
     snippet: str
     channels: dict[str, dict[str, float | str]]

@@ -147,6 +147,24 @@ def test_search_returns_cli_hit_shape_with_play_links(alice, news) -> None:
     assert alice.get("/search", params={"q": "helmets", "to": "2999-01-01T00:00:00"}).json()["hits"]
 
 
+def test_search_hits_carry_a_confidence_to_cut_at(alice, news) -> None:
+    def hits(**params) -> list[dict]:
+        r = alice.get("/search", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["hits"]
+
+    everything = hits(q="rooftop vegetable garden", min_confidence="low", per_video=10)
+    assert everything[0]["confidence"] == "high" and "rooftop" in everything[0]["transcript"].lower()
+    assert {h["confidence"] for h in everything} <= {"high", "medium", "low"}
+    high = hits(q="rooftop vegetable garden", min_confidence="high", per_video=10)
+    assert high and all(h["confidence"] == "high" for h in high)
+    default = hits(q="rooftop vegetable garden", per_video=10)
+    assert [h["scene_id"] for h in default] == [h["scene_id"] for h in everything if h["confidence"] != "low"]
+    unrelated = hits(q="goalkeeper saves a penalty in extra time", per_video=10)
+    assert unrelated and all(h["confidence"] == "low" for h in unrelated)  # shown, but marked low
+    assert hits(q="goalkeeper saves a penalty in extra time", min_confidence="medium") == []
+
+
 def test_search_bad_requests(alice, news) -> None:
     for params, status in (
         ({}, 400),
@@ -154,6 +172,7 @@ def test_search_bad_requests(alice, news) -> None:
         ({"q": "x", "limit": 1000}, 422),
         ({"q": "x", "from": "last tuesday"}, 400),
         ({"q": "x", "sort": "random"}, 422),
+        ({"q": "x", "min_confidence": "certain"}, 422),
         ({"q": "x", "person": "Nobody"}, 404),
         ({"q": "x", "video": "0123456789abcdef"}, 404),
     ):

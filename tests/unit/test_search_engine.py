@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from heimdex.domain import SceneDraft, Tag
+from heimdex.errors import HeimdexError
 from heimdex.ml.text_embed import E5Embedder
 from heimdex.search.engine import SearchEngine, SearchRequest
-from heimdex.store import CommitBundle, ScoredScene, VectorSet
+from heimdex.store import CommitBundle, VectorSet
 from heimdex.store.sqlite import SqliteStore
 
 SCENES = {
@@ -31,6 +32,9 @@ class CountingEmbedder:
     def embed_queries(self, texts):
         self.calls += 1
         return self.inner.embed_queries(texts)
+
+    def embed_passages(self, texts):
+        return self.inner.embed_passages(texts)
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +105,21 @@ def test_query_vectors_are_cached(engine):
     assert engine[1].calls == before
 
 
-def test_fusion_ties_go_to_the_closer_meaning():
-    # scene 1: first by words, second by meaning; scene 2: the other way round. Same RRF score.
-    channels = {
-        "fulltext": [ScoredScene(1, 3.2), ScoredScene(2, 2.9)],
-        "semantic": [ScoredScene(2, 0.47), ScoredScene(1, 0.42)],
-    }
-    fused = SearchEngine._fuse(channels)
-    assert [pk for pk, _ in fused] == [2, 1]
-    assert fused[0][1] == pytest.approx(fused[1][1])
+def test_hits_carry_a_confidence_and_can_be_cut(engine):
+    everything = search(engine, "when does the bridge close", min_confidence="low", per_video=None)
+    assert (everything[0].scene_index, everything[0].confidence) == (2, "high")
+    assert "low" in {h.confidence for h in everything[1:]}  # a shared word alone is weak evidence
+    default = search(engine, "when does the bridge close", per_video=None)
+    assert [h.scene_id for h in default] == [h.scene_id for h in everything if h.confidence != "low"]
+    assert [h.scene_index for h in search(engine, "when does the bridge close", min_confidence="high")] == [2]
+
+
+def test_a_query_with_no_answer_shows_its_closest_scenes_as_low(engine):
+    hits = search(engine, "goalkeeper saves a penalty in extra time")
+    assert hits and all(h.confidence == "low" for h in hits)
+    assert search(engine, "goalkeeper saves a penalty in extra time", min_confidence="medium") == []
+
+
+def test_an_unknown_confidence_level_is_refused(engine):
+    with pytest.raises(HeimdexError, match="min_confidence"):
+        search(engine, "bridge", min_confidence="certain")

@@ -6,9 +6,9 @@ Channels, each a ranked list of scenes:
 - visual: the query's similarity to tag names ("a cat" ~ "tabby cat"), times the tag's score;
 - person: scenes where the named people appear (a filter when there are other words).
 
-They are fused by weighted reciprocal rank fusion (RRF): a scene's score is the sum over channels
-of weight / (K + rank). RRF needs no score calibration between channels, which matters here: BM25,
-cosine and tag scores live on different scales.
+They are fused by evidence (fusion.py): where a scene sits in the semantic band below the best
+cosine, the IDF-weighted share of the query's words it holds, and its tag evidence; each hit also
+gets a confidence from the same evidence.
 """
 
 from __future__ import annotations
@@ -27,13 +27,22 @@ import numpy as np
 from heimdex.domain import Scene, SearchHit, Video
 from heimdex.errors import NotFoundError
 from heimdex.ml.base import TextEmbedder
+from heimdex.search.fusion import (
+    AUTO,
+    COUNT_CAP,
+    Evidence,
+    confidence,
+    cut,
+    fuse,
+    scene_stems,
+    semantic_band,
+    term_weights,
+)
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, stem
 from heimdex.store import SceneFilter, ScoredScene, Store
 
-RRF_K = 60
-CHANNEL_WEIGHTS = {"fulltext": 1.0, "semantic": 1.0, "visual": 0.7, "person": 1.0}
 CANDIDATES = 100  # per channel, before fusion
 # Tag labels match the query by meaning when the query's vector is this similar to theirs and within
 # LABEL_MARGIN of the best label. Measured with e5 on the dev corpus: genuine matches score
@@ -47,8 +56,6 @@ MAX_MATCHED_LABELS = 24  # all matched labels
 QUERY_CACHE_SIZE = 1024
 LABEL_WORD_WEIGHT = 0.9  # a query word that is literally a word of the label
 _LABEL_WORD = re.compile(r"[\w']+")
-# Semantic hits this far below the best one are noise (e5 similarities sit in a narrow band).
-SEMANTIC_MARGIN = 0.08
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class SearchRequest:
     people: tuple[str, ...] = ()
     created_from: float | None = None
     created_to: float | None = None
+    min_confidence: str = AUTO  # low | medium | high, or auto: hide the low tail after better hits
 
 
 @dataclass
@@ -78,8 +86,10 @@ class SearchEngine:
         embedder: Callable[[], TextEmbedder],
         thumbnail_ref: Callable[[str], str | None],
         cache_dir: Path | None = None,
+        query_cache_size: int = QUERY_CACHE_SIZE,  # 0: embed every query (benchmarks)
     ) -> None:
         self.store = store
+        self._cache_size = query_cache_size
         self._embedder = embedder  # loaded on first use: a people-only query needs no model
         self._thumbnail_ref = thumbnail_ref
         self.centring = QueryCentring(cache_dir=cache_dir)
@@ -90,9 +100,10 @@ class SearchEngine:
         started = time.perf_counter()
         query = parse_query(request.query)
         flt = self._filter(request, query)
-        channels, labels = self._channels(flt, query)
-        fused = self._fuse(channels)
-        hits = self._hits(request, query, fused, channels, labels)
+        channels, labels, reference = self._channels(flt, query)
+        scenes: dict[int, Scene] = {}
+        fused = cut(self._fuse(flt.owner_id, query, channels, scenes, reference), request.min_confidence)
+        hits = self._hits(request, query, fused, channels, labels, scenes)
         return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
 
     def _filter(self, request: SearchRequest, query: ParsedQuery) -> SceneFilter:
@@ -114,16 +125,17 @@ class SearchEngine:
 
     def _channels(
         self, flt: SceneFilter, query: ParsedQuery
-    ) -> tuple[dict[str, list[ScoredScene]], dict[str, float]]:
-        """The ranked list of each channel, and the tag labels the query matched."""
+    ) -> tuple[dict[str, list[ScoredScene]], dict[str, float], float]:
+        """The ranked list of each channel, the tag labels the query matched, and the cosine that a
+        semantic hit must stand out from (fusion.semantic_band)."""
         channels: dict[str, list[ScoredScene]] = {}
         if flt.person_ids:
             channels["person"] = self.store.scenes_with_people(flt, CANDIDATES)
         if not query.has_text:
-            return channels, {}
+            return channels, {}, 0.0
         channels["fulltext"] = self.store.full_text(flt, query.terms, query.phrases, CANDIDATES)
         if query.phrases:  # a quoted phrase is a hard requirement: no channel may add scenes without it
-            return channels, {}
+            return channels, {}, 0.0
         embedder = self._embedder()
         vector = self._query_vector(embedder, query.text)
         centred, scale = self.centring.centre(embedder, query.text, vector)
@@ -131,17 +143,20 @@ class SearchEngine:
             ScoredScene(s.scene_pk, s.score * scale)
             for s in self.store.dense_text(flt, embedder.name, centred, CANDIDATES)
         ]
-        if semantic:
-            floor = semantic[0].score - SEMANTIC_MARGIN
-            channels["semantic"] = [s for s in semantic if s.score >= floor]
+        band = semantic_band(semantic)
+        if band:
+            channels["semantic"] = band
+        reference = self.centring.background_level(embedder, centred) * scale
         labels = self._matching_labels(embedder.name, vector, query.terms)
         if labels:
             channels["visual"] = self.store.scenes_with_labels(flt, labels, CANDIDATES)
-        return channels, labels
+        return channels, labels, reference
 
     def _query_vector(self, embedder: TextEmbedder, text: str) -> np.ndarray:
         """The query's vector, remembered: paging through results and repeated searches (the web app
         re-runs the query on every page) would otherwise pay 10-70 ms of embedding each time."""
+        if not self._cache_size:
+            return embedder.embed_queries([text])[0]
         key = (embedder.name, text)
         with self._cache_lock:
             vector = self._vectors.get(key)
@@ -151,7 +166,7 @@ class SearchEngine:
         vector = embedder.embed_queries([text])[0]
         with self._cache_lock:
             self._vectors[key] = vector
-            while len(self._vectors) > QUERY_CACHE_SIZE:
+            while len(self._vectors) > self._cache_size:
                 self._vectors.popitem(last=False)
         return vector
 
@@ -186,44 +201,57 @@ class SearchEngine:
             matched = {n: matched[n] for n in ranked[:MAX_MATCHED_LABELS]}
         return matched
 
-    @staticmethod
-    def _fuse(channels: dict[str, list[ScoredScene]]) -> list[tuple[int, float]]:
-        scores: dict[int, float] = {}
-        for name, ranked in channels.items():
-            weight = CHANNEL_WEIGHTS[name]
-            for rank, item in enumerate(ranked, start=1):
-                scores[item.scene_pk] = scores.get(item.scene_pk, 0.0) + weight / (RRF_K + rank)
-        if "person" in channels and len(channels) > 1:
-            # the person channel filtered the others already; it only decides ties among them
-            text_hits = {s.scene_pk for name, ranked in channels.items() if name != "person" for s in ranked}
-            scores = {pk: score for pk, score in scores.items() if pk in text_hits}
-        # Ranks tie often (first in one channel and second in another is worth exactly what second
-        # and first is): the closer meaning decides, not the order the channels were filled in.
-        meaning = {s.scene_pk: s.score for s in channels.get("semantic", [])}
-        return sorted(scores.items(), key=lambda item: (-round(item[1], 12), -meaning.get(item[0], -2.0)))
+    def _fuse(
+        self,
+        owner_id: str,
+        query: ParsedQuery,
+        channels: dict[str, list[ScoredScene]],
+        scenes: dict[int, Scene],
+        semantic_reference: float,
+    ) -> list[tuple[int, Evidence]]:
+        """Channels fused by evidence (fusion.py). The full-text hits are fetched here, to see which of
+        the query's words each holds; `scenes` keeps them for the hits."""
+        weights: dict[str, float] = {}
+        stems_of: dict[int, frozenset[str]] = {}
+        fulltext = channels.get("fulltext", [])
+        if fulltext:
+            words = [*query.terms, *(w for p in query.phrases for w in _LABEL_WORD.findall(p))]
+            if words:
+                counts = self.store.term_counts(owner_id, words, COUNT_CAP)
+                weights = term_weights(words, counts, self.store.scene_count(owner_id))
+            scenes.update(self.store.scenes_by_pk([s.scene_pk for s in fulltext]))
+            for item in fulltext:
+                scene = scenes.get(item.scene_pk)
+                if scene is not None:
+                    stems_of[item.scene_pk] = scene_stems(
+                        [scene.transcript, scene.ocr_text, *(t.label for t in scene.tags)]
+                    )
+        return fuse(channels, weights, stems_of, semantic_reference)
 
     def _hits(
         self,
         request: SearchRequest,
         query: ParsedQuery,
-        fused: list[tuple[int, float]],
+        fused: list[tuple[int, Evidence]],
         channels: dict[str, list[ScoredScene]],
         labels: dict[str, float],
+        scenes: dict[int, Scene],
     ) -> list[SearchHit]:
         ranks = {
             name: {s.scene_pk: (rank, s.score) for rank, s in enumerate(ranked, start=1)}
             for name, ranked in channels.items()
         }
         wanted = request.offset + request.limit
-        chosen: list[tuple[int, float]] = []
+        chosen: list[tuple[int, Evidence]] = []
         per_video: dict[str, int] = {}
-        scenes: dict[int, Scene] = {}
         # Fetch scenes in pages: the per-video cap may skip many of the best-ranked ones.
         page_size = max(20, wanted * 2)  # just enough: the per-video cap may skip some
         for page_start in range(0, len(fused), page_size):
             page = fused[page_start : page_start + page_size]
-            scenes.update(self.store.scenes_by_pk([pk for pk, _ in page]))
-            for pk, score in page:
+            missing = [pk for pk, _ in page if pk not in scenes]
+            if missing:
+                scenes.update(self.store.scenes_by_pk(missing))
+            for pk, evidence in page:
                 scene = scenes.get(pk)
                 if scene is None:
                     continue
@@ -231,25 +259,25 @@ class SearchEngine:
                 if request.per_video is not None and seen >= request.per_video:
                     continue
                 per_video[scene.video_id] = seen + 1
-                chosen.append((pk, score))
+                chosen.append((pk, evidence))
                 if len(chosen) >= wanted:
                     break
             if len(chosen) >= wanted:
                 break
         videos: dict[str, Video] = {}
         hits = []
-        for pk, score in chosen[request.offset : wanted]:
+        for pk, evidence in chosen[request.offset : wanted]:
             scene = scenes[pk]
             if scene.video_id not in videos:
                 videos[scene.video_id] = self.store.get_video(scene.video_id)
-            hits.append(self._hit(scene, videos[scene.video_id], score, query, ranks, pk, labels))
+            hits.append(self._hit(scene, videos[scene.video_id], evidence, query, ranks, pk, labels))
         return hits
 
     def _hit(
         self,
         scene: Scene,
         video: Video,
-        score: float,
+        evidence: Evidence,
         query: ParsedQuery,
         ranks: dict[str, dict[int, tuple[int, float]]],
         pk: int,
@@ -274,7 +302,8 @@ class SearchEngine:
             scene_index=scene.index,
             start_s=round(scene.start_s, 3),
             end_s=round(scene.end_s, 3),
-            score=round(score, 6),
+            score=round(evidence.score, 6),
+            confidence=confidence(evidence),
             transcript=scene.transcript,
             snippet=make_snippet(source or scene.ocr_text, terms),
             channels=explained,

@@ -102,6 +102,42 @@ REFERENCE_QUERIES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Everyday sentences about nothing in particular, unrelated to any evaluation set: the level of
+# similarity that any query reaches without a real match (see QueryCentring.background_level).
+BACKGROUND_PASSAGES: tuple[str, ...] = (
+    "The meeting was moved to next Tuesday afternoon.",
+    "She bought bread and milk at the corner shop.",
+    "The train was delayed by twenty minutes this morning.",
+    "He painted the fence white last summer.",
+    "Our team finished the project ahead of schedule.",
+    "It rained all weekend, so we stayed indoors.",
+    "The children walked to school together.",
+    "Please remember to switch off the lights.",
+    "The restaurant on the square serves good soup.",
+    "I called my sister to wish her a happy birthday.",
+    "The new software update fixed several bugs.",
+    "They watched a film and went to bed early.",
+    "The garden needs watering every evening.",
+    "Prices at the supermarket went up again.",
+    "The museum is closed on Mondays.",
+    "We drove to the coast for a short holiday.",
+    "The doctor said the results look normal.",
+    "A package arrived for you yesterday.",
+    "The football match ended in a draw.",
+    "The library has extended its opening hours.",
+    "My phone battery runs out too quickly.",
+    "The cat sat on the windowsill all day.",
+    "The bus stop is just around the corner.",
+    "He is learning to play the piano.",
+    "The office kitchen needs a new kettle.",
+    "We planted three apple trees in the spring.",
+    "The report is due at the end of the month.",
+    "Traffic was heavy on the way home.",
+    "She wrote a long letter to her grandmother.",
+    "The concert tickets sold out in an hour.",
+)
+
+
 def language_of(text: str) -> str:
     """The reference language for a query: Korean when it has Hangul, otherwise English."""
     return "ko" if any("\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e" for ch in text) else "en"
@@ -130,28 +166,46 @@ class QueryCentring:
         return (shifted / norm).astype(np.float32), norm
 
     def _mean(self, embedder: TextEmbedder, language: str) -> np.ndarray:
-        key = (embedder.name, language)
-        with self._lock:  # one computation per key even when the first searches arrive together
-            mean = self._means.get(key)
-            if mean is None:
-                mean = self._means[key] = self._cached_mean(embedder, language)
-            return mean
+        return self._array(embedder, f"{language}-mean", REFERENCE_QUERIES[language], queries=True, mean=True)
 
-    def _cached_mean(self, embedder: TextEmbedder, language: str) -> np.ndarray:
-        queries = REFERENCE_QUERIES[language]
-        digest = hashlib.sha256("\n".join([embedder.name, *queries]).encode()).hexdigest()[:16]
-        path = self.cache_dir / "query-means" / f"{language}-{digest}.npy" if self.cache_dir else None
+    def background_level(self, embedder: TextEmbedder, vector: np.ndarray) -> float:
+        """How close the query comes to everyday passages about nothing in particular (the mean of
+        its 3 best cosines with BACKGROUND_PASSAGES): a scene must stand out from that level to be
+        a confident match, whatever the size of the library."""
+        background = self._array(embedder, "background", BACKGROUND_PASSAGES, queries=False, mean=False)
+        sims = np.sort(background @ vector.astype(np.float32))[::-1]
+        return float(sims[:3].mean())
+
+    def _array(
+        self, embedder: TextEmbedder, name: str, texts: tuple[str, ...], *, queries: bool, mean: bool
+    ) -> np.ndarray:
+        key = (embedder.name, name)
+        with self._lock:  # one computation per key even when the first searches arrive together
+            array = self._means.get(key)
+            if array is None:
+                array = self._means[key] = self._cached(embedder, name, texts, queries, mean)
+            return array
+
+    def _cached(
+        self, embedder: TextEmbedder, name: str, texts: tuple[str, ...], queries: bool, mean: bool
+    ) -> np.ndarray:
+        digest = hashlib.sha256("\n".join([embedder.name, *texts]).encode()).hexdigest()[:16]
+        path = self.cache_dir / "query-means" / f"{name}-{digest}.npy" if self.cache_dir else None
+        shape = (embedder.dim,) if mean else (len(texts), embedder.dim)
         if path is not None and path.is_file():
             with suppress(OSError, ValueError):
-                mean = np.load(path)
-                if mean.shape == (embedder.dim,):
-                    return mean.astype(np.float32)
-        mean = np.asarray(embedder.embed_queries(list(queries)), dtype=np.float32).mean(axis=0)
+                cached = np.load(path)
+                if cached.shape == shape:
+                    return cached.astype(np.float32)
+        embed = embedder.embed_queries if queries else embedder.embed_passages
+        array = np.asarray(embed(list(texts)), dtype=np.float32)
+        if mean:
+            array = array.mean(axis=0)
         if path is not None:
             with suppress(OSError):  # a read-only cache only costs the recomputation
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 with open(tmp, "wb") as out:
-                    np.save(out, mean)
+                    np.save(out, array)
                 tmp.replace(path)  # atomic: concurrent processes never read half a file
-        return mean
+        return array

@@ -152,6 +152,11 @@ class Store(ABC):
         """BM25 over transcript, on-screen text and tags; best first."""
 
     @abstractmethod
+    def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
+        """How many of the owner's scenes hold each term (as full text matches it), counted up to
+        `cap`: a term that common carries little evidence however much more common it is."""
+
+    @abstractmethod
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
         """Cosine similarity of the query vector to scene text vectors made by `model`; best first."""
 

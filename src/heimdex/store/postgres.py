@@ -652,6 +652,23 @@ class PostgresStore(Store):
         )
         return [ScoredScene(int(r["pk"]), float(r["rank"])) for r in rows]
 
+    def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
+        counts = {}
+        for term in dict.fromkeys(terms):
+            clean = strip_controls(term)
+            counts[term] = (
+                int(
+                    self._one(
+                        "SELECT count(*) AS n FROM (SELECT 1 FROM scenes s"
+                        " WHERE s.fts @@ heimdex_term_query(%s) AND s.owner_id = %s LIMIT %s) c",
+                        (clean, owner_id, cap),
+                    )["n"]
+                )
+                if clean.strip()
+                else 0
+            )
+        return counts
+
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
         query = _vector(query)
         dim = int(query.shape[0])

@@ -451,6 +451,21 @@ class SqliteStore(Store):
             ).fetchall()
         return [ScoredScene(r[0], -float(r[1])) for r in rows]
 
+    def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
+        counts = {}
+        for term in dict.fromkeys(terms):
+            match = _fts_match([term], [])
+            counts[term] = (
+                self._db.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM scenes_fts f CROSS JOIN scenes s ON s.pk = f.rowid"
+                    " WHERE scenes_fts MATCH ? AND s.owner_id = ? LIMIT ?)",
+                    (match, owner_id, cap),
+                ).fetchone()[0]
+                if match
+                else 0
+            )
+        return counts
+
     def _fts_count(self, match: str) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM scenes_fts WHERE scenes_fts MATCH ?", (match,)

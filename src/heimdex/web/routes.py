@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from heimdex import __version__
 from heimdex.api.deps import ACCESS_COOKIE, Ctx, PageUser
 from heimdex.api.routers.people import person_json
-from heimdex.api.routers.search import run_search
+from heimdex.api.routers.search import MinConfidence, run_search
 from heimdex.api.views import hit_json, scene_json, stages_json, transcript_lines, video_json
 from heimdex.errors import HeimdexError, NotFoundError
 
@@ -105,11 +105,19 @@ def search_page(
     ctx: Ctx,
     q: Annotated[str, Query(max_length=1000)] = "",
     person: Annotated[str | None, Query(max_length=200)] = None,
+    min_confidence: MinConfidence = MinConfidence.auto,
 ) -> HTMLResponse:
     hits, took_ms, error = [], 0.0, None
     if q.strip() or person:
         try:
-            found, took_ms = run_search(ctx, user.id, q, limit=30, people=(person,) if person else ())
+            found, took_ms = run_search(
+                ctx,
+                user.id,
+                q,
+                limit=30,
+                people=(person,) if person else (),
+                min_confidence=min_confidence,
+            )
             hits = [hit_json(h) for h in found]
         except HeimdexError as exc:
             error = str(exc)
@@ -122,6 +130,7 @@ def search_page(
         hits=hits,
         took_ms=took_ms,
         error=error,
+        min_confidence=min_confidence.value,
         people=[p.name for p in ctx.heimdex.people(user.id)],
         scene_count=ctx.heimdex.store.scene_count(user.id),
     )

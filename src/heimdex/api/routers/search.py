@@ -12,16 +12,25 @@ from fastapi import APIRouter, Query
 from heimdex.api.context import AppContext
 from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.errors import ApiError
+from heimdex.api.openapi import USER, errors
 from heimdex.api.views import hit_json
 from heimdex.domain import SearchHit
+from heimdex.validation import check_text
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], responses=USER)
 DATE_SORT_POOL = 200  # date order re-sorts this many of the best hits
 
 
 class SearchSort(StrEnum):
     relevance = "relevance"
     date = "date"
+
+
+class MinConfidence(StrEnum):
+    auto = "auto"
+    low = "low"
+    medium = "medium"
+    high = "high"
 
 
 def parse_time(value: str | None, name: str) -> float | None:
@@ -53,7 +62,9 @@ def run_search(
     created_to: float | None = None,
     sort: SearchSort = SearchSort.relevance,
     per_video: int | None = -1,
+    min_confidence: MinConfidence = MinConfidence.auto,
 ) -> tuple[list[SearchHit], float]:
+    check_text(q, "the query (q)", allow_whitespace=True)  # the URL guard refuses these first
     if not q.strip() and not people:
         raise ApiError(400, "give a query (q) or a person")
     started = time.perf_counter()
@@ -68,6 +79,7 @@ def run_search(
         video_ids=videos,
         created_from=created_from,
         created_to=created_to,
+        min_confidence=min_confidence.value,
     )
     hits = result.hits
     if by_date:
@@ -78,7 +90,13 @@ def run_search(
     return hits, elapsed * 1000
 
 
-@router.get("/search", summary="Search your scenes")
+@router.get(
+    "/search",
+    summary="Search your scenes",
+    responses=errors(
+        404, _400="no query and no person, a bad date, or a bad request", _404="no such video of yours"
+    ),
+)
 def search(
     user: CurrentUser,
     ctx: Ctx,
@@ -93,6 +111,10 @@ def search(
     to: Annotated[str | None, Query(description="Videos added before (ISO or epoch)")] = None,
     sort: SearchSort = SearchSort.relevance,
     per_video: Annotated[int | None, Query(ge=1, le=1000, description="Hits per video (default 3)")] = None,
+    min_confidence: Annotated[
+        MinConfidence,
+        Query(description="Hide hits below this confidence; auto hides the low tail after a better best hit"),
+    ] = MinConfidence.auto,
 ) -> dict:
     for video_id in video or ():
         ctx.heimdex.video(video_id, user.id)  # 404 for a video that is not the caller's
@@ -108,6 +130,7 @@ def search(
         created_to=parse_time(to, "to"),
         sort=sort,
         per_video=per_video or -1,
+        min_confidence=min_confidence,
     )
     return {
         "query": q,

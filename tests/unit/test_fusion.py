@@ -1,0 +1,111 @@
+"""Evidence fusion (search/fusion.py): pure functions over channel lists, so each rule is shown alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from heimdex.search.fusion import (
+    SEMANTIC_BAND,
+    confidence,
+    coverage,
+    cut,
+    fuse,
+    scene_stems,
+    semantic_band,
+    term_weights,
+)
+from heimdex.store import ScoredScene
+
+
+def test_a_common_word_carries_little_and_a_rare_one_much():
+    weights = term_weights(["people", "karaoke"], {"people": 900, "karaoke": 2}, total=1000)
+    assert coverage(weights, scene_stems(["Karaoke night"])) > 0.85
+    assert coverage(weights, scene_stems(["Many people came"])) < 0.15
+    assert coverage(weights, scene_stems(["People at karaoke"])) == pytest.approx(1.0)
+
+
+def test_words_match_by_stem():
+    weights = term_weights(["oranges"], {"oranges": 1}, total=10)
+    assert coverage(weights, scene_stems(["an orange on the table"])) == 1.0
+
+
+def test_one_shared_common_word_does_not_outrank_the_meaning():
+    # Scene 1 shares one common word with a paraphrased question and is 5th by meaning; scene 2
+    # holds none of its words but is first by meaning. RRF put scene 1 first (two channels).
+    weights = term_weights(
+        ["shut", "web", "pages", "take"], {"take": 40, "shut": 3, "web": 2, "pages": 2}, 100
+    )
+    semantic = semantic_band([ScoredScene(2, 0.85), *(ScoredScene(pk, 0.83) for pk in (3, 4, 5, 1))])
+    channels = {"fulltext": [ScoredScene(1, 4.4)], "semantic": semantic}
+    fused = fuse(channels, weights, {1: scene_stems(["Take your work seriously"])}, 0.8)
+    assert fused[0][0] == 2
+
+
+def test_holding_every_word_wins_over_a_slightly_closer_meaning():
+    weights = term_weights(["estuary", "geese"], {"estuary": 1, "geese": 1}, 100)
+    semantic = semantic_band([ScoredScene(2, 0.85), ScoredScene(1, 0.84)])
+    fused = fuse(
+        {"fulltext": [ScoredScene(1, 7.0)], "semantic": semantic},
+        weights,
+        {1: scene_stems(["Geese rest in the estuary"])},
+        0.8,
+    )
+    assert [pk for pk, _ in fused] == [1, 2]
+
+
+def test_the_semantic_band_drops_the_far_tail():
+    kept = semantic_band([ScoredScene(1, 0.9), ScoredScene(2, 0.9 - SEMANTIC_BAND - 0.01)])
+    assert [s.scene_pk for s in kept] == [1]
+
+
+def test_exact_ties_are_broken_the_same_way_on_every_backend():
+    # two scenes with the same coverage and the same place in the band: meaning decides, then pk
+    weights = term_weights(["bridge"], {"bridge": 3}, 10)
+    semantic = semantic_band([ScoredScene(2, 0.47), ScoredScene(1, 0.47)])
+    stems = {1: scene_stems(["bridge"]), 2: scene_stems(["bridge"])}
+    fused = fuse(
+        {"fulltext": [ScoredScene(1, 3.0), ScoredScene(2, 2.9)], "semantic": semantic},
+        weights,
+        stems,
+        0.4,
+    )
+    # full text ranked 1 first, but that order is the database's own (BM25 or ts_rank_cd): the
+    # backend-neutral semantic order breaks the tie, so both stores answer alike
+    assert [pk for pk, _ in fused] == [2, 1]
+
+
+def test_a_person_filter_keeps_only_scenes_the_text_found():
+    fused = fuse(
+        {"person": [ScoredScene(1, 0.3), ScoredScene(2, 0.4)], "semantic": [ScoredScene(2, 0.8)]}, {}, {}, 0.7
+    )
+    assert [pk for pk, _ in fused] == [2]
+    alone = fuse({"person": [ScoredScene(1, 0.3), ScoredScene(2, 0.4)]}, {}, {})
+    assert [pk for pk, _ in alone] == [1, 2] and all(confidence(e) == "medium" for _, e in alone)
+
+
+def test_confidence_follows_the_evidence():
+    weights = term_weights(["lopsided"], {"lopsided": 1}, 100)
+    semantic = semantic_band([ScoredScene(pk, 0.84 - pk * 0.001) for pk in range(1, 12)])
+    reference = 0.82  # the query's background level
+    fused = dict(
+        fuse(
+            {"fulltext": [ScoredScene(1, 5.0)], "semantic": semantic},
+            weights,
+            {1: scene_stems(["lopsided mug"])},
+            reference,
+        )
+    )
+    assert confidence(fused[1]) in ("medium", "high")
+    assert confidence(fused[11]) == "low"  # neither its words nor its meaning stand out
+
+
+def test_auto_cut_hides_the_low_tail_only_after_better_hits():
+    semantic = semantic_band([ScoredScene(1, 0.90), *(ScoredScene(pk, 0.84) for pk in range(2, 12))])
+    fused = fuse({"semantic": semantic}, {}, {}, 0.80)
+    assert confidence(dict(fused)[1]) == "high"
+    assert [pk for pk, _ in cut(fused, "auto")] == [1]
+    assert len(cut(fused, "low")) == 11
+    flat = semantic_band([ScoredScene(pk, 0.84) for pk in range(1, 12)])
+    nothing_better = fuse({"semantic": flat}, {}, {}, 0.83)
+    assert len(cut(nothing_better, "auto")) == 11  # all low: shown, marked low
+    assert cut(nothing_better, "medium") == []
