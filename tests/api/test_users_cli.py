@@ -13,25 +13,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from heimdex.settings import Settings
 from tests import assets
 from tests.api.backends import BACKENDS, TEST_REDIS_DB, blob_keys, job_over, live_server
 from tests.api.live import PASSWORD, LiveServer, eventually, upload, wait_for
 from tests.api.test_videos import small_video
+from tests.e2e.conftest import settings_env
 
 NEW_PASSWORD = "set from the command line"
 
 
 def cli(server: LiveServer, *args: str, input: str | None = None, **env: str) -> subprocess.CompletedProcess:
     """`heimdex ARGS` on the server's deployment: its home, database and storage."""
-    fields = server.settings.model_dump(exclude_unset=True, exclude_none=True, exclude={"home"})
-    deployment = {
-        f"HEIMDEX_{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        for name, value in fields.items()
-        if name in Settings.model_fields
-    }
+    deployment = settings_env(server.settings)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HEIMDEX_")}
     return subprocess.run(
         [sys.executable, "-m", "heimdex.cli", *args],

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from heimdex.ml.registry import Models
 from heimdex.service import Heimdex
@@ -96,7 +97,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """HEIMDEX_* variables that give a `heimdex` subprocess the same deployment as `settings`."""
     prefix = Settings.model_config["env_prefix"]
     fields = settings.model_dump(exclude_unset=True, exclude_none=True, exclude={"home"})
-    return {f"{prefix}{name.upper()}": str(value) for name, value in fields.items()}
+    return {
+        f"{prefix}{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        for name, value in fields.items()
+    }
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
