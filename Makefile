@@ -17,19 +17,20 @@ run: install
 	@bash scripts/run.sh
 
 test: install-test
-	@$(BIN)/python -m ruff check src tests benchmarks
+	@$(BIN)/python -m ruff check src tests benchmarks eval
+	@$(BIN)/python -m ruff format --check src tests benchmarks eval
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install-test
 	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint:
-	@$(BIN)/python -m ruff check src tests benchmarks
-	@$(BIN)/python -m ruff format --check src tests benchmarks
+	@$(BIN)/python -m ruff check src tests benchmarks eval
+	@$(BIN)/python -m ruff format --check src tests benchmarks eval
 
 format:
-	@$(BIN)/python -m ruff format src tests benchmarks
-	@$(BIN)/python -m ruff check --fix src tests benchmarks
+	@$(BIN)/python -m ruff format src tests benchmarks eval
+	@$(BIN)/python -m ruff check --fix src tests benchmarks eval
 
 # Search quality on an evaluation spec (eval/*.json; corpus built once, cached in .test-media/):
 #   make eval                                  eval/dev_spec_v2.json on SQLite

@@ -31,41 +31,118 @@ WIDTH, HEIGHT, FPS = 1280, 720, 25
 SPEECH_RATE = 22050  # espeak-ng's native output rate
 
 SKIMAGE = [
-    "astronaut", "coffee", "chelsea", "camera", "rocket", "hubble_deep_field", "immunohistochemistry",
-    "coins", "page", "moon", "retina", "brick", "grass", "gravel",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "camera",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "coins",
+    "page",
+    "moon",
+    "retina",
+    "brick",
+    "grass",
+    "gravel",
 ]
 OPENCV = [
-    "messi5.jpg", "butterfly.jpg", "home.jpg", "fruits.jpg", "baboon.jpg", "building.jpg",
-    "starry_night.jpg", "orange.jpg", "apple.jpg", "HappyFish.jpg", "aero1.jpg", "board.jpg",
-    "smarties.png", "stuff.jpg", "squirrel_cls.jpg", "leuvenA.jpg", "graf1.png", "left01.jpg",
+    "messi5.jpg",
+    "butterfly.jpg",
+    "home.jpg",
+    "fruits.jpg",
+    "baboon.jpg",
+    "building.jpg",
+    "starry_night.jpg",
+    "orange.jpg",
+    "apple.jpg",
+    "HappyFish.jpg",
+    "aero1.jpg",
+    "board.jpg",
+    "smarties.png",
+    "stuff.jpg",
+    "squirrel_cls.jpg",
+    "leuvenA.jpg",
+    "graf1.png",
+    "left01.jpg",
     "sudoku.png",
 ]
 KPHOTO = [
-    "donna.jpg", "jesper.jpg", "anne_helene.jpg", "grand_canyon_1.jpg", "skagen.jpg", "snow.jpg",
-    "sunset.jpg", "pool.jpg", "new_wave_1.jpg", "cold_water.jpg", "blackie.jpg", "bar55.jpg",
-    "wayne.jpg", "spiff.jpg",
+    "donna.jpg",
+    "jesper.jpg",
+    "anne_helene.jpg",
+    "grand_canyon_1.jpg",
+    "skagen.jpg",
+    "snow.jpg",
+    "sunset.jpg",
+    "pool.jpg",
+    "new_wave_1.jpg",
+    "cold_water.jpg",
+    "blackie.jpg",
+    "bar55.jpg",
+    "wayne.jpg",
+    "spiff.jpg",
 ]
 SUBJECTS = [
-    "The old harbour", "A quiet village", "Our research team", "The morning market", "A small robot",
-    "The mountain road", "An astronaut", "The city library", "A red butterfly", "The football match",
-    "Grandmother's kitchen", "The night sky", "A busy train station", "The orange grove",
+    "The old harbour",
+    "A quiet village",
+    "Our research team",
+    "The morning market",
+    "A small robot",
+    "The mountain road",
+    "An astronaut",
+    "The city library",
+    "A red butterfly",
+    "The football match",
+    "Grandmother's kitchen",
+    "The night sky",
+    "A busy train station",
+    "The orange grove",
 ]
 VERBS = [
-    "looks different", "was rebuilt", "changed quickly", "became famous", "is remembered", "was quiet",
-    "surprised everyone", "needed more time", "welcomed visitors", "grew slowly",
+    "looks different",
+    "was rebuilt",
+    "changed quickly",
+    "became famous",
+    "is remembered",
+    "was quiet",
+    "surprised everyone",
+    "needed more time",
+    "welcomed visitors",
+    "grew slowly",
 ]
 WHENS = [
-    "after the storm", "in the spring of nineteen ninety", "during the long winter",
-    "every Sunday morning", "before the festival", "at the end of the summer", "when the bridge opened",
+    "after the storm",
+    "in the spring of nineteen ninety",
+    "during the long winter",
+    "every Sunday morning",
+    "before the festival",
+    "at the end of the summer",
+    "when the bridge opened",
     "late at night",
 ]
 EXTRAS = [
-    "Nobody expected that.", "The budget was twelve thousand euros.", "We measured it twice.",
-    "It rained for three days.", "Children still talk about it.", "The mayor gave a short speech.",
-    "Most people walked there.", "The results were published in May.",
+    "Nobody expected that.",
+    "The budget was twelve thousand euros.",
+    "We measured it twice.",
+    "It rained for three days.",
+    "Children still talk about it.",
+    "The mayor gave a short speech.",
+    "Most people walked there.",
+    "The results were published in May.",
 ]
-TITLES = ["Chapter one: the harbour", "Interview", "Budget 2024", "Field notes", "Quarterly review",
-          "Night market", "Mountain pass", "Thank you for watching", "Breaking news", "Lab results"]
+TITLES = [
+    "Chapter one: the harbour",
+    "Interview",
+    "Budget 2024",
+    "Field notes",
+    "Quarterly review",
+    "Night market",
+    "Mountain pass",
+    "Thank you for watching",
+    "Breaking news",
+    "Lab results",
+]
 
 
 def main() -> None:
@@ -101,9 +178,37 @@ def make_long_video(seconds: int = 600, seed: int = 7) -> Path:
     listing = work / "list.txt"
     listing.write_text("".join(f"file '{p}'\n" for p in parts))
     tmp = out.with_suffix(".tmp.mp4")
-    run("ffmpeg", "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", listing, "-i", work / "speech.wav",
-        "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "96k", "-ar", "44100",
-        "-t", str(seconds), "-movflags", "+faststart", tmp)
+    run(
+        "ffmpeg",
+        "-y",
+        "-v",
+        "error",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        listing,
+        "-i",
+        work / "speech.wav",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+        "-ar",
+        "44100",
+        "-t",
+        str(seconds),
+        "-movflags",
+        "+faststart",
+        tmp,
+    )
     truth = {"cuts": cuts[:-1], "speech": speech, "duration_s": seconds}
     out.with_suffix(".json").write_text(json.dumps(truth, indent=1))
     tmp.rename(out)
@@ -138,15 +243,43 @@ def _shot(image: Path, frames: int, text: str | None, rng: random.Random, out: P
     dx, dy = rng.choice([1, -1]), rng.choice([1, -1])
     x = f"(iw-ow)/2+{dx}*(iw-ow)/2*(2*t/{seconds:.2f}-1)"
     y = f"(ih-oh)/2+{dy}*(ih-oh)/2*(2*t/{seconds:.2f}-1)"
-    vf = (f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase,crop={big_w}:{big_h},"
-          f"crop={WIDTH}:{HEIGHT}:'{x}':'{y}',noise=alls=5:allf=t,format=yuv420p")
+    vf = (
+        f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase,crop={big_w}:{big_h},"
+        f"crop={WIDTH}:{HEIGHT}:'{x}':'{y}',noise=alls=5:allf=t,format=yuv420p"
+    )
     if text:
         caption = text.replace(":", r"\:")
-        vf += (f",drawtext=fontfile={FONT}:text='{caption}':fontsize=54:fontcolor=white:"
-               f"box=1:boxcolor=black@0.6:boxborderw=14:x=(w-text_w)/2:y=h-150")
-    run("ffmpeg", "-y", "-v", "error", "-loop", "1", "-framerate", str(FPS), "-i", image, "-vf", vf,
-        "-frames:v", str(frames), "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "250",
-        "-pix_fmt", "yuv420p", out)
+        vf += (
+            f",drawtext=fontfile={FONT}:text='{caption}':fontsize=54:fontcolor=white:"
+            f"box=1:boxcolor=black@0.6:boxborderw=14:x=(w-text_w)/2:y=h-150"
+        )
+    run(
+        "ffmpeg",
+        "-y",
+        "-v",
+        "error",
+        "-loop",
+        "1",
+        "-framerate",
+        str(FPS),
+        "-i",
+        image,
+        "-vf",
+        vf,
+        "-frames:v",
+        str(frames),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-g",
+        "250",
+        "-pix_fmt",
+        "yuv420p",
+        out,
+    )
 
 
 def _narration(seconds: int, rng: random.Random, work: Path) -> list[tuple[float, float]]:

@@ -113,8 +113,9 @@ class Heimdex:
         if not self.blobs.exists(key):
             raise NotFoundError("nothing was uploaded at that key")
         suffix = Path(filename).suffix.lower()[:10] or ".bin"
-        video = self.store.add_video(owner_id, filename, "videos/{video_id}/original" + suffix,
-                                     self.blobs.size(key), None)
+        video = self.store.add_video(
+            owner_id, filename, "videos/{video_id}/original" + suffix, self.blobs.size(key), None
+        )
         self.blobs.move(key, video.original_key)
         return video
 

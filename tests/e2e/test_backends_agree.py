@@ -134,7 +134,7 @@ def test_same_hits_same_order_same_snippets(apps, query, kw):
 
 
 def test_full_text_scorers_differ_but_the_fused_order_does_not(apps):
-    """"a cat": the two full-text scorers (BM25 normalises by document length, ts_rank_cd with
+    """ "a cat": the two full-text scorers (BM25 normalises by document length, ts_rank_cd with
     normalisation 1 by its logarithm; the field weights differ too) order the two cat-tagged scenes
     differently. Fusion never reads that order when other channels rank the scenes, so the hits agree."""
 

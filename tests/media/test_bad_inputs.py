@@ -33,27 +33,52 @@ def _audio_only_m4a():
 
 def _mp3_with_cover_art():
     # Cover art is a "video stream" to FFmpeg (an attached picture); it must not pass for a video.
-    return ffmpeg_clip("cover-art.mp3", [
-        "-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-i", skimage_photo("astronaut"),
-        "-map", "0:a", "-map", "1:v", "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic"])
+    return ffmpeg_clip(
+        "cover-art.mp3",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=2",
+            "-i",
+            skimage_photo("astronaut"),
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-c:a",
+            "libmp3lame",
+            "-c:v",
+            "png",
+            "-disposition:v",
+            "attached_pic",
+        ],
+    )
 
 
 def _short_video():
-    return narrated_video("bad-inputs-source", [{"image": skimage_photo("coffee"), "say": "Hello there.",
-                                                 "seconds": 2.0}])
+    return narrated_video(
+        "bad-inputs-source", [{"image": skimage_photo("coffee"), "say": "Hello there.", "seconds": 2.0}]
+    )
 
 
 BAD = {
     "empty file": (lambda tmp: _write(tmp / "empty.mp4", b""), "empty"),
-    "text renamed .mp4": (lambda tmp: _write(tmp / "notes.mp4", b"Meeting notes\n" * 200),
-                          "not a video file"),
-    "random bytes .mkv": (lambda tmp: _write(tmp / "noise.mkv", np.random.default_rng(1).bytes(50_000)),
-                          "not a video file"),
+    "text renamed .mp4": (
+        lambda tmp: _write(tmp / "notes.mp4", b"Meeting notes\n" * 200),
+        "not a video file",
+    ),
+    "random bytes .mkv": (
+        lambda tmp: _write(tmp / "noise.mkv", np.random.default_rng(1).bytes(50_000)),
+        "not a video file",
+    ),
     # ffmpeg writes the index last: cut short, the MP4 cannot even be opened.
     "truncated mp4 (30 %)": (lambda tmp: _truncated(tmp, _short_video(), "cut.mp4"), "incomplete"),
     # Index first ("faststart"): opens fine, but the frames it promises are missing.
-    "truncated phone mp4 (30 %)": (lambda tmp: _truncated(
-        tmp, forensics_sample("movie2/movie-hello.mp4"), "cut-phone.mp4"), "incomplete"),
+    "truncated phone mp4 (30 %)": (
+        lambda tmp: _truncated(tmp, forensics_sample("movie2/movie-hello.mp4"), "cut-phone.mp4"),
+        "incomplete",
+    ),
     "audio-only m4a": (lambda tmp: _audio_only_m4a(), "audio only"),
     "audio-only ogg (Debian sample)": (lambda tmp: forensics_sample("audio1/debian.ogg"), "audio only"),
     "mp3 with cover art": (lambda tmp: _mp3_with_cover_art(), "audio only"),

@@ -22,9 +22,27 @@ TESTSRC = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2"]
 def ffmpeg_frame(path: Path, t: float, width: int, height: int) -> np.ndarray:
     """The frame ffmpeg itself shows at `t` (auto-rotated), scaled to width x height, as RGB."""
     raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-ss", f"{t}", "-i", str(path), "-frames:v", "1",
-         "-vf", f"scale={width}:{height}:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        check=True, capture_output=True).stdout
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-ss",
+            f"{t}",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-vf",
+            f"scale={width}:{height}:flags=area",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
     return np.frombuffer(raw, np.uint8).reshape(height, width, 3)
 
 
@@ -67,8 +85,21 @@ def test_rotation_is_applied_like_a_player_would():
 
 
 def test_never_upscales_and_keeps_tiny_sizes():
-    clip = ffmpeg_clip("tiny48x144.mp4", ["-f", "lavfi", "-i", "testsrc=size=48x144:rate=25", "-t", "1",
-                                          "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    clip = ffmpeg_clip(
+        "tiny48x144.mp4",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=48x144:rate=25",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )
     [(_, image)] = decode_frames(clip, [0.5], max_side=640)
     assert image.shape == (144, 48, 3)
 

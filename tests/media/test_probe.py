@@ -22,10 +22,13 @@ def test_megamind_avi_with_ac3_audio():
 
 
 def test_narrated_mp4():
-    video = narrated_video("probe-two-scenes", [
-        {"image": kphotoalbum_photo("donna.jpg"), "say": None, "seconds": 2.0},
-        {"image": kphotoalbum_photo("jesper.jpg"), "say": None, "seconds": 1.5},
-    ])
+    video = narrated_video(
+        "probe-two-scenes",
+        [
+            {"image": kphotoalbum_photo("donna.jpg"), "say": None, "seconds": 2.0},
+            {"image": kphotoalbum_photo("jesper.jpg"), "say": None, "seconds": 1.5},
+        ],
+    )
     info = probe(video)
     assert (info.container, info.video_codec, info.audio_codec) == ("mp4", "h264", "aac")
     assert (info.width, info.height, info.fps) == (640, 360, 25.0)
@@ -36,14 +39,30 @@ def test_narrated_mp4():
 DEBIAN_SAMPLES = {
     "cinepak (opencv-doc tree.avi)": (lambda: opencv_sample("tree.avi"), "cinepak", None, (320, 240)),
     "msmpeg4v3 (opencv-doc vtest.avi)": (lambda: opencv_sample("vtest.avi"), "msmpeg4", None, (768, 576)),
-    "mjpeg + pcm_u8 (kphotoalbum movie.avi)":
-        (lambda: kphotoalbum_photo("movie.avi"), "mjpeg", "pcm_u8", (160, 120)),
-    "theora + vorbis (forensics movie-hello.ogg)":
-        (lambda: forensics_sample("movie2/movie-hello.ogg"), "theora", "vorbis", (720, 480)),
-    "h264 1080p phone clip (forensics)":
-        (lambda: forensics_sample("movie1/VID_20191220_170832.mp4"), "h264", "aac", (1920, 1080)),
-    "h264 in avi (forensics movie-hello.avi)":
-        (lambda: forensics_sample("movie2/movie-hello.avi"), "h264", "aac", (1024, 576)),
+    "mjpeg + pcm_u8 (kphotoalbum movie.avi)": (
+        lambda: kphotoalbum_photo("movie.avi"),
+        "mjpeg",
+        "pcm_u8",
+        (160, 120),
+    ),
+    "theora + vorbis (forensics movie-hello.ogg)": (
+        lambda: forensics_sample("movie2/movie-hello.ogg"),
+        "theora",
+        "vorbis",
+        (720, 480),
+    ),
+    "h264 1080p phone clip (forensics)": (
+        lambda: forensics_sample("movie1/VID_20191220_170832.mp4"),
+        "h264",
+        "aac",
+        (1920, 1080),
+    ),
+    "h264 in avi (forensics movie-hello.avi)": (
+        lambda: forensics_sample("movie2/movie-hello.avi"),
+        "h264",
+        "aac",
+        (1024, 576),
+    ),
 }
 
 
@@ -94,15 +113,29 @@ def test_rotated_phone_video_reports_display_size():
 
 
 def test_tiny_clip_without_audio():
-    clip = ffmpeg_clip("tiny48x144.mp4", ["-f", "lavfi", "-i", "testsrc=size=48x144:rate=25", "-t", "1",
-                                          "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+    clip = ffmpeg_clip(
+        "tiny48x144.mp4",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=48x144:rate=25",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )
     info = probe(clip)
     assert (info.width, info.height) == (48, 144)
     assert not info.has_audio and info.audio_codec is None
 
 
 def test_anamorphic_video_reports_display_width():
-    clip = ffmpeg_clip("anamorphic.mp4", [*TESTSRC, "-vf", "setsar=2/1", "-c:v", "libx264",
-                                          "-pix_fmt", "yuv420p"])
+    clip = ffmpeg_clip(
+        "anamorphic.mp4", [*TESTSRC, "-vf", "setsar=2/1", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    )
     info = probe(clip)
     assert (info.width, info.height) == (640, 240)

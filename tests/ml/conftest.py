@@ -18,8 +18,11 @@ SAMPLE_RATE = 16_000
 
 def load_audio(path: Path) -> np.ndarray:
     """Any audio file as float32 mono 16 kHz, decoded by ffmpeg (what the pipeline feeds Whisper)."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1",
-                          "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, dtype=np.float32).copy()
 
 

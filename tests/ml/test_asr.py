@@ -74,8 +74,11 @@ def test_korean_speech(whisper) -> None:
     assert re.search("[가-힣]", text), text
 
 
-@pytest.mark.parametrize("audio", [np.zeros(0, np.float32), np.zeros(SAMPLE_RATE * 3, np.float32),
-                                   np.zeros(100, np.float32)], ids=["empty", "silence", "tiny"])
+@pytest.mark.parametrize(
+    "audio",
+    [np.zeros(0, np.float32), np.zeros(SAMPLE_RATE * 3, np.float32), np.zeros(100, np.float32)],
+    ids=["empty", "silence", "tiny"],
+)
 def test_no_speech_gives_an_empty_transcript(whisper, audio) -> None:
     transcript = whisper.transcribe(audio)
     assert transcript.segments == [] and transcript.model == whisper.name
@@ -104,7 +107,11 @@ def test_base_is_joined_once_with_the_right_size(model_settings) -> None:
     assert model_bin.stat().st_mtime_ns == before  # not joined again
     assert model_bin.stat().st_size == 145_217_532
     assert {p.name for p in (cache / "whisper-base").iterdir()} == {
-        "model.bin", "config.json", "tokenizer.json", "vocabulary.txt"}
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
+    }
 
 
 def test_a_truncated_join_is_redone(tmp_path) -> None:

@@ -39,12 +39,15 @@ def _image_model(path: Path) -> None:
     weights = np.zeros((3, DIM), np.float32)
     weights[0, 0] = weights[1, 1] = weights[2, 2] = 1.0
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["pixel_values"], ["mean"], axes=[2, 3], keepdims=0),
-         helper.make_node("MatMul", ["mean", "W"], ["image_embeds"])],
+        [
+            helper.make_node("ReduceMean", ["pixel_values"], ["mean"], axes=[2, 3], keepdims=0),
+            helper.make_node("MatMul", ["mean", "W"], ["image_embeds"]),
+        ],
         "tiny_image",
         [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["N", 3, SIDE, SIDE])],
         [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["N", DIM])],
-        [numpy_helper.from_array(weights, "W")])
+        [numpy_helper.from_array(weights, "W")],
+    )
     _save(graph, path)
 
 
@@ -57,19 +60,29 @@ def _text_model(path: Path) -> None:
     table[VOCAB["photo"]] = [0, 0, 0, 0.3, 0, 0, 0, 0]
     table[VOCAB["[PAD]"]] = [5, 5, 5, 5, 5, 5, 5, 5]  # must be masked out, or every text turns grey
     graph = helper.make_graph(
-        [helper.make_node("Gather", ["E", "input_ids"], ["vectors"]),
-         helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
-         helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
-         helper.make_node("Mul", ["vectors", "mask3"], ["masked"]),
-         helper.make_node("ReduceSum", ["masked", "one"], ["text_embeds"], keepdims=0),
-         helper.make_node("Identity", ["vectors"], ["last_hidden_state"])],
+        [
+            helper.make_node("Gather", ["E", "input_ids"], ["vectors"]),
+            helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
+            helper.make_node("Mul", ["vectors", "mask3"], ["masked"]),
+            helper.make_node("ReduceSum", ["masked", "one"], ["text_embeds"], keepdims=0),
+            helper.make_node("Identity", ["vectors"], ["last_hidden_state"]),
+        ],
         "tiny_text",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "L"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["N", "L"])],
-        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["N", "L", DIM]),
-         helper.make_tensor_value_info("text_embeds", TensorProto.FLOAT, ["N", DIM])],
-        [numpy_helper.from_array(table, "E"), numpy_helper.from_array(np.array([2], np.int64), "last"),
-         numpy_helper.from_array(np.array([1], np.int64), "one")])
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "L"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["N", "L"]),
+        ],
+        [
+            helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["N", "L", DIM]),
+            helper.make_tensor_value_info("text_embeds", TensorProto.FLOAT, ["N", DIM]),
+        ],
+        [
+            numpy_helper.from_array(table, "E"),
+            numpy_helper.from_array(np.array([2], np.int64), "last"),
+            numpy_helper.from_array(np.array([1], np.int64), "one"),
+        ],
+    )
     _save(graph, path)
 
 
@@ -88,8 +101,11 @@ def clip_folder(tmp_path_factory) -> Path:
     _image_model(folder / "image.onnx")
     _text_model(folder / "text.onnx")
     _tokenizer(folder / "tokenizer.json")
-    (folder / "clip.json").write_text(json.dumps({"name": "tiny-test-clip", "context_length": 6,
-                                                  "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}))
+    (folder / "clip.json").write_text(
+        json.dumps(
+            {"name": "tiny-test-clip", "context_length": 6, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+        )
+    )
     return folder
 
 
@@ -117,8 +133,11 @@ def test_colours_meet_their_words(clip) -> None:
 
 
 def test_real_photos_of_any_shape(clip) -> None:
-    photos = [load_rgb(assets.skimage_photo("astronaut")), load_rgb(assets.opencv_sample("messi5.jpg")),
-              load_rgb(assets.skimage_photo("camera"))[:, :, 0]]
+    photos = [
+        load_rgb(assets.skimage_photo("astronaut")),
+        load_rgb(assets.opencv_sample("messi5.jpg")),
+        load_rgb(assets.skimage_photo("camera"))[:, :, 0],
+    ]
     vectors = clip.embed_images(photos * 7)  # 21 images: more than one internal batch
     assert vectors.shape == (21, DIM) and np.isfinite(vectors).all()
     np.testing.assert_allclose(vectors[0], vectors[3], atol=1e-6)

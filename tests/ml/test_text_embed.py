@@ -47,8 +47,12 @@ def test_a_single_string_is_refused(embedder) -> None:
 
 def test_paraphrase_ranks_first(embedder) -> None:
     passages = embedder.embed_passages(DOCS)
-    queries = ["kitten napping on a couch", "shares dropped on wall street", "how to make a sponge cake",
-               "football keeper stops a spot kick"]
+    queries = [
+        "kitten napping on a couch",
+        "shares dropped on wall street",
+        "how to make a sponge cake",
+        "football keeper stops a spot kick",
+    ]
     best = (embedder.embed_queries(queries) @ passages.T).argmax(axis=1)
     assert best.tolist() == [0, 1, 2, 3]
 
@@ -58,8 +62,9 @@ def test_korean_and_english_meet(embedder) -> None:
     korean = embedder.embed_queries(["소파에서 자는 고양이", "주식 시장 폭락", "케이크 굽는 방법"])
     assert (korean @ passages.T).argmax(axis=1).tolist() == [0, 1, 2]
     # and the other way: an English query finds the Korean transcript among Korean ones
-    korean_docs = embedder.embed_passages(["고양이가 소파에서 자고 있다.", "주식 시장이 오늘 급락했다.",
-                                           "골키퍼가 페널티킥을 막았다."])
+    korean_docs = embedder.embed_passages(
+        ["고양이가 소파에서 자고 있다.", "주식 시장이 오늘 급락했다.", "골키퍼가 페널티킥을 막았다."]
+    )
     english = embedder.embed_queries(["cat sleeping", "stock market crash", "goalkeeper save"])
     assert (english @ korean_docs.T).argmax(axis=1).tolist() == [0, 1, 2]
 

@@ -193,9 +193,7 @@ def test_a_reprocess_asked_for_as_the_job_ends_is_not_lost(queue, store):
                 queue.enqueue(video_id)  # a no-op: the id is still pending
             return video
 
-    app = SimpleNamespace(
-        store=store, runner=lambda **_: ReprocessedAtTheEnd(store, "indexed", runs)
-    )
+    app = SimpleNamespace(store=store, runner=lambda **_: ReprocessedAtTheEnd(store, "indexed", runs))
     worker = RedisWorker(app, queue, worker_id="w1")
     worker.handle(queue.take("w1", 0.1))
     assert queue.depth() == 1, "queued again once the job was acknowledged"

@@ -55,7 +55,7 @@ class _Buffer:
         end = self.size + len(samples)
         if end > len(self._data):
             self._data = np.resize(self._data, max(end, len(self._data) * 3 // 2))
-        self._data[self.size:end] = samples
+        self._data[self.size : end] = samples
         self.size = end
 
     def pad_to(self, samples: int) -> None:

@@ -17,8 +17,9 @@ from heimdex.domain import Box, DetectedFace, DetectedObject
 from heimdex.matching import euclidean
 from heimdex.ml.tagger import VisualTagger
 
-ANIMALS = frozenset({"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe",
-                     "teddy bear"})
+ANIMALS = frozenset(
+    {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "teddy bear"}
+)
 MIN_SCORE = 0.4
 MIN_SIDE_PX = 48  # smaller crops carry too little detail to tell one animal from another
 MARGIN = 0.08  # grow the box a little: detectors cut ears and tails

@@ -99,8 +99,11 @@ def _whisper_base_folder(cache_dir: Path) -> Path:
 
 def _complete(folder: Path, model_bytes: int) -> bool:
     model = folder / "model.bin"
-    return (model.is_file() and model.stat().st_size == model_bytes
-            and all((folder / name).is_file() for name in _BASE_FILES))
+    return (
+        model.is_file()
+        and model.stat().st_size == model_bytes
+        and all((folder / name).is_file() for name in _BASE_FILES)
+    )
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -138,12 +141,19 @@ class WhisperRecognizer:
         source, short = resolve_model(model, cache_dir)
         self.streams = max(1, threads)
         try:
-            self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=1,
-                                       num_workers=self.streams, download_root=str(cache_dir / "hub"))
+            self._model = WhisperModel(
+                source,
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=1,
+                num_workers=self.streams,
+                download_root=str(cache_dir / "hub"),
+            )
         except Exception as exc:  # faster-whisper raises hub, OS and CTranslate2 errors alike
             raise ModelUnavailableError(
                 f"Cannot load speech model {model!r}: {exc}. Use 'base' or 'tiny.en' (packaged) or a local "
-                "CTranslate2 folder; hub ids need internet access.") from exc
+                "CTranslate2 folder; hub ids need internet access."
+            ) from exc
         self.name = f"{short}-int8"
         self.beam_size = beam_size
         self.multilingual = bool(self._model.model.is_multilingual)
@@ -162,22 +172,32 @@ class WhisperRecognizer:
         pieces = [audio[a:b] for a, b in zip(starts, [*starts[1:], audio.size], strict=True)]
         with ThreadPoolExecutor(max_workers=len(pieces), thread_name_prefix="asr") as pool:
             results = list(pool.map(lambda piece: self._transcribe_piece(piece, language), pieces))
-        kept = [_shifted(seg, start / SAMPLE_RATE) for start, (segs, _) in zip(starts, results, strict=True)
-                for seg in segs]
+        kept = [
+            _shifted(seg, start / SAMPLE_RATE)
+            for start, (segs, _) in zip(starts, results, strict=True)
+            for seg in segs
+        ]
         if not kept and asked is None:  # a language "detected" in music or noise means nothing
             return Transcript(model=self.name)
         info = results[0][1]
         return Transcript(
             language=language or info.language,
             language_probability=float(probability if probability is not None else info.language_probability),
-            segments=kept, model=self.name)
+            segments=kept,
+            model=self.name,
+        )
 
     def _transcribe_piece(
         self, audio: np.ndarray, language: str | None
     ) -> tuple[list[Segment], TranscriptionInfo]:
         segments, info = self._model.transcribe(
-            audio, language=language, beam_size=self.beam_size, vad_filter=True, word_timestamps=True,
-            temperature=_TEMPERATURES, best_of=_BEST_OF,
+            audio,
+            language=language,
+            beam_size=self.beam_size,
+            vad_filter=True,
+            word_timestamps=True,
+            temperature=_TEMPERATURES,
+            best_of=_BEST_OF,
             condition_on_previous_text=False,  # stops one misheard window from snowballing into loops
         )
         return [seg for seg in (_segment(s) for s in segments) if seg is not None], info
@@ -227,8 +247,14 @@ def _segment(raw: WhisperSegment) -> Segment | None:
         return None
     if raw.no_speech_prob > _NO_SPEECH_PROB and raw.avg_logprob < _HALLUCINATION_LOGPROB:
         return None
-    words = [Word(text=w.word.strip(), start_s=round(float(w.start), 3), end_s=round(float(w.end), 3),
-                  probability=round(float(w.probability), 4))
-             for w in (raw.words or []) if w.word.strip()]
-    return Segment(start_s=round(float(raw.start), 3), end_s=round(float(raw.end), 3),
-                   text=text, words=words)
+    words = [
+        Word(
+            text=w.word.strip(),
+            start_s=round(float(w.start), 3),
+            end_s=round(float(w.end), 3),
+            probability=round(float(w.probability), 4),
+        )
+        for w in (raw.words or [])
+        if w.word.strip()
+    ]
+    return Segment(start_s=round(float(raw.start), 3), end_s=round(float(raw.end), 3), text=text, words=words)

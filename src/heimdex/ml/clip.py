@@ -26,10 +26,22 @@ import numpy as np
 
 from heimdex.errors import ModelUnavailableError
 
-_IMAGE_NAMES = ("image.onnx", "vision_model.onnx", "visual.onnx",
-                "onnx/image.onnx", "onnx/vision_model.onnx", "onnx/visual.onnx")
-_TEXT_NAMES = ("text.onnx", "text_model.onnx", "textual.onnx",
-               "onnx/text.onnx", "onnx/text_model.onnx", "onnx/textual.onnx")
+_IMAGE_NAMES = (
+    "image.onnx",
+    "vision_model.onnx",
+    "visual.onnx",
+    "onnx/image.onnx",
+    "onnx/vision_model.onnx",
+    "onnx/visual.onnx",
+)
+_TEXT_NAMES = (
+    "text.onnx",
+    "text_model.onnx",
+    "textual.onnx",
+    "onnx/text.onnx",
+    "onnx/text_model.onnx",
+    "onnx/textual.onnx",
+)
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _BATCH = 16
@@ -50,7 +62,8 @@ def resolve_folder(spec: str, cache_dir: Path) -> Path:
     except Exception as exc:  # offline, unknown repo, gated repo: all mean "not available"
         raise ModelUnavailableError(
             f"Cannot fetch CLIP model {spec!r} from the hub ({type(exc).__name__}). Without internet, "
-            "point clip_model at a local folder with image.onnx, text.onnx and tokenizer.json.") from exc
+            "point clip_model at a local folder with image.onnx, text.onnx and tokenizer.json."
+        ) from exc
 
 
 def _find(folder: Path, names: Sequence[str], what: str) -> Path:
@@ -73,10 +86,12 @@ class OnnxClipEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            self._image = ort.InferenceSession(str(_find(folder, _IMAGE_NAMES, "image encoder")), options,
-                                               providers=["CPUExecutionProvider"])
-            self._text = ort.InferenceSession(str(_find(folder, _TEXT_NAMES, "text encoder")), options,
-                                              providers=["CPUExecutionProvider"])
+            self._image = ort.InferenceSession(
+                str(_find(folder, _IMAGE_NAMES, "image encoder")), options, providers=["CPUExecutionProvider"]
+            )
+            self._text = ort.InferenceSession(
+                str(_find(folder, _TEXT_NAMES, "text encoder")), options, providers=["CPUExecutionProvider"]
+            )
             self._tokenizer = Tokenizer.from_file(str(_find(folder, ("tokenizer.json",), "tokenizer.json")))
         except ModelUnavailableError:
             raise
@@ -97,7 +112,7 @@ class OnnxClipEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         chunks = []
         for start in range(0, len(images), _BATCH):
-            pixels = np.stack([self._pixels(img) for img in images[start:start + _BATCH]])
+            pixels = np.stack([self._pixels(img) for img in images[start : start + _BATCH]])
             chunks.append(_run(self._image, {self._image.get_inputs()[0].name: pixels}))
         return _normalise(np.concatenate(chunks))
 
@@ -106,7 +121,7 @@ class OnnxClipEmbedder:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
         chunks = []
         for start in range(0, len(texts), _BATCH):
-            encoded = self._tokenizer.encode_batch([str(t) for t in texts[start:start + _BATCH]])
+            encoded = self._tokenizer.encode_batch([str(t) for t in texts[start : start + _BATCH]])
             feeds = {"input_ids": np.asarray([e.ids for e in encoded], dtype=np.int64)}
             if "attention_mask" in self._text_inputs:
                 feeds["attention_mask"] = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
@@ -127,7 +142,7 @@ class OnnxClipEmbedder:
         resized = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
         top = (resized.shape[0] - self.image_size) // 2
         left = (resized.shape[1] - self.image_size) // 2
-        crop = resized[top:top + self.image_size, left:left + self.image_size].astype(np.float32) / 255.0
+        crop = resized[top : top + self.image_size, left : left + self.image_size].astype(np.float32) / 255.0
         return ((crop - self._mean) / self._std).transpose(2, 0, 1)
 
 

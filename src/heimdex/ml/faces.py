@@ -43,8 +43,9 @@ class FaceEmbedderDlib:
     name = "blazeface-full+dlib-resnet-v1"
     dim = DIM
 
-    def __init__(self, *, min_confidence: float = 0.6, min_face_px: int = MIN_FACE_PX,
-                 jitter: int = 0) -> None:
+    def __init__(
+        self, *, min_confidence: float = 0.6, min_face_px: int = MIN_FACE_PX, jitter: int = 0
+    ) -> None:
         try:
             import dlib
             import mediapipe as mp
@@ -53,8 +54,9 @@ class FaceEmbedderDlib:
         self.min_face_px = min_face_px
         self.jitter = jitter  # dlib's resampling; 0 keeps it at ~one ResNet pass per face
         # model_selection=1 is the full-range model: faces up to ~5 m away, i.e. people in a scene.
-        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                                   min_detection_confidence=min_confidence)
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=min_confidence
+        )
         self._shapes = dlib.shape_predictor(_model_file("shape_predictor_5_face_landmarks.dat"))
         resnet = _model_file("dlib_face_recognition_resnet_model_v1.dat")
         self._encoder = dlib.face_recognition_model_v1(resnet)
@@ -95,16 +97,23 @@ class FaceEmbedderDlib:
             x0, y0 = max(rel.xmin, 0.0), max(rel.ymin, 0.0)
             x1, y1 = min(rel.xmin + rel.width, 1.0), min(rel.ymin + rel.height, 1.0)
             if x1 > x0 and y1 > y0:
-                out.append((Box(x=round(x0, 4), y=round(y0, 4), w=round(x1 - x0, 4), h=round(y1 - y0, 4)),
-                            float(det.score[0])))
+                out.append(
+                    (
+                        Box(x=round(x0, 4), y=round(y0, 4), w=round(x1 - x0, 4), h=round(y1 - y0, 4)),
+                        float(det.score[0]),
+                    )
+                )
         return out
 
     def _embed(self, rgb: np.ndarray, box: Box) -> list[float]:
         h, w = rgb.shape[:2]
         grow_x, grow_y = box.w * _GROW, box.h * _GROW
         rect = self._dlib.rectangle(
-            int(max(0.0, box.x - grow_x) * w), int(max(0.0, box.y - grow_y) * h),
-            int(min(1.0, box.x + box.w + grow_x) * w), int(min(1.0, box.y + box.h + grow_y) * h))
+            int(max(0.0, box.x - grow_x) * w),
+            int(max(0.0, box.y - grow_y) * h),
+            int(min(1.0, box.x + box.w + grow_x) * w),
+            int(min(1.0, box.y + box.h + grow_y) * h),
+        )
         shape = self._shapes(rgb, rect)
         vector = self._encoder.compute_face_descriptor(rgb, shape, self.jitter)
         return [round(float(v), 6) for v in vector]

@@ -27,15 +27,21 @@ class OcrReader:
 
     name = "rapidocr-ppocrv4"
 
-    def __init__(self, *, threads: int = 1, min_score: float = MIN_SCORE,
-                 use_angle_classifier: bool = False) -> None:
+    def __init__(
+        self, *, threads: int = 1, min_score: float = MIN_SCORE, use_angle_classifier: bool = False
+    ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
         self.min_score = min_score
         # The 180-degree classifier costs a pass per line and upside-down captions are rare in video.
-        self._engine = RapidOCR(det_limit_type=_DET_LIMIT_TYPE, det_limit_side_len=_DET_LIMIT_SIDE,
-                                use_cls=use_angle_classifier, intra_op_num_threads=threads,
-                                inter_op_num_threads=1, text_score=min_score)
+        self._engine = RapidOCR(
+            det_limit_type=_DET_LIMIT_TYPE,
+            det_limit_side_len=_DET_LIMIT_SIDE,
+            use_cls=use_angle_classifier,
+            intra_op_num_threads=threads,
+            inter_op_num_threads=1,
+            text_score=min_score,
+        )
         self._lock = threading.Lock()  # RapidOCR keeps per-call state on the engine object
 
     def read(self, image: np.ndarray) -> list[OcrLine]:
@@ -61,8 +67,12 @@ def _line(points: list[list[float]], text: str, score: float, width: int, height
     x0, y0 = np.clip(pts.min(axis=0), 0, None)
     x1, y1 = pts.max(axis=0)
     x1, y1 = min(float(x1), width), min(float(y1), height)
-    box = Box(x=round(float(x0) / width, 4), y=round(float(y0) / height, 4),
-              w=round((x1 - float(x0)) / width, 4), h=round((y1 - float(y0)) / height, 4))
+    box = Box(
+        x=round(float(x0) / width, 4),
+        y=round(float(y0) / height, 4),
+        w=round((x1 - float(x0)) / width, 4),
+        h=round((y1 - float(y0)) / height, 4),
+    )
     return OcrLine(text=" ".join(str(text).split()), score=round(float(score), 4), box=box)
 
 

@@ -103,16 +103,21 @@ class Models:
                 else:
                     instance = load()
                 self._instances[kind] = instance
-                log.info("model.loaded", kind=kind, model=instance.name,
-                         seconds=round(time.perf_counter() - started, 2))
+                log.info(
+                    "model.loaded",
+                    kind=kind,
+                    model=instance.name,
+                    seconds=round(time.perf_counter() - started, 2),
+                )
         return instance
 
     def _load_asr(self) -> WhisperRecognizer:
         from heimdex.ml.asr import WhisperRecognizer
 
         s = self.settings
-        return WhisperRecognizer(s.asr_model, cache_dir=s.model_cache_dir, threads=s.cpu_threads,
-                                 beam_size=s.asr_beam_size)
+        return WhisperRecognizer(
+            s.asr_model, cache_dir=s.model_cache_dir, threads=s.cpu_threads, beam_size=s.asr_beam_size
+        )
 
     def _load_text(self) -> E5Embedder:
         from heimdex.errors import ModelUnavailableError
@@ -146,8 +151,11 @@ class Models:
         from heimdex.ml.clip import OnnxClipEmbedder
 
         assert self.settings.clip_model  # checked by the property
-        return OnnxClipEmbedder(self.settings.clip_model, cache_dir=self.settings.model_cache_dir,
-                                threads=self.settings.cpu_threads)
+        return OnnxClipEmbedder(
+            self.settings.clip_model,
+            cache_dir=self.settings.model_cache_dir,
+            threads=self.settings.cpu_threads,
+        )
 
 
 @contextmanager

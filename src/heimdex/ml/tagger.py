@@ -35,29 +35,117 @@ _CLASSIFIER_STEP = 1.0 / 256
 
 # TF object-detection COCO label map: ids 1..90, with gaps for the 10 classes never annotated.
 COCO_LABELS: dict[int, str] = {
-    1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 5: "airplane", 6: "bus", 7: "train",
-    8: "truck", 9: "boat", 10: "traffic light", 11: "fire hydrant", 12: "street sign", 13: "stop sign",
-    14: "parking meter", 15: "bench", 16: "bird", 17: "cat", 18: "dog", 19: "horse", 20: "sheep",
-    21: "cow", 22: "elephant", 23: "bear", 24: "zebra", 25: "giraffe", 26: "hat", 27: "backpack",
-    28: "umbrella", 29: "shoe", 30: "eye glasses", 31: "handbag", 32: "tie", 33: "suitcase",
-    34: "frisbee", 35: "skis", 36: "snowboard", 37: "sports ball", 38: "kite", 39: "baseball bat",
-    40: "baseball glove", 41: "skateboard", 42: "surfboard", 43: "tennis racket", 44: "bottle",
-    45: "plate", 46: "wine glass", 47: "cup", 48: "fork", 49: "knife", 50: "spoon", 51: "bowl",
-    52: "banana", 53: "apple", 54: "sandwich", 55: "orange", 56: "broccoli", 57: "carrot",
-    58: "hot dog", 59: "pizza", 60: "donut", 61: "cake", 62: "chair", 63: "couch", 64: "potted plant",
-    65: "bed", 66: "mirror", 67: "dining table", 68: "window", 69: "desk", 70: "toilet", 71: "door",
-    72: "tv", 73: "laptop", 74: "computer mouse", 75: "remote control", 76: "keyboard",
-    77: "cell phone", 78: "microwave", 79: "oven", 80: "toaster", 81: "sink", 82: "refrigerator",
-    83: "blender", 84: "book", 85: "clock", 86: "vase", 87: "scissors", 88: "teddy bear",
-    89: "hair drier", 90: "toothbrush",
+    1: "person",
+    2: "bicycle",
+    3: "car",
+    4: "motorcycle",
+    5: "airplane",
+    6: "bus",
+    7: "train",
+    8: "truck",
+    9: "boat",
+    10: "traffic light",
+    11: "fire hydrant",
+    12: "street sign",
+    13: "stop sign",
+    14: "parking meter",
+    15: "bench",
+    16: "bird",
+    17: "cat",
+    18: "dog",
+    19: "horse",
+    20: "sheep",
+    21: "cow",
+    22: "elephant",
+    23: "bear",
+    24: "zebra",
+    25: "giraffe",
+    26: "hat",
+    27: "backpack",
+    28: "umbrella",
+    29: "shoe",
+    30: "eye glasses",
+    31: "handbag",
+    32: "tie",
+    33: "suitcase",
+    34: "frisbee",
+    35: "skis",
+    36: "snowboard",
+    37: "sports ball",
+    38: "kite",
+    39: "baseball bat",
+    40: "baseball glove",
+    41: "skateboard",
+    42: "surfboard",
+    43: "tennis racket",
+    44: "bottle",
+    45: "plate",
+    46: "wine glass",
+    47: "cup",
+    48: "fork",
+    49: "knife",
+    50: "spoon",
+    51: "bowl",
+    52: "banana",
+    53: "apple",
+    54: "sandwich",
+    55: "orange",
+    56: "broccoli",
+    57: "carrot",
+    58: "hot dog",
+    59: "pizza",
+    60: "donut",
+    61: "cake",
+    62: "chair",
+    63: "couch",
+    64: "potted plant",
+    65: "bed",
+    66: "mirror",
+    67: "dining table",
+    68: "window",
+    69: "desk",
+    70: "toilet",
+    71: "door",
+    72: "tv",
+    73: "laptop",
+    74: "computer mouse",
+    75: "remote control",
+    76: "keyboard",
+    77: "cell phone",
+    78: "microwave",
+    79: "oven",
+    80: "toaster",
+    81: "sink",
+    82: "refrigerator",
+    83: "blender",
+    84: "book",
+    85: "clock",
+    86: "vase",
+    87: "scissors",
+    88: "teddy bear",
+    89: "hair drier",
+    90: "toothbrush",
 }
 
 # Everyday words for ImageNet index ranges (0-based, inclusive) of breeds and species.
 _HYPERNYMS: tuple[tuple[int, int, str], ...] = (
-    (0, 6, "fish"), (7, 24, "bird"), (80, 100, "bird"), (127, 146, "bird"), (33, 37, "turtle"),
-    (38, 48, "lizard"), (52, 68, "snake"), (72, 77, "spider"), (151, 268, "dog"), (269, 280, "wild dog"),
-    (281, 285, "cat"), (286, 293, "big cat"), (294, 297, "bear"), (300, 319, "insect"),
-    (321, 326, "butterfly"), (365, 384, "monkey"), (389, 397, "fish"),
+    (0, 6, "fish"),
+    (7, 24, "bird"),
+    (80, 100, "bird"),
+    (127, 146, "bird"),
+    (33, 37, "turtle"),
+    (38, 48, "lizard"),
+    (52, 68, "snake"),
+    (72, 77, "spider"),
+    (151, 268, "dog"),
+    (269, 280, "wild dog"),
+    (281, 285, "cat"),
+    (286, 293, "big cat"),
+    (294, 297, "bear"),
+    (300, 319, "insect"),
+    (321, 326, "butterfly"),
+    (365, 384, "monkey"),
+    (389, 397, "fish"),
 )
 
 
@@ -72,7 +160,7 @@ def _package_file(name: str) -> Path:
 
 
 def readable_label(raw: str, index: int | None = None) -> str:
-    """"tabby, tabby cat" -> "tabby cat"; adds the everyday word for breeds and species."""
+    """ "tabby, tabby cat" -> "tabby cat"; adds the everyday word for breeds and species."""
     names = [n.strip() for n in raw.split(",") if n.strip()]
     names = [n for i, n in enumerate(names) if i == 0 or not _is_latin(n)]
     names.sort(key=lambda n: -len(n.split()))  # stable: the most specific phrase first
@@ -105,8 +193,9 @@ class VisualTagger:
 
     name = "efficientnet-lite3-int8+ssd-mobilenet-v2-coco"
 
-    def __init__(self, *, threads: int = 1, top_k: int = 3, min_score: float = 0.15,
-                 detection_score: float = 0.5) -> None:
+    def __init__(
+        self, *, threads: int = 1, top_k: int = 3, min_score: float = 0.15, detection_score: float = 0.5
+    ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.top_k = top_k
@@ -123,8 +212,10 @@ class VisualTagger:
         # enrols a pet's photo): each keeps its tensors on itself, so one call at a time goes through.
         self._classifier_lock = threading.Lock()
         self._detector_lock = threading.Lock()
-        self._detector = cv2.dnn.readNetFromTensorflow(str(_package_file("frozen_inference_graph.pb")),
-                                                       str(_package_file("ssd_mobilenet_v2_coco_2018_03_29.pbtxt")))
+        self._detector = cv2.dnn.readNetFromTensorflow(
+            str(_package_file("frozen_inference_graph.pb")),
+            str(_package_file("ssd_mobilenet_v2_coco_2018_03_29.pbtxt")),
+        )
 
     def tag(self, images: Sequence[np.ndarray]) -> list[list[Tag]]:
         return [self.analyze(image)[0] for image in images]
@@ -152,8 +243,11 @@ class VisualTagger:
     def _classify(self, image: np.ndarray) -> list[Tag]:
         probs = self.class_probabilities(image)
         best = np.argsort(-probs)[: self.top_k]
-        return [Tag(label=self.labels[i], score=round(float(probs[i]), 4), source="imagenet")
-                for i in best if probs[i] >= max(self.min_score, _CLASSIFIER_STEP)]
+        return [
+            Tag(label=self.labels[i], score=round(float(probs[i]), 4), source="imagenet")
+            for i in best
+            if probs[i] >= max(self.min_score, _CLASSIFIER_STEP)
+        ]
 
     def detect_objects(self, image: np.ndarray) -> list[DetectedObject]:
         """COCO objects above the detection score, with boxes relative to the image."""
@@ -169,8 +263,11 @@ class VisualTagger:
             if label and score >= self.detection_score:
                 x0, y0, x1, y1 = (float(np.clip(v, 0.0, 1.0)) for v in (x0, y0, x1, y1))
                 if x1 > x0 and y1 > y0:
-                    objects.append(DetectedObject(label=label, score=float(score),
-                                                  box=Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)))
+                    objects.append(
+                        DetectedObject(
+                            label=label, score=float(score), box=Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
+                        )
+                    )
         return objects
 
 
@@ -205,5 +302,5 @@ def _centre_square(image: np.ndarray, side: int) -> np.ndarray:
     h, w = image.shape[:2]
     edge = min(h, w)
     top, left = (h - edge) // 2, (w - edge) // 2
-    crop = image[top:top + edge, left:left + edge]
+    crop = image[top : top + edge, left : left + edge]
     return cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)

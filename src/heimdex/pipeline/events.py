@@ -24,6 +24,7 @@ EventFn = Callable[[StageEvent], None]
 class RunAbandoned(Exception):
     """A run stopped because its `keep_going` check said so: another worker owns the video now."""
 
+
 # Rough share of indexing time per stage, so that one progress figure moves evenly.
 STAGE_WEIGHTS: dict[str, int] = {
     "upload_validate": 1,

@@ -23,7 +23,6 @@ log = get_logger(__name__)
 DEAD_LETTER_PREFIX = "dead-letter"
 
 
-
 @dataclass
 class VideoProgress:
     video_id: str
