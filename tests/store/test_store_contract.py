@@ -379,6 +379,33 @@ def test_full_text_covers_on_screen_text_and_tags(store):
     assert [scene_of(store, h).index for h in store.full_text(flt, ["motorcycles"], [], 10)] == [1]
 
 
+def test_scene_texts_and_term_counts_feed_fusion(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    other = store.add_video("bob", "b.mp4", "k", 1, "h2")
+    commit(
+        store,
+        v.id,
+        ["the bridge budget", "a bridge at night", "nothing here"],
+        [unit(1), unit(1), unit(1)],
+        ocr=["FARMERS MARKET"],
+        tags=[[], [Tag(label="motorcycle", score=0.7, source="coco")]],
+    )
+    commit(store, other.id, ["bridge bridge bridge"], [unit(1)])
+    pks = [h.scene_pk for h in store.full_text(SceneFilter(owner_id="alice"), ["bridge"], [], 10)]
+    texts = store.scene_texts(pks)
+    assert sorted(texts.values()) == ["a bridge at night\nmotorcycle", "the bridge budget\nFARMERS MARKET"]
+    # counted in the owner's own scenes only (bob's scene is not alice's evidence), up to the cap
+    assert store.term_counts("alice", ["bridges", "market", "absent"], 1000) == {
+        "bridges": 2,
+        "market": 1,
+        "absent": 0,
+    }
+    assert store.term_counts("alice", ["bridge"], 1) == {"bridge": 1}
+    assert store.scene_count("alice") == 3 and store.scene_count("bob") == 1
+    store.delete_video(other.id)
+    assert store.scene_count("bob") == 0  # the count follows deletions
+
+
 def test_full_text_matches_non_english_words_and_folds_diacritics(store):
     v = store.add_video("alice", "a.mp4", "k", 1, "h")
     commit(

@@ -101,9 +101,8 @@ class SearchEngine:
         query = parse_query(request.query)
         flt = self._filter(request, query)
         channels, labels, reference = self._channels(flt, query)
-        scenes: dict[int, Scene] = {}
-        fused = cut(self._fuse(flt.owner_id, query, channels, scenes, reference), request.min_confidence)
-        hits = self._hits(request, query, fused, channels, labels, scenes)
+        fused = cut(self._fuse(flt.owner_id, query, channels, reference), request.min_confidence)
+        hits = self._hits(request, query, fused, channels, labels)
         return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
 
     def _filter(self, request: SearchRequest, query: ParsedQuery) -> SceneFilter:
@@ -206,11 +205,10 @@ class SearchEngine:
         owner_id: str,
         query: ParsedQuery,
         channels: dict[str, list[ScoredScene]],
-        scenes: dict[int, Scene],
         semantic_reference: float,
     ) -> list[tuple[int, Evidence]]:
-        """Channels fused by evidence (fusion.py). The full-text hits are fetched here, to see which of
-        the query's words each holds; `scenes` keeps them for the hits."""
+        """Channels fused by evidence (fusion.py); the full-text hits' words say which of the query's
+        words each holds."""
         weights: dict[str, float] = {}
         stems_of: dict[int, frozenset[str]] = {}
         fulltext = channels.get("fulltext", [])
@@ -219,13 +217,8 @@ class SearchEngine:
             if words:
                 counts = self.store.term_counts(owner_id, words, COUNT_CAP)
                 weights = term_weights(words, counts, self.store.scene_count(owner_id))
-            scenes.update(self.store.scenes_by_pk([s.scene_pk for s in fulltext]))
-            for item in fulltext:
-                scene = scenes.get(item.scene_pk)
-                if scene is not None:
-                    stems_of[item.scene_pk] = scene_stems(
-                        [scene.transcript, scene.ocr_text, *(t.label for t in scene.tags)]
-                    )
+            texts = self.store.scene_texts([s.scene_pk for s in fulltext])
+            stems_of = {pk: scene_stems([text]) for pk, text in texts.items()}
         return fuse(channels, weights, stems_of, semantic_reference)
 
     def _hits(
@@ -235,7 +228,6 @@ class SearchEngine:
         fused: list[tuple[int, Evidence]],
         channels: dict[str, list[ScoredScene]],
         labels: dict[str, float],
-        scenes: dict[int, Scene],
     ) -> list[SearchHit]:
         ranks = {
             name: {s.scene_pk: (rank, s.score) for rank, s in enumerate(ranked, start=1)}
@@ -244,13 +236,12 @@ class SearchEngine:
         wanted = request.offset + request.limit
         chosen: list[tuple[int, Evidence]] = []
         per_video: dict[str, int] = {}
+        scenes: dict[int, Scene] = {}
         # Fetch scenes in pages: the per-video cap may skip many of the best-ranked ones.
         page_size = max(20, wanted * 2)  # just enough: the per-video cap may skip some
         for page_start in range(0, len(fused), page_size):
             page = fused[page_start : page_start + page_size]
-            missing = [pk for pk, _ in page if pk not in scenes]
-            if missing:
-                scenes.update(self.store.scenes_by_pk(missing))
+            scenes.update(self.store.scenes_by_pk([pk for pk, _ in page]))
             for pk, evidence in page:
                 scene = scenes.get(pk)
                 if scene is None:

@@ -152,6 +152,11 @@ class Store(ABC):
         """BM25 over transcript, on-screen text and tags; best first."""
 
     @abstractmethod
+    def scene_texts(self, scene_pks: Sequence[int]) -> dict[int, str]:
+        """The words full text searches in each scene (transcript, on-screen text, tag labels), without
+        building whole scenes: fusion reads them for every full-text hit."""
+
+    @abstractmethod
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
         """How many of the owner's scenes hold each term (as full text matches it), counted up to
         `cap`: a term that common carries little evidence however much more common it is."""

@@ -652,6 +652,19 @@ class PostgresStore(Store):
         )
         return [ScoredScene(int(r["pk"]), float(r["rank"])) for r in rows]
 
+    def scene_texts(self, scene_pks: Sequence[int]) -> dict[int, str]:
+        if not scene_pks:
+            return {}
+        rows = self._all(
+            "SELECT s.pk, s.transcript, s.ocr_text,"
+            " (SELECT string_agg(t.label, ', ') FROM scene_tags t WHERE t.scene_pk = s.pk) AS labels"
+            " FROM scenes s WHERE s.pk = ANY(%s)",
+            (list(scene_pks),),
+        )
+        return {
+            int(r["pk"]): "\n".join(filter(None, (r["transcript"], r["ocr_text"], r["labels"]))) for r in rows
+        }
+
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
         counts = {}
         for term in dict.fromkeys(terms):

@@ -51,6 +51,9 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+_NONE = np.zeros((0, 0), dtype=np.float32)
+
+
 class _VectorCache:
     """key -> (generation, row ids, matrix), shared by all threads of the process: scene vectors by
     (owner, model), tag-label vectors by (model, ""). Reloaded when a commit has bumped the generation."""
@@ -75,6 +78,7 @@ class SqliteStore(Store):
         self._connections = SqliteConnections(self.path)
         self._vectors = _VectorCache()
         self._labels = _VectorCache()
+        self._counts = _VectorCache()  # scenes per owner: counting 100k index entries took 6 ms a search
         # executescript manages its own transaction; the schema is idempotent (IF NOT EXISTS).
         self._db.executescript(files("heimdex.store").joinpath("schema_sqlite.sql").read_text())
         self._add_missing_columns()
@@ -360,6 +364,11 @@ class SqliteStore(Store):
         return [self._scene(r, tags.get(r["pk"], [])) for r in rows]
 
     def scene_count(self, owner_id: str) -> int:
+        load = lambda: (self._count(owner_id), _NONE)  # noqa: E731
+        count, _ = self._counts.get((owner_id, ""), self._generation(), load)
+        return int(count)
+
+    def _count(self, owner_id: str) -> int:
         return int(
             self._db.execute("SELECT count(*) FROM scenes WHERE owner_id = ?", (owner_id,)).fetchone()[0]
         )
@@ -450,6 +459,18 @@ class SqliteStore(Store):
                 [match, *params, limit],
             ).fetchall()
         return [ScoredScene(r[0], -float(r[1])) for r in rows]
+
+    def scene_texts(self, scene_pks: Sequence[int]) -> dict[int, str]:
+        if not scene_pks:
+            return {}
+        marks = ",".join("?" * len(scene_pks))
+        rows = self._db.execute(
+            "SELECT s.pk, s.transcript, s.ocr_text,"
+            " (SELECT group_concat(t.label, ', ') FROM scene_tags t WHERE t.scene_pk = s.pk) AS labels"
+            f" FROM scenes s WHERE s.pk IN ({marks})",
+            list(scene_pks),
+        ).fetchall()
+        return {r["pk"]: "\n".join(filter(None, (r["transcript"], r["ocr_text"], r["labels"]))) for r in rows}
 
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
         counts = {}
