@@ -217,6 +217,23 @@ def ffmpeg_clip(name: str, args: list[str | Path]) -> Path:
     return out
 
 
+def tiny_clip() -> Path:
+    """1 s of 48x144 H.264 video without audio: smaller than any frame size Heimdex scales to."""
+    args = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=48x144:rate=25",
+        "-t",
+        "1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+    return ffmpeg_clip("tiny48x144.mp4", args)
+
+
 def forensics_sample(inner: str) -> Path:
     """A file from Debian's forensics-samples-files (movie2/movie-hello.ogg is Theora + Vorbis,
     movie1/VID_20191220_170832.mp4 a 1080p phone clip, audio1/debian.ogg Vorbis audio only, ...)."""

@@ -16,7 +16,8 @@ import pytest
 
 from tests import assets
 from tests.api.backends import BACKENDS, TEST_REDIS_DB, blob_keys, job_over, live_server
-from tests.api.live import PASSWORD, LiveServer, eventually, upload, wait_for
+from tests.api.live import LiveServer, eventually, upload, wait_for
+from tests.api.test_sessions import login, works
 from tests.api.test_videos import small_video
 from tests.e2e.conftest import settings_env
 
@@ -37,16 +38,6 @@ def cli(server: LiveServer, *args: str, input: str | None = None, **env: str) ->
     )
 
 
-def session(server: LiveServer, email: str, password: str = PASSWORD) -> httpx.Response:
-    return server.client().post("/auth/login", json={"email": email, "password": password})
-
-
-def works(server: LiveServer, token: str) -> bool:
-    r = server.client(token).get("/auth/me")
-    assert r.status_code in (200, 401), r.text
-    return r.status_code == 200
-
-
 def api_token(client: httpx.Client) -> str:
     r = client.post("/auth/tokens", json={"name": "cron"})
     assert r.status_code == 201, r.text
@@ -57,7 +48,7 @@ def api_token(client: httpx.Client) -> str:
 def test_set_password_and_logout_all_end_sessions(backend: str, tmp_path: Path) -> None:
     with live_server(backend, tmp_path, redis_db=TEST_REDIS_DB) as server:
         hana = server.user("hana@example.com")
-        phone = session(server, "hana@example.com").json()
+        phone = login(server, "hana@example.com").json()
         script = api_token(hana)
 
         done = cli(server, "users", "logout-all", "hana@example.com")
@@ -70,15 +61,15 @@ def test_set_password_and_logout_all_end_sessions(backend: str, tmp_path: Path) 
         )
         assert works(server, script)  # without --api-tokens, scripts keep working
 
-        laptop = session(server, "hana@example.com").json()
+        laptop = login(server, "hana@example.com").json()
         done = cli(server, "users", "set-password", "Hana@Example.com", HEIMDEX_PASSWORD=NEW_PASSWORD)
         assert done.returncode == 0, done.stderr
         assert "password changed for hana@example.com" in done.stdout and "revoked" in done.stdout
         assert not works(server, laptop["access_token"]) and not works(server, script)
         refresh = server.client().post("/auth/refresh", json={"refresh_token": laptop["refresh_token"]})
         assert refresh.status_code == 401
-        assert session(server, "hana@example.com").status_code == 401
-        fresh = session(server, "hana@example.com", NEW_PASSWORD)
+        assert login(server, "hana@example.com").status_code == 401
+        fresh = login(server, "hana@example.com", NEW_PASSWORD)
         assert fresh.status_code == 200 and works(server, fresh.json()["access_token"])
 
         for args, env, reason in (
@@ -90,7 +81,7 @@ def test_set_password_and_logout_all_end_sessions(backend: str, tmp_path: Path) 
             bad = cli(server, "users", *args, **env)
             assert bad.returncode == 2 and reason in bad.stderr, (args, bad.stdout, bad.stderr)
         assert works(server, fresh.json()["access_token"])  # nothing changed
-        assert session(server, "hana@example.com", NEW_PASSWORD).status_code == 200
+        assert login(server, "hana@example.com", NEW_PASSWORD).status_code == 200
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -116,7 +107,7 @@ def test_users_delete_removes_the_account_and_everything_it_owns(backend: str, t
         assert done.returncode == 0, done.stderr
         assert "deleted ivy@example.com: 1 videos, 1 people" in done.stdout
         assert ivy.get("/auth/me").status_code == 401 and not works(server, script)
-        assert session(server, "ivy@example.com").status_code == 401
+        assert login(server, "ivy@example.com").status_code == 401
         store, blobs = server.ctx.heimdex.store, server.ctx.heimdex.blobs
         assert store.list_videos(ivy.user_id) == [] and store.list_people(ivy.user_id) == []
         assert store.scene_count(ivy.user_id) == 0

@@ -14,7 +14,7 @@ from PIL import Image
 from heimdex.errors import InvalidMediaError
 from heimdex.media import decode_frames, decode_image, encode_jpeg, encode_webp, sharpness
 from heimdex.media.frames import SEEK_AHEAD_S
-from tests.assets import ffmpeg_clip, forensics_sample, kphotoalbum_photo, opencv_sample
+from tests.assets import ffmpeg_clip, forensics_sample, kphotoalbum_photo, opencv_sample, tiny_clip
 
 TESTSRC = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2"]
 
@@ -85,21 +85,7 @@ def test_rotation_is_applied_like_a_player_would():
 
 
 def test_never_upscales_and_keeps_tiny_sizes():
-    clip = ffmpeg_clip(
-        "tiny48x144.mp4",
-        [
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=48x144:rate=25",
-            "-t",
-            "1",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-        ],
-    )
+    clip = tiny_clip()
     [(_, image)] = decode_frames(clip, [0.5], max_side=640)
     assert image.shape == (144, 48, 3)
 

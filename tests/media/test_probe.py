@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from heimdex.media import probe
-from tests.assets import ffmpeg_clip, forensics_sample, kphotoalbum_photo, narrated_video, opencv_sample
+from tests.assets import (
+    ffmpeg_clip,
+    forensics_sample,
+    kphotoalbum_photo,
+    narrated_video,
+    opencv_sample,
+    tiny_clip,
+)
 
 TESTSRC = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2"]
 
@@ -113,21 +120,7 @@ def test_rotated_phone_video_reports_display_size():
 
 
 def test_tiny_clip_without_audio():
-    clip = ffmpeg_clip(
-        "tiny48x144.mp4",
-        [
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=48x144:rate=25",
-            "-t",
-            "1",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-        ],
-    )
+    clip = tiny_clip()
     info = probe(clip)
     assert (info.width, info.height) == (48, 144)
     assert not info.has_audio and info.audio_codec is None

@@ -63,9 +63,9 @@ def test_the_mean_is_computed_once_per_model_and_language(models) -> None:
     centring = QueryCentring()
     vector = models.text.embed_queries(["옥상 정원"])[0]
     first, _ = centring.centre(models.text, "옥상 정원", vector)
-    mean = centring._means[(models.text.name, "ko-mean")]
+    mean = centring._arrays[(models.text.name, "ko-mean")]
     again, _ = centring.centre(models.text, "정원", vector)
-    assert centring._means[(models.text.name, "ko-mean")] is mean and np.array_equal(first, again)
+    assert centring._arrays[(models.text.name, "ko-mean")] is mean and np.array_equal(first, again)
     np.testing.assert_allclose(np.linalg.norm(first), 1.0, atol=1e-5)
 
 

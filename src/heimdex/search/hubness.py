@@ -144,12 +144,13 @@ def language_of(text: str) -> str:
 
 
 class QueryCentring:
-    """Mean reference-query vectors per (model, language), computed on first use."""
+    """Mean reference-query vectors per (model, language) and the background passages' vectors per
+    model, computed on first use."""
 
     def __init__(self, strength: dict[str, float] | None = None, cache_dir: Path | None = None) -> None:
         self.strength = dict(STRENGTH if strength is None else strength)
         self.cache_dir = cache_dir
-        self._means: dict[tuple[str, str], np.ndarray] = {}
+        self._arrays: dict[tuple[str, str], np.ndarray] = {}  # mean queries, background passages
         self._lock = threading.Lock()
 
     def centre(self, embedder: TextEmbedder, text: str, vector: np.ndarray) -> tuple[np.ndarray, float]:
@@ -181,9 +182,9 @@ class QueryCentring:
     ) -> np.ndarray:
         key = (embedder.name, name)
         with self._lock:  # one computation per key even when the first searches arrive together
-            array = self._means.get(key)
+            array = self._arrays.get(key)
             if array is None:
-                array = self._means[key] = self._cached(embedder, name, texts, queries, mean)
+                array = self._arrays[key] = self._cached(embedder, name, texts, queries, mean)
             return array
 
     def _cached(

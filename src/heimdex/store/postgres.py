@@ -666,21 +666,21 @@ class PostgresStore(Store):
         }
 
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
-        counts = {}
-        for term in dict.fromkeys(terms):
-            clean = strip_controls(term)
-            counts[term] = (
-                int(
-                    self._one(
-                        "SELECT count(*) AS n FROM (SELECT 1 FROM scenes s"
-                        " WHERE s.fts @@ heimdex_term_query(%s) AND s.owner_id = %s LIMIT %s) c",
-                        (clean, owner_id, cap),
-                    )["n"]
-                )
-                if clean.strip()
-                else 0
+        terms = list(dict.fromkeys(terms))
+        clean = [strip_controls(t) for t in terms]
+        wanted = [c for c in clean if c.strip()]
+        rows = (
+            self._all(  # one round trip for all the terms (a search pays this)
+                "SELECT w.term, (SELECT count(*) FROM (SELECT 1 FROM scenes s"
+                " WHERE s.fts @@ heimdex_term_query(w.term) AND s.owner_id = %s LIMIT %s) c) AS n"
+                " FROM unnest(%s::text[]) AS w (term)",
+                (owner_id, cap, wanted),
             )
-        return counts
+            if wanted
+            else []
+        )
+        found = {r["term"]: int(r["n"]) for r in rows}
+        return {term: found.get(c, 0) for term, c in zip(terms, clean, strict=True)}
 
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
         query = _vector(query)

@@ -106,13 +106,18 @@ def refresh(request: Request, ctx: Ctx, body: RefreshBody | None = None) -> JSON
     return _session_response(ctx, ctx.accounts.refresh(token))
 
 
-@router.post("/logout", summary="Revoke the refresh token and clear the session cookies")
-def logout(request: Request, ctx: Ctx, body: RefreshBody | None = None) -> JSONResponse:
-    ctx.accounts.logout((body.refresh_token if body else None) or request.cookies.get(REFRESH_COOKIE))
-    response = JSONResponse({"status": "logged out"})
+def _logged_out(ctx, body: dict) -> JSONResponse:
+    """`body`, with the session cookies cleared."""
+    response = JSONResponse(body)
     for cookie in cleared_cookies(ctx.settings):
         response.headers.append("set-cookie", cookie)
     return response
+
+
+@router.post("/logout", summary="Revoke the refresh token and clear the session cookies")
+def logout(request: Request, ctx: Ctx, body: RefreshBody | None = None) -> JSONResponse:
+    ctx.accounts.logout((body.refresh_token if body else None) or request.cookies.get(REFRESH_COOKIE))
+    return _logged_out(ctx, {"status": "logged out"})
 
 
 @router.post(
@@ -125,10 +130,7 @@ def logout_all(user: CurrentUser, ctx: Ctx, body: LogoutAllBody | None = None) -
     cleared). Personal API tokens are separate credentials for scripts and keep working unless
     `api_tokens` is true."""
     sessions, tokens = ctx.accounts.logout_everywhere(user, api_tokens=bool(body and body.api_tokens))
-    response = JSONResponse({"status": "logged out everywhere", "sessions": sessions, "api_tokens": tokens})
-    for cookie in cleared_cookies(ctx.settings):
-        response.headers.append("set-cookie", cookie)
-    return response
+    return _logged_out(ctx, {"status": "logged out everywhere", "sessions": sessions, "api_tokens": tokens})
 
 
 @router.post(
