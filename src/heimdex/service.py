@@ -75,7 +75,9 @@ class Heimdex:
         register_secrets(self.settings.secret_values())
         private_dir(self.settings.home)  # 0700: the database, blobs and secret key live here
         self.store = store or open_store(
-            self.settings.resolved_database_url, hnsw_ef_search=self.settings.hnsw_ef_search
+            self.settings.resolved_database_url,
+            hnsw_ef_search=self.settings.hnsw_ef_search,
+            idle_transaction_timeout_s=self.settings.queue_lease_s,
         )
         self.blobs = blobs or open_blob_store(self.settings.resolved_storage_url, self.settings)
         self.models = models or Models(self.settings)

@@ -119,6 +119,9 @@ class Workers:
         finished = {e["video_id"] for name in names for e in self.events(name, "job.done")}
         return set(video_ids) <= finished
 
+    def tail(self, name: str, lines: int = 25) -> str:
+        return "\n".join((self.folder / f"{name}.log").read_text().splitlines()[-lines:])
+
     def pid_of(self, worker_id: str) -> str:
         return next(n for n, p in self.procs.items() if f":{p.pid}:" in worker_id)
 
@@ -140,10 +143,10 @@ def wait_for(predicate, timeout: float, what: str, workers: Workers) -> None:
             return
         for name, proc in workers.procs.items():
             if proc.poll() is not None and proc.returncode not in (0, -signal.SIGKILL):
-                log = (workers.folder / f"{name}.log").read_text()[-3000:]
-                raise AssertionError(f"worker {name} exited {proc.returncode}:\n{log}")
+                raise AssertionError(f"worker {name} exited {proc.returncode}:\n{workers.tail(name)}")
         time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    tails = "\n".join(f"--- worker {name}:\n{workers.tail(name)}" for name in workers.procs)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
 
 
 def check_scenes(app: Heimdex, video_id: str, expected: int = 2) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -123,3 +124,52 @@ def test_hnsw_search_breadth_comes_from_the_settings(postgres_database) -> None:
     finally:
         default.close()
         tuned.close()
+
+
+def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres_database) -> None:
+    """A worker stopped (SIGSTOP, a frozen VM) between two statements of a transaction keeps its row
+    locks: without a server-side limit, the worker taking its job over would wait on the video's row
+    forever. The server ends such a session after the lease, and the frozen transaction's writes are
+    lost, not applied late."""
+    services.empty_database(postgres_database)
+    frozen = PostgresStore(postgres_database, max_connections=1, idle_transaction_timeout_s=1.5)
+    other = PostgresStore(postgres_database, max_connections=1, idle_transaction_timeout_s=1.5)
+    try:
+        video = frozen.add_video("alice", "v.mp4", "k", 1, None)
+        assert frozen.claim_video(video.id, "frozen-worker", lease_s=0.5)
+        holding, wake = threading.Event(), threading.Event()
+        outcome: dict[str, object] = {}
+
+        def freeze_mid_transaction() -> None:
+            try:
+                with frozen._tx() as conn:
+                    conn.execute("UPDATE videos SET error = 'late write' WHERE id = %s", (video.id,))
+                    holding.set()
+                    wake.wait(30)  # frozen: the transaction stays open, idle
+                outcome["frozen"] = "committed"
+            except Exception as exc:  # the server ended the session
+                outcome["frozen"] = type(exc).__name__
+
+        def take_over() -> None:
+            outcome["claimed"] = other.claim_video(video.id, "other-worker", lease_s=30)
+
+        freezer = threading.Thread(target=freeze_mid_transaction, daemon=True)
+        freezer.start()
+        assert holding.wait(10)
+        time.sleep(0.6)  # the frozen worker's claim has expired; its row lock has not
+        started = time.monotonic()
+        taker = threading.Thread(target=take_over, daemon=True)
+        taker.start()
+        taker.join(15)
+        waited = time.monotonic() - started
+        wake.set()
+        freezer.join(15)
+        assert not taker.is_alive(), "the claim waited on the frozen transaction's lock"
+        assert outcome["claimed"] is True and waited < 6, waited
+        assert outcome["frozen"] != "committed"
+        now = other.get_video(video.id)
+        assert now.claimed_by == "other-worker" and now.error is None
+        assert frozen.get_video(video.id).claimed_by == "other-worker", "its pool recovers"
+    finally:
+        frozen.close()
+        other.close()

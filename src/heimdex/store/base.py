@@ -215,9 +215,12 @@ class Store(ABC):
     def close(self) -> None: ...
 
 
-def open_store(url: str, *, hnsw_ef_search: int | None = None) -> Store:
+def open_store(
+    url: str, *, hnsw_ef_search: int | None = None, idle_transaction_timeout_s: float = 30.0
+) -> Store:
     """The store for `url`. `hnsw_ef_search` tunes PostgreSQL's approximate vector search (SQLite's is
-    exact)."""
+    exact); past `idle_transaction_timeout_s` PostgreSQL ends a session left idle inside a transaction
+    (a frozen worker), so that its locks do not outlive its lease."""
     if url.startswith("sqlite:///"):
         from heimdex.store.sqlite import SqliteStore
 
@@ -225,7 +228,11 @@ def open_store(url: str, *, hnsw_ef_search: int | None = None) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from heimdex.store.postgres import EF_SEARCH, PostgresStore
 
-        return PostgresStore(url, ef_search=hnsw_ef_search or EF_SEARCH)
+        return PostgresStore(
+            url,
+            ef_search=hnsw_ef_search or EF_SEARCH,
+            idle_transaction_timeout_s=idle_transaction_timeout_s,
+        )
     raise ValueError(
         f"unsupported database URL {url!r}: use sqlite:///path or postgresql://user@host:port/db"
     )

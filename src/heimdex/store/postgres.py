@@ -201,9 +201,11 @@ class PostgresStore(Store):
         min_connections: int = 1,
         max_connections: int = 8,
         ef_search: int = EF_SEARCH,
+        idle_transaction_timeout_s: float = 30.0,
     ) -> None:
         self.url = _libpq_url(url)
         self.ef_search = int(ef_search)
+        self.idle_transaction_timeout_ms = max(1, int(idle_transaction_timeout_s * 1000))
         if auto_migrate:
             migrate(self.url)
         else:
@@ -218,6 +220,11 @@ class PostgresStore(Store):
         conn.execute(f"SET hnsw.ef_search = {self.ef_search}")
         # pgvector >= 0.8: with a filter, keep walking the graph until LIMIT rows pass it.
         conn.execute("SET hnsw.iterative_scan = strict_order")
+        # A process frozen between two statements of a transaction (SIGSTOP, a suspended VM) keeps
+        # its row locks, and the worker that takes its job over would wait on them for good. Our
+        # transactions never idle on purpose: past the lease, the server ends the session, which
+        # releases the locks and throws the frozen transaction's writes away.
+        conn.execute(f"SET idle_in_transaction_session_timeout = {self.idle_transaction_timeout_ms}")
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
