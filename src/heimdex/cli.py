@@ -10,10 +10,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from heimdex import __version__
 from heimdex.domain import STAGES, StageState, VideoState
@@ -40,6 +43,7 @@ err = Console(stderr=True)
 
 class _State:
     settings: Settings | None = None
+    verbose_logs: bool = False  # --log-level INFO/DEBUG or --json-logs: every log event is wanted
 
 
 state = _State()
@@ -59,6 +63,7 @@ def main_options(
     json_logs: Annotated[bool, typer.Option(help="Log JSON lines to stderr.")] = False,
 ) -> None:
     configure_logging(log_level, json_logs)
+    state.verbose_logs = json_logs or log_level.upper() in ("DEBUG", "INFO")
     state.settings = Settings(home=home) if home else Settings()
 
 
@@ -69,6 +74,24 @@ def _app():
 
 
 # ---------------------------------------------------------------- index
+
+# The pipeline's warnings about a video that failed: `index` and `reprocess` report each failure,
+# with its reason, in their summary, so on their console these would only say it a second time.
+_SUMMARISED_EVENTS = frozenset({"video failed", "stage error"})
+
+
+def _drop_summarised(_logger: object, _method: str, event_dict: dict) -> dict:
+    if event_dict.get("event") in _SUMMARISED_EVENTS:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def _summary_reports_failures() -> None:
+    """Leave the pipeline's failure warnings to the command's summary, unless the user asked for
+    verbose or JSON logs. Only this process's console changes: `serve` and `worker` log them."""
+    if state.verbose_logs:
+        return
+    structlog.configure(processors=[_drop_summarised, *structlog.get_config()["processors"]])
 
 
 class _IndexProgress:
@@ -119,6 +142,7 @@ def index(
     if enqueue if enqueue is not None else is_remote(state.settings.queue_url):
         _enqueue(heimdex, files, force)
         return
+    _summary_reports_failures()
     total = sum(STAGE_WEIGHTS.values())
     failures: list[tuple[str, str]] = []
     indexed = skipped = 0
@@ -137,7 +161,7 @@ def index(
                 added = heimdex.add_file(path)
             except HeimdexError as exc:
                 failures.append((str(path), str(exc)))
-                progress.update(task, stage=f"[red]failed: {exc}")
+                progress.update(task, stage="[red]failed")  # the summary gives the reason
                 continue
             video = added.video
             if not added.is_new and video.state == VideoState.INDEXED and not force:
@@ -152,12 +176,13 @@ def index(
                 progress.update(task, completed=total, stage=f"{video.scene_count} scenes")
             else:
                 failures.append((str(path), video.error or "unknown error"))
-                progress.update(task, stage=f"[red]failed: {video.error}")
+                progress.update(task, stage="[red]failed")
     summary = f"indexed {indexed}" + (f", already indexed {skipped}" if skipped else "")
     summary += f", failed {len(failures)}" if failures else ""
     out.print(summary)
     for path, reason in failures:
-        err.print(f"[red]failed[/red] {path}: {reason}")
+        # soft_wrap: the terminal wraps a long line, rich would break the path where it must not
+        err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}", soft_wrap=True)
     if failures:
         raise typer.Exit(1)
 
@@ -201,30 +226,75 @@ def status(
     if as_json:
         out.print_json(data=[v.model_dump(mode="json") for v in videos])
         return
+    rows = [_status_row(heimdex, video) for video in videos]
     table = Table(title=f"{len(videos)} videos in {state.settings.home}")
-    for column in ("id", "file", "state", "scenes", "length", "language", "index time", "error"):
-        table.add_column(column, overflow="fold")
-    for video in videos:
-        records = heimdex.stages(video.id)
-        spent = sum(r.duration_s or 0 for r in records)
-        length = f"{video.info.duration_s:.0f}s" if video.info else ""
-        style = {"indexed": "green", "failed": "red"}.get(video.state.value, "yellow")
-        label = video.state.value
-        if video.error and video.error.startswith(DEAD_LETTER_PREFIX):
-            label += " (dead letter)"  # retries exhausted in server mode: `heimdex reprocess` to retry
-        elif video.claimed_by:
-            label += f" on {video.claimed_by}"
-        table.add_row(
-            video.id,
-            video.filename,
-            f"[{style}]{label}",
-            str(video.scene_count),
-            length,
-            video.language or "",
-            f"{spent:.1f}s" if records else "",
-            video.error or "",
-        )
+    for header in _fit_columns(rows, out.width):
+        wraps = _STATUS_COLUMNS[header]
+        table.add_column(header, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
+    for row in rows:
+        table.add_row(*(row[column.header] for column in table.columns))
     out.print(table)
+
+
+# `heimdex status` columns, and whether each wraps. Ids, counts and durations never do (a folded id
+# cannot be copied); file, state and error take the width left, so no header is broken to fit.
+_STATUS_COLUMNS: dict[str, bool] = {
+    "id": False,
+    "file": True,
+    "state": True,
+    "scenes": False,
+    "length": False,
+    "language": False,
+    "index time": False,
+    "error": True,
+}
+# Left out in this order on a narrow terminal; `status ID` and `status --json` still show them.
+_DROPPED_WHEN_NARROW = ("index time", "language", "length")
+_WRAPPED_WIDTH = 12  # a wrapping column narrower than this is more line breaks than text
+
+
+def _status_row(heimdex, video) -> dict[str, Text]:
+    records = heimdex.stages(video.id)
+    spent = sum(r.duration_s or 0 for r in records)
+    style = {"indexed": "green", "failed": "red"}.get(video.state.value, "yellow")
+    label = video.state.value
+    if video.error and video.error.startswith(DEAD_LETTER_PREFIX):
+        label += " (dead letter)"  # retries exhausted in server mode: `heimdex reprocess` to retry
+    elif video.claimed_by:
+        label += f" on {video.claimed_by}"
+    cells = {
+        "id": video.id,
+        "file": video.filename,
+        "scenes": str(video.scene_count),
+        "length": f"{video.info.duration_s:.0f}s" if video.info else "",
+        "language": video.language or "",
+        "index time": f"{spent:.1f}s" if records else "",
+        "error": video.error or "",
+    }
+    # Text, not markup: a file name or an error may hold [brackets]
+    return {**{k: Text(v) for k, v in cells.items()}, "state": Text(label, style=style)}
+
+
+def _fit_columns(rows: list[dict[str, Text]], width: int) -> list[str]:
+    """The status columns that fit `width`, leaving out the optional ones when it is too narrow."""
+    headers = list(_STATUS_COLUMNS)
+    for optional in _DROPPED_WHEN_NARROW:
+        if _table_width(rows, headers) <= width:
+            break
+        headers.remove(optional)
+    return headers
+
+
+def _table_width(rows: list[dict[str, Text]], headers: list[str]) -> int:
+    """Columns that do not wrap at their widest cell, wrapping ones at most _WRAPPED_WIDTH; with
+    each column's padding (2) and border (1), and the table's last border."""
+    total = 1
+    for header in headers:
+        widest = max([len(header)] + [row[header].cell_len for row in rows])
+        if _STATUS_COLUMNS[header]:
+            widest = max(len(header), min(widest, _WRAPPED_WIDTH))
+        total += widest + 3
+    return total
 
 
 def _video_status(heimdex, video_id: str, as_json: bool) -> None:
@@ -345,6 +415,7 @@ def reprocess(video_id: Annotated[str, typer.Argument(help="The video id (see `h
     """Index a video again from scratch (for example after changing models)."""
     heimdex = _app()
     heimdex.reprocess(video_id)
+    _summary_reports_failures()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("[dim]{task.fields[stage]}"), console=err
     ) as progress:
