@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -19,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from heimdex import __version__
-from heimdex.domain import STAGES, StageState, VideoState
+from heimdex.domain import STAGES, Person, StageState, VideoState
 from heimdex.errors import HeimdexError
 from heimdex.logging import configure_logging
 from heimdex.pipeline.events import STAGE_WEIGHTS, StageEvent
@@ -391,6 +392,7 @@ def search(
             out.print(f"   {snippet}")
         extra = [
             f"people: {', '.join(hit.people)}" if hit.people else "",
+            f"possibly: {', '.join(hit.possible_people)}" if hit.possible_people else "",
             f"tags: {', '.join(hit.tags[:5])}" if hit.tags else "",
         ]
         if any(extra):
@@ -441,6 +443,17 @@ def people_add(
             raise HeimdexError(f"{photo}: no such file")
     person = heimdex.enrol(name, photos)
     out.print(f"{person.name}: {person.photo_count} photos, seen in {person.scene_count} scenes")
+    if person.possible_count:
+        out.print(f"[dim]{_to_review(person)}: `heimdex people review {_quoted(person.name)}`[/dim]")
+
+
+def _to_review(person: Person) -> str:
+    n = person.possible_count
+    return f"{n} more scene{'' if n == 1 else 's'} may show {person.name}"
+
+
+def _quoted(name: str) -> str:
+    return f'"{name}"' if " " in name else name
 
 
 @people_app.command("list")
@@ -451,11 +464,75 @@ def people_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         out.print_json(data=[p.model_dump(mode="json") for p in people])
         return
     table = Table()
-    for column in ("name", "photos", "scenes", "id"):
-        table.add_column(column)
+    for column in ("name", "photos", "scenes", "to review", "id"):
+        table.add_column(column, no_wrap=column == "id")
     for p in people:
-        table.add_row(p.name, str(p.photo_count), str(p.scene_count), p.id)
+        table.add_row(p.name, str(p.photo_count), str(p.scene_count), str(p.possible_count or ""), p.id)
     out.print(table)
+
+
+@people_app.command("review")
+def people_review(
+    name: Annotated[str, typer.Argument(help="Name or id.")],
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Every linked face, not only possible ones.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Faces that may be the person (just past the match distance): confirm or reject each."""
+    heimdex = _app()
+    matches = heimdex.person_matches(name, possible_only=not show_all)
+    if as_json:
+        out.print_json(data=[dataclasses.asdict(m) for m in matches])
+        return
+    if not matches:
+        out.print(f"nothing to review for {name}" if not show_all else f"no face linked to {name}")
+        return
+    table = Table()
+    for column in ("face", "video", "at", "distance", "state"):
+        table.add_column(column, no_wrap=column != "video")
+    for m in matches:
+        state = m.verdict or ("possible" if m.possible else "sure")
+        table.add_row(str(m.face_pk), m.filename, _clock(m.t_s), f"{m.distance:.3f}", state)
+    out.print(table)
+    out.print(
+        f"[dim]`heimdex people confirm {_quoted(name)} FACE` if it is them, "
+        f"`heimdex people reject {_quoted(name)} FACE` if not[/dim]"
+    )
+
+
+def _judge(name: str, faces: list[int], verdict: str | None, done: str) -> None:
+    heimdex = _app()
+    for face in faces:
+        person = heimdex.judge_match(name, face, verdict)
+        out.print(f"face {face}: {done}")
+    out.print(
+        f"{person.name}: seen in {person.scene_count} scenes"
+        + (f"; {_to_review(person)}" if person.possible_count else "")
+    )
+
+
+_FACES = Annotated[
+    list[int], typer.Argument(help="Face numbers, as `heimdex people review` lists them.", min=1, max=2**62)
+]
+
+
+@people_app.command("confirm")
+def people_confirm(name: Annotated[str, typer.Argument(help="Name or id.")], faces: _FACES) -> None:
+    """Say that these faces are the person: their scenes count as theirs."""
+    _judge(name, faces, "confirmed", "confirmed")
+
+
+@people_app.command("reject")
+def people_reject(name: Annotated[str, typer.Argument(help="Name or id.")], faces: _FACES) -> None:
+    """Say that these faces are not the person: they are no longer linked, even after re-matching."""
+    _judge(name, faces, "rejected", "rejected")
+
+
+@people_app.command("unjudge")
+def people_unjudge(name: Annotated[str, typer.Argument(help="Name or id.")], faces: _FACES) -> None:
+    """Forget a confirm or reject: the matcher decides these faces again."""
+    _judge(name, faces, None, "back to the matcher's call")
 
 
 @people_app.command("remove")

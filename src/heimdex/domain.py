@@ -205,6 +205,7 @@ class Scene(BaseModel):
     ocr_text: str = ""
     tags: list[Tag] = Field(default_factory=list)
     people: list[str] = Field(default_factory=list)
+    possible_people: list[str] = Field(default_factory=list)  # faces that may be theirs: to review
     thumbnail_key: str | None = None
     sidecar_key: str | None = None
 
@@ -215,6 +216,7 @@ class Person(BaseModel):
     name: str
     photo_count: int = 0
     scene_count: int = 0
+    possible_count: int = 0  # scenes with a possible match only, waiting for a confirm or reject
     created_at: float = 0.0
 
 
@@ -234,5 +236,6 @@ class SearchHit(BaseModel):
     channels: dict[str, dict[str, float | str]]
     thumbnail: str | None
     people: list[str] = Field(default_factory=list)
+    possible_people: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     ocr_text: str = ""

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
+
+
+class FaceMatch(NamedTuple):
+    """A face's nearest enrolled person. `possible`: farther than the match distance but within the
+    margin above it, so shown as "possibly" this person until someone confirms or rejects it."""
+
+    person_id: str
+    distance: float
+    possible: bool = False
 
 
 def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -16,19 +26,26 @@ def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def match_faces(
-    faces: np.ndarray, person_ids: Sequence[str], photos: np.ndarray, max_distance: float
-) -> dict[int, tuple[str, float]]:
-    """Face row -> (person id, distance) for faces closer than max_distance to a person's photos.
+    faces: np.ndarray,
+    person_ids: Sequence[str],
+    photos: np.ndarray,
+    max_distance: float,
+    possible_distance: float | None = None,
+) -> dict[int, FaceMatch]:
+    """Face row -> its match, for faces closer than max_distance to a person's photos (and, as
+    possible matches, closer than possible_distance).
 
-    A face belongs to at most one person: the one whose nearest enrolled photo is closest.
+    Every enrolled photo counts: a face belongs to at most one person, the one whose nearest photo is
+    closest, so an old photo or a side view still finds the faces that resemble it.
     """
+    limit = max(max_distance, possible_distance or 0.0)
     distances = euclidean(faces.astype(np.float32), photos.astype(np.float32))
-    matches: dict[int, tuple[str, float]] = {}
+    matches: dict[int, FaceMatch] = {}
     if not distances.size:
         return matches
     nearest = distances.argmin(axis=1)
     for row, col in enumerate(nearest):
         distance = float(distances[row, col])
-        if distance < max_distance:
-            matches[row] = (person_ids[col], distance)
+        if distance < limit:
+            matches[row] = FaceMatch(person_ids[col], distance, possible=distance >= max_distance)
     return matches

@@ -23,7 +23,7 @@ from heimdex.pipeline.events import EventFn
 from heimdex.private_files import private_dir
 from heimdex.search.engine import SearchEngine, SearchRequest, SearchResult
 from heimdex.settings import Settings
-from heimdex.store import Store, open_store
+from heimdex.store import MatchView, Store, open_store
 
 if TYPE_CHECKING:
     from heimdex.pipeline.runner import PipelineRunner
@@ -240,22 +240,50 @@ class Heimdex:
         raise InvalidMediaError(f"{label}: no face (or animal) found; use a clear photo of the face")
 
     def rematch_people(self, owner_id: str) -> dict[str, int]:
-        """Link every enrolled person to the faces in the owner's videos that are theirs.
+        """Link every enrolled person to the faces in the owner's videos that are theirs (or possibly
+        theirs). Returns person id -> faces linked.
 
         All people are matched together because a face belongs to one person at most: enrolling a
         closer match for someone else must take the face away from the first person. Faces and pets'
         appearance vectors are matched separately, each against photos embedded by the same model.
+        A face the owner confirmed or rejected is theirs to decide and is left out.
         """
-        per_person: dict[str, list[tuple[int, float]]] = {p.id: [] for p in self.store.list_people(owner_id)}
+        per_person: dict[str, list[tuple[int, float, bool]]] = {
+            p.id: [] for p in self.store.list_people(owner_id)
+        }
+        judged = self.store.judged_faces(owner_id)
         for model in (self.models.faces.name, self.models.appearance.name):
             face_pks, face_vectors = self.store.face_embeddings(owner_id, model)
             person_ids, photos = self.store.person_embeddings(owner_id, model)
-            matches = match_faces(face_vectors, person_ids, photos, self.models.match_distance(model))
-            for row, (person_id, distance) in matches.items():
-                per_person[person_id].append((face_pks[row], distance))
+            matches = match_faces(
+                face_vectors,
+                person_ids,
+                photos,
+                self.models.match_distance(model),
+                self.models.possible_distance(model),
+            )
+            for row, match in matches.items():
+                if face_pks[row] not in judged:
+                    per_person[match.person_id].append((face_pks[row], match.distance, match.possible))
         for person_id, links in per_person.items():
             self.store.replace_person_matches(person_id, links)
         return {pid: len(links) for pid, links in per_person.items()}
+
+    def person_matches(
+        self, name_or_id: str, owner_id: str = LOCAL_OWNER, *, possible_only: bool = False
+    ) -> list[MatchView]:
+        """The faces linked to a person, nearest first, for review (possible ones only if asked)."""
+        person = self.store.get_person(owner_id, name_or_id)
+        return self.store.person_matches(owner_id, person.id, possible_only=possible_only)
+
+    def judge_match(
+        self, name_or_id: str, face_pk: int, verdict: str | None, owner_id: str = LOCAL_OWNER
+    ) -> Person:
+        """Confirm or reject that a face is the person ("confirmed", "rejected"; None: undo)."""
+        person = self.store.get_person(owner_id, name_or_id)
+        self.store.set_match_verdict(owner_id, person.id, face_pk, verdict)
+        log.info("person.match_judged", person_id=person.id, face_pk=face_pk, verdict=verdict)
+        return self.store.get_person(owner_id, person.id)
 
     def remove_person(self, name_or_id: str, owner_id: str = LOCAL_OWNER) -> None:
         person = self.store.get_person(owner_id, name_or_id)

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     subject_match_distance: float = Field(
         1.15, gt=0, description="Appearance distance below which an animal is an enrolled pet (max 1.41)."
     )
+    possible_match_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="A face up to this fraction farther than the match distance is a possible match:"
+        " found, marked possible, to confirm or reject (0 turns possible matches off).",
+    )
 
     # Pipeline.
     pipeline_parallelism: int = Field(2, ge=1, le=8, description="Stages of one video run at once.")

@@ -10,7 +10,7 @@ def photo(name: str) -> tuple[str, bytes, str]:
     return (name, assets.kphotoalbum_photo(name).read_bytes(), "image/jpeg")
 
 
-def test_enrol_find_rename_delete(server, alice, news) -> None:
+def test_enrol_find_rename_delete(server, alice, bob, news) -> None:
     r = alice.post("/people", json={"name": "  Donna  "})
     assert r.status_code == 201 and r.json()["name"] == "Donna" and r.json()["photo_count"] == 0
     donna = r.json()["id"]
@@ -29,6 +29,27 @@ def test_enrol_find_rename_delete(server, alice, news) -> None:
     hits = alice.get("/search", params={"q": "garden", "person": "Donna"}).json()["hits"]
     assert hits and hits[0]["people"] == ["Donna"] and "person" in hits[0]["channels"]
     assert alice.get("/search", params={"q": 'person:"Donna"'}).json()["hits"]
+
+    # Review: every linked face, nearest first; the owner's verdict decides over the matcher's.
+    listing = alice.get(f"/people/{donna}/matches").json()
+    assert listing["total"] == len(listing["matches"]) >= 1
+    match = listing["matches"][0]
+    assert not match["possible"] and match["verdict"] is None and match["filename"] == "evening news.mp4"
+    assert alice.get(match["thumbnail"]).headers["content-type"] == "image/webp"
+    assert alice.get(f"/people/{donna}/matches", params={"possible": "true"}).json()["matches"] == []
+    seen_in = r.json()["scene_count"]
+    r = alice.put(match["links"]["self"], json={"verdict": "rejected"})
+    assert r.status_code == 200 and r.json()["scene_count"] == seen_in - 1
+    rejected = alice.get(f"/scenes/{match['scene_id']}").json()
+    assert "Donna" not in rejected["people"] + rejected["possible_people"]
+    assert alice.put(match["links"]["self"], json={"verdict": None}).json()["scene_count"] == seen_in
+    assert bob.put(match["links"]["self"], json={"verdict": "rejected"}).status_code == 404
+    assert bob.get(f"/people/{donna}/matches").status_code == 404
+    assert alice.put(match["links"]["self"], json={"verdict": "maybe"}).status_code == 422
+    assert alice.put(match["links"]["self"], json={}).status_code == 422
+    assert alice.put(f"/people/{donna}/matches/999999999", json={"verdict": "confirmed"}).status_code == 404
+    assert alice.put(f"/people/{donna}/matches/0", json={"verdict": "confirmed"}).status_code == 422
+    assert alice.put(f"/people/{donna}/matches/{10**30}", json={"verdict": None}).status_code == 422
 
     r = alice.patch(f"/people/{donna}", json={"name": "Donna Smith"})
     assert r.status_code == 200 and r.json()["name"] == "Donna Smith"

@@ -109,6 +109,83 @@ def test_person_enrolled_after_indexing_is_found_then_removed(indexed):
     assert all(not s.people for s in indexed.store.list_scenes(news(indexed).id))
 
 
+def test_a_face_just_past_the_threshold_is_a_possible_match_to_review(indexed, monkeypatch):
+    """Jesper's face in the news video is a sure match with the default threshold. With a threshold
+    just below its distance it falls in the margin: found as possible, marked so in hits, and the
+    owner's confirm or reject decides, also when everyone is matched again."""
+    jesper = indexed.enrol("Jesper", [assets.kphotoalbum_photo("jesper.jpg")])
+    try:
+        (sure,) = indexed.person_matches("Jesper")
+        assert not sure.possible and sure.distance < indexed.settings.face_match_distance
+        settings = indexed.models.settings
+        monkeypatch.setattr(settings, "face_match_distance", sure.distance - 0.01)
+        monkeypatch.setattr(settings, "possible_match_margin", 0.05)
+        indexed.rematch_people(jesper.owner_id)
+        person = indexed.store.get_person(jesper.owner_id, jesper.id)
+        assert (person.scene_count, person.possible_count) == (0, 1)
+        (hit,) = indexed.search("person:Jesper").hits
+        assert hit.scene_index == 3 and hit.people == [] and hit.possible_people == ["Jesper"]
+        assert hit.confidence == "medium", "a possible face is still shown, marked possible"
+        (review,) = indexed.person_matches("Jesper", possible_only=True)
+        assert review.face_pk == sure.face_pk and review.verdict is None
+
+        assert indexed.judge_match("Jesper", review.face_pk, "confirmed").scene_count == 1
+        indexed.rematch_people(jesper.owner_id)  # the owner's word outlasts re-matching
+        assert indexed.search("person:Jesper").hits[0].people == ["Jesper"]
+        assert indexed.judge_match("Jesper", review.face_pk, "rejected").scene_count == 0
+        indexed.rematch_people(jesper.owner_id)
+        assert indexed.search("person:Jesper").hits == []
+        assert indexed.judge_match("Jesper", review.face_pk, None).possible_count == 1  # undo
+        with pytest.raises(NotFoundError):
+            indexed.judge_match("Jesper", review.face_pk + 10_000, "confirmed")
+    finally:
+        indexed.remove_person("Jesper")
+
+
+def test_cli_review_confirm_and_reject(indexed):
+    """The same review through the real CLI, with a threshold (from the environment) that puts
+    Jesper's face in the margin."""
+    (sure,) = _enrolled_distance(indexed)
+    env = {
+        **settings_env(indexed.settings),
+        "HEIMDEX_FACE_MATCH_DISTANCE": str(sure - 0.01),
+        "HEIMDEX_POSSIBLE_MATCH_MARGIN": "0.05",
+    }
+    home = indexed.settings.home
+    photo = str(assets.kphotoalbum_photo("jesper.jpg"))
+    try:
+        added = heimdex_cli(home, "people", "add", "Jesper", photo, env=env).stdout
+        assert "seen in 0 scenes" in added and "1 more scene may show Jesper" in added
+        review = heimdex_cli(home, "people", "review", "Jesper", "--json", env=env).stdout
+        (face,) = json.loads(review)
+        assert face["possible"] and face["filename"] == "e2e_news.mp4" and face["verdict"] is None
+        table = heimdex_cli(home, "people", "review", "Jesper", env=env).stdout
+        assert str(face["face_pk"]) in table and "possible" in table
+        hits = json.loads(heimdex_cli(home, "search", "person:Jesper", "--json", env=env).stdout)
+        assert [h["possible_people"] for h in hits] == [["Jesper"]] and hits[0]["people"] == []
+        confirmed = heimdex_cli(home, "people", "confirm", "Jesper", str(face["face_pk"]), env=env).stdout
+        assert "Jesper: seen in 1 scenes" in confirmed
+        assert "nothing to review" in heimdex_cli(home, "people", "review", "Jesper", env=env).stdout
+        heimdex_cli(home, "people", "reject", "Jesper", str(face["face_pk"]), env=env)
+        assert json.loads(heimdex_cli(home, "search", "person:Jesper", "--json", env=env).stdout) == []
+        wrong = heimdex_cli(home, "people", "confirm", "Jesper", "99999999", env=env, check=False)
+        assert wrong.returncode != 0 and "no face 99999999" in wrong.stdout + wrong.stderr
+        assert "Traceback" not in wrong.stdout + wrong.stderr
+        huge = heimdex_cli(home, "people", "reject", "Jesper", str(10**30), env=env, check=False)
+        assert huge.returncode == 2 and "Traceback" not in huge.stdout + huge.stderr
+    finally:
+        heimdex_cli(home, "people", "remove", "Jesper", env=env, check=False)
+
+
+def _enrolled_distance(app) -> list[float]:
+    """Jesper's match distances with the default threshold (enrolled, measured, removed)."""
+    app.enrol("Jesper", [assets.kphotoalbum_photo("jesper.jpg")])
+    try:
+        return [m.distance for m in app.person_matches("Jesper")]
+    finally:
+        app.remove_person("Jesper")
+
+
 def test_pet_enrolled_by_appearance(indexed):
     """KPhotoAlbum's Donna is a dog: no human face, so she is enrolled and found by appearance."""
     donna = indexed.enrol("Donna", [assets.kphotoalbum_photo("donna.jpg")])

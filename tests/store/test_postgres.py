@@ -1,4 +1,5 @@
-"""What only the PostgreSQL store has: migrations, the HNSW indexes and their query plans."""
+"""What only the PostgreSQL store has: migrations (with the SQLite counterpart of each), the HNSW indexes
+and their query plans."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from heimdex.domain import SceneDraft
+from heimdex.domain import Box, FaceObservation, SceneDraft
 from heimdex.errors import HeimdexError
+from heimdex.matching import FaceMatch
 from heimdex.store import CommitBundle, SceneFilter, VectorSet
 from heimdex.store.postgres import PostgresStore, head_revision, migrate, schema_revision
 from tests import services
@@ -173,3 +175,72 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres
     finally:
         frozen.close()
         other.close()
+
+
+def _one_sure_match(store) -> tuple[str, SceneFilter]:
+    video = store.add_video("alice", "v.mp4", "k", 1, None)
+    donna = store.add_person("alice", "Donna")
+    face = FaceObservation(
+        scene_index=0,
+        t_s=1.0,
+        box=Box(x=0.1, y=0.1, w=0.2, h=0.2),
+        score=0.9,
+        embedding=[1.0] * 128,
+        model="dlib",
+    )
+    vectors = np.eye(1, 8, dtype=np.float32)
+    bundle = CommitBundle(
+        video_id=video.id,
+        language=None,
+        scenes=[SceneDraft(index=0, start_s=0, end_s=1, transcript="hello")],
+        text_vectors=VectorSet("m", vectors),
+        faces=[face],
+    )
+    store.commit_video(bundle, {0: FaceMatch(donna.id, 0.3)})
+    return donna.id, SceneFilter("alice", person_ids=(donna.id,))
+
+
+def test_migration_0005_keeps_face_matches_as_sure_and_downgrades(postgres_database) -> None:
+    from alembic import command
+
+    from heimdex.store.postgres import _alembic_config
+
+    services.empty_database(postgres_database)
+    store = PostgresStore(postgres_database)
+    try:
+        person_id, flt = _one_sure_match(store)
+        command.downgrade(_alembic_config(store.url), "0004")  # a database from before possible matches
+        with store._pool.connection() as conn:
+            columns = {
+                r["column_name"]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'face_matches'"
+                )
+            }
+        assert columns == {"face_pk", "person_id", "distance"}
+        command.upgrade(_alembic_config(store.url), "head")
+        (scene,) = store.scenes_with_people(flt, 10)
+        assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
+        (match,) = store.person_matches("alice", person_id)
+        assert not match.possible and match.verdict is None
+    finally:
+        store.close()
+
+
+def test_sqlite_database_from_before_possible_matches_is_upgraded(tmp_path) -> None:
+    from heimdex.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "old.db")
+    person_id, flt = _one_sure_match(store)
+    with store._tx() as db:  # what an older Heimdex made: no possible / verdict columns
+        db.execute("ALTER TABLE face_matches DROP COLUMN verdict")
+        db.execute("ALTER TABLE face_matches DROP COLUMN possible")
+    store.close()
+    store = SqliteStore(tmp_path / "old.db")
+    try:
+        (scene,) = store.scenes_with_people(flt, 10)
+        assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
+        (match,) = store.person_matches("alice", person_id)
+        assert not match.possible and match.verdict is None
+    finally:
+        store.close()

@@ -20,6 +20,7 @@ from heimdex.domain import (
     Word,
 )
 from heimdex.errors import ConflictError, NotFoundError
+from heimdex.matching import FaceMatch
 from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet
 
 DIM = 8
@@ -269,7 +270,7 @@ def test_recommit_leaves_no_orphans_in_any_table(store):
         [unit(1), unit(0, 1)],
         tags=tags,
         faces=[face(0), face(1), face(1, 0.5)],
-        matches={0: [(donna.id, 0.1)], 2: [(donna.id, 0.3)]},
+        matches={0: FaceMatch(donna.id, 0.1), 2: FaceMatch(donna.id, 0.3)},
     )
     once = table_counts(store)
     commit(
@@ -279,7 +280,7 @@ def test_recommit_leaves_no_orphans_in_any_table(store):
         [unit(1), unit(0, 1)],
         tags=tags,
         faces=[face(0), face(1), face(1, 0.5)],
-        matches={0: [(donna.id, 0.1)], 2: [(donna.id, 0.3)]},
+        matches={0: FaceMatch(donna.id, 0.1), 2: FaceMatch(donna.id, 0.3)},
     )
     assert table_counts(store) == once  # the same bundle twice: nothing piles up
     commit(store, v.id, ["just one"], [unit(1)])
@@ -301,7 +302,7 @@ def test_delete_video_removes_everything(store):
         ["words"],
         [unit(1)],
         faces=[face(0)],
-        matches={0: [(donna.id, 0.2)]},
+        matches={0: FaceMatch(donna.id, 0.2)},
         tags=[[Tag(label="tabby cat", score=0.8, source="imagenet")]],
     )
     commit(store, keep.id, ["other words"], [unit(1)])
@@ -541,7 +542,7 @@ def test_people_faces_and_matches(store):
         ["hello", "rooftop garden"],
         [unit(1), unit(0, 1)],
         faces=[face(1)],
-        matches={0: [(donna.id, 0.1)]},
+        matches={0: FaceMatch(donna.id, 0.1)},
     )
     flt = SceneFilter(owner_id="alice", person_ids=(donna.id,))
     (scene,) = store.scenes_with_people(flt, 10)
@@ -556,11 +557,63 @@ def test_people_faces_and_matches(store):
     assert ids == [donna.id] and photos.shape == (1, 128)
     store.replace_person_matches(donna.id, [])
     assert store.scenes_with_people(flt, 10) == []
-    store.replace_person_matches(donna.id, [(pks[0], 0.2)])
+    store.replace_person_matches(donna.id, [(pks[0], 0.2, False)])
     store.delete_person("alice", donna.id)
     assert store.face_embeddings("alice", "dlib")[0] == pks  # faces stay; only the links go
     with pytest.raises(NotFoundError):
         store.get_person("alice", "Donna")
+
+
+def test_possible_matches_and_the_owners_verdicts(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    donna = store.add_person("alice", "Donna")
+    commit(
+        store,
+        v.id,
+        ["sure", "possible", "nobody"],
+        [unit(1), unit(0, 1), unit(0, 0, 1)],
+        faces=[face(0), face(1), face(2)],
+        matches={0: FaceMatch(donna.id, 0.4), 1: FaceMatch(donna.id, 0.63, possible=True)},
+    )
+    flt = SceneFilter(owner_id="alice", person_ids=(donna.id,))
+    ranked = store.scenes_with_people(flt, 10)
+    assert [round(s.score, 2) for s in ranked] == [0.6, 0.37], "possible matches count, after the sure"
+    sure_pk, possible_pk = (s.scene_pk for s in ranked)
+    scenes = store.scenes_by_pk([sure_pk, possible_pk])
+    assert (scenes[sure_pk].people, scenes[sure_pk].possible_people) == (["Donna"], [])
+    assert (scenes[possible_pk].people, scenes[possible_pk].possible_people) == ([], ["Donna"])
+    person = store.get_person("alice", donna.id)
+    assert (person.scene_count, person.possible_count) == (1, 1)
+    (review,) = store.person_matches("alice", donna.id, possible_only=True)
+    assert review.possible and review.verdict is None and review.distance == pytest.approx(0.63)
+    assert review.video_id == v.id and review.filename == "a.mp4" and review.scene_index == 1
+    assert [m.distance for m in store.person_matches("alice", donna.id)] == pytest.approx([0.4, 0.63])
+
+    store.set_match_verdict("alice", donna.id, review.face_pk, "confirmed")
+    assert store.scenes_by_pk([possible_pk])[possible_pk].people == ["Donna"]
+    assert store.scenes_with_people(flt, 10)[0].scene_pk == possible_pk, "confirmed ranks first"
+    assert store.person_matches("alice", donna.id, possible_only=True) == []
+    sure_face = next(m.face_pk for m in store.person_matches("alice", donna.id) if not m.possible)
+    store.set_match_verdict("alice", donna.id, sure_face, "rejected")
+    assert [s.scene_pk for s in store.scenes_with_people(flt, 10)] == [possible_pk]
+    assert store.scenes_by_pk([sure_pk])[sure_pk].people == []
+    assert len(store.full_text(flt, ["sure"], [], 10)) == 0, "a rejected face no longer lets the scene in"
+    assert store.judged_faces("alice") == {review.face_pk, sure_face}
+
+    # Re-matching replaces the matcher's findings only: verdicts stay, and are not duplicated.
+    store.replace_person_matches(donna.id, [(sure_face, 0.4, False), (review.face_pk, 0.63, True)])
+    verdicts = {m.face_pk: m.verdict for m in store.person_matches("alice", donna.id)}
+    assert verdicts == {review.face_pk: "confirmed", sure_face: "rejected"}
+    store.set_match_verdict("alice", donna.id, sure_face, None)  # undo: the matcher's call again
+    assert {s.scene_pk for s in store.scenes_with_people(flt, 10)} == {sure_pk, possible_pk}
+
+    with pytest.raises(NotFoundError):
+        store.set_match_verdict("bob", donna.id, sure_face, "confirmed")  # not bob's person
+    with pytest.raises(NotFoundError):
+        store.set_match_verdict("alice", donna.id, 10**9, "confirmed")
+    with pytest.raises(ValueError):
+        store.set_match_verdict("alice", donna.id, sure_face, "maybe")
+    assert store.person_matches("bob", donna.id) == []
 
 
 def test_deleting_a_person_removes_photos_and_links(store):
@@ -574,7 +627,7 @@ def test_deleting_a_person_removes_photos_and_links(store):
         ["both of them"],
         [unit(1)],
         faces=[face(0), face(0, 0.5)],
-        matches={0: [(donna.id, 0.1)], 1: [(ed.id, 0.2)]},
+        matches={0: FaceMatch(donna.id, 0.1), 1: FaceMatch(ed.id, 0.2)},
     )
     (pk,) = [
         h.scene_pk for h in store.scenes_with_people(SceneFilter("alice", person_ids=(donna.id, ed.id)), 10)
@@ -599,7 +652,7 @@ def test_every_listed_person_must_appear(store):
         ["donna alone", "both"],
         [unit(1), unit(1)],
         faces=[face(0), face(1), face(1, 0.5)],
-        matches={0: [(donna.id, 0.3)], 1: [(donna.id, 0.2)], 2: [(ed.id, 0.1)]},
+        matches={0: FaceMatch(donna.id, 0.3), 1: FaceMatch(donna.id, 0.2), 2: FaceMatch(ed.id, 0.1)},
     )
     both = SceneFilter("alice", person_ids=(donna.id, ed.id))
     assert [scene_of(store, h).index for h in store.scenes_with_people(both, 10)] == [1]

@@ -79,6 +79,10 @@ class Models:
             return self.settings.subject_match_distance
         return self.settings.face_match_distance
 
+    def possible_distance(self, model: str) -> float:
+        """Up to this distance a face is a possible match (see Settings.possible_match_margin)."""
+        return self.match_distance(model) * (1.0 + self.settings.possible_match_margin)
+
     @property
     def clip(self) -> OnnxClipEmbedder | None:
         if not self.settings.clip_model:

@@ -300,6 +300,7 @@ class SearchEngine:
             channels=explained,
             thumbnail=self._thumbnail_ref(scene.thumbnail_key) if scene.thumbnail_key else None,
             people=scene.people,
+            possible_people=scene.possible_people,
             tags=[t.label for t in scene.tags],
             ocr_text=scene.ocr_text,
         )

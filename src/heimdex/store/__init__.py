@@ -1,5 +1,13 @@
 """Metadata, vectors and full text: SQLite (embedded) behind the Store interface."""
 
-from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, Store, VectorSet, open_store
+from heimdex.store.base import (
+    CommitBundle,
+    MatchView,
+    SceneFilter,
+    ScoredScene,
+    Store,
+    VectorSet,
+    open_store,
+)
 
-__all__ = ["CommitBundle", "SceneFilter", "ScoredScene", "Store", "VectorSet", "open_store"]
+__all__ = ["CommitBundle", "MatchView", "SceneFilter", "ScoredScene", "Store", "VectorSet", "open_store"]

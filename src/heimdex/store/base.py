@@ -22,6 +22,15 @@ from heimdex.domain import (
     Video,
     VideoState,
 )
+from heimdex.matching import FaceMatch
+
+# How a face match (alias `m`) counts, in SQL both dialects read. Sure: confirmed by the owner, or
+# found within the match distance and not judged since. Possible: found in the margin above it and
+# not judged. A rejected match counts nowhere, and stays so that re-matching does not bring it back.
+SURE_MATCH = "(m.verdict = 'confirmed' OR (m.verdict IS NULL AND NOT m.possible))"
+POSSIBLE_MATCH = "(m.verdict IS NULL AND m.possible)"
+LIVE_MATCH = "(m.verdict IS NULL OR m.verdict <> 'rejected')"
+VERDICTS = ("confirmed", "rejected")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,43 @@ class CommitBundle:
     text_vectors: VectorSet  # one row per scene, in scene order
     faces: list[FaceObservation]  # each records the model of its embedding
     label_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # tag label -> vector (text model)
+
+
+@dataclass(frozen=True)
+class MatchView:
+    """One face linked to a person, for review: where it is, how far, and what the owner said."""
+
+    face_pk: int
+    video_id: str
+    filename: str
+    scene_id: str
+    scene_index: int
+    t_s: float
+    distance: float
+    possible: bool
+    verdict: str | None
+    thumbnail_key: str | None
+
+
+def match_view(row) -> MatchView:
+    """A MatchView from a row of person_matches' query (both dialects select the same columns)."""
+    return MatchView(
+        face_pk=int(row["face_pk"]),
+        video_id=row["video_id"],
+        filename=row["filename"],
+        scene_id=row["scene_id"],
+        scene_index=row["idx"],
+        t_s=float(row["t_s"]),
+        distance=float(row["distance"]),
+        possible=bool(row["possible"]),
+        verdict=row["verdict"],
+        thumbnail_key=row["thumbnail_key"],
+    )
+
+
+def check_verdict(verdict: str | None) -> None:
+    if verdict is not None and verdict not in VERDICTS:
+        raise ValueError(f"a verdict is one of {VERDICTS} or None, not {verdict!r}")
 
 
 @dataclass(frozen=True)
@@ -128,10 +174,10 @@ class Store(ABC):
 
     # ------------------------------------------------------------ commit
     @abstractmethod
-    def commit_video(self, bundle: CommitBundle, person_matches: dict[int, list[tuple[str, float]]]) -> None:
+    def commit_video(self, bundle: CommitBundle, person_matches: dict[int, FaceMatch]) -> None:
         """Atomically replace the video's scenes, vectors, tags and faces, and mark it indexed.
 
-        `person_matches` maps an index into `bundle.faces` to (person_id, distance) pairs.
+        `person_matches` maps an index into `bundle.faces` to the person it resembles (sure or possible).
         """
 
     # ------------------------------------------------------------ scenes
@@ -208,8 +254,24 @@ class Store(ABC):
         """(face pk per row, (n, dim)) of every face seen in the owner's indexed videos."""
 
     @abstractmethod
-    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float]]) -> None:
-        """Set the faces (face pk, distance) that belong to the person, replacing earlier links."""
+    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float, bool]]) -> None:
+        """Set the faces (face pk, distance, possible) that the matcher finds for the person, replacing
+        its earlier findings. Matches the owner confirmed or rejected stay as they are."""
+
+    @abstractmethod
+    def judged_faces(self, owner_id: str) -> set[int]:
+        """Faces with a confirmed or rejected match: re-matching leaves them alone."""
+
+    @abstractmethod
+    def person_matches(
+        self, owner_id: str, person_id: str, *, possible_only: bool = False
+    ) -> list[MatchView]:
+        """The faces linked to the person (rejected ones too, marked so), nearest first."""
+
+    @abstractmethod
+    def set_match_verdict(self, owner_id: str, person_id: str, face_pk: int, verdict: str | None) -> None:
+        """Confirm or reject one face's match to the person; None makes it the matcher's call again.
+        NotFoundError when the owner has no such match."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -43,7 +43,19 @@ from heimdex.domain import (
     Word,
 )
 from heimdex.errors import ConflictError, HeimdexError, NotFoundError
-from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, Store
+from heimdex.matching import FaceMatch
+from heimdex.store.base import (
+    LIVE_MATCH,
+    POSSIBLE_MATCH,
+    SURE_MATCH,
+    CommitBundle,
+    MatchView,
+    SceneFilter,
+    ScoredScene,
+    Store,
+    check_verdict,
+    match_view,
+)
 from heimdex.store.sqlite import new_id
 from heimdex.validation import strip_controls
 
@@ -435,7 +447,7 @@ class PostgresStore(Store):
             )
         )
 
-    def commit_video(self, bundle: CommitBundle, person_matches: dict[int, list[tuple[str, float]]]) -> None:
+    def commit_video(self, bundle: CommitBundle, person_matches: dict[int, FaceMatch]) -> None:
         text = bundle.text_vectors
         if len(text.vectors) != len(bundle.scenes):
             raise ValueError("one text vector per scene is required")
@@ -528,7 +540,7 @@ class PostgresStore(Store):
         video: dict,
         bundle: CommitBundle,
         scene_pks: dict[int, int],
-        person_matches: dict[int, list[tuple[str, float]]],
+        person_matches: dict[int, FaceMatch],
     ) -> None:
         if not bundle.faces:
             return
@@ -553,19 +565,22 @@ class PostgresStore(Store):
             )
             face_pks = self._returning(cur)
             cur.executemany(
-                "INSERT INTO face_matches (face_pk, person_id, distance) VALUES (%s, %s, %s)",
+                "INSERT INTO face_matches (face_pk, person_id, distance, possible) VALUES (%s, %s, %s, %s)",
                 [
-                    (face_pks[i], pid, dist)
-                    for i in range(len(face_pks))
-                    for pid, dist in person_matches.get(i, [])
+                    (face_pks[i], match.person_id, match.distance, match.possible)
+                    for i, match in person_matches.items()
                 ],
             )
 
     # ------------------------------------------------------------ scenes
-    _SCENE_SQL = (
-        'SELECT s.*, (SELECT array_agg(DISTINCT p.name COLLATE "C" ORDER BY p.name COLLATE "C") FROM faces f'
+    _NAMES_SQL = (
+        '(SELECT array_agg(DISTINCT p.name COLLATE "C" ORDER BY p.name COLLATE "C") FROM faces f'
         " JOIN face_matches m ON m.face_pk = f.pk JOIN people p ON p.id = m.person_id"
-        " WHERE f.scene_pk = s.pk) AS people_names FROM scenes s"
+        " WHERE f.scene_pk = s.pk AND {})"
+    )
+    _SCENE_SQL = (
+        f"SELECT s.*, {_NAMES_SQL.format(SURE_MATCH)} AS people_names,"
+        f" {_NAMES_SQL.format(POSSIBLE_MATCH)} AS possible_names FROM scenes s"
     )
 
     def scenes_by_pk(self, scene_pks: Sequence[int]) -> dict[int, Scene]:
@@ -610,6 +625,7 @@ class PostgresStore(Store):
             ocr_text=row["ocr_text"],
             tags=tags,
             people=list(row["people_names"] or []),
+            possible_people=sorted(set(row["possible_names"] or []) - set(row["people_names"] or [])),
             thumbnail_key=row["thumbnail_key"],
             sidecar_key=row["sidecar_key"],
         )
@@ -631,7 +647,7 @@ class PostgresStore(Store):
         for person_id in flt.person_ids:
             conds.append(
                 "EXISTS (SELECT 1 FROM faces f JOIN face_matches m ON m.face_pk = f.pk"
-                " WHERE f.scene_pk = s.pk AND m.person_id = %s)"
+                f" WHERE f.scene_pk = s.pk AND m.person_id = %s AND {LIVE_MATCH})"
             )
             params.append(person_id)
         return " AND ".join(conds), params
@@ -766,14 +782,17 @@ class PostgresStore(Store):
         )
         return [ScoredScene(int(r["pk"]), float(r["score"])) for r in rows]
 
+    _RANKED_DISTANCE = "CASE WHEN m.verdict = 'confirmed' THEN 0.0 ELSE m.distance END"  # as sqlite.py
+
     def scenes_with_people(self, flt: SceneFilter, limit: int) -> list[ScoredScene]:
         if not flt.person_ids:
             return []
         where, params = self._filter_sql(flt)
         rows = self._all(
-            "SELECT s.pk, min(m.distance) AS distance FROM scenes s JOIN videos v ON v.id = s.video_id"
-            " JOIN faces f ON f.scene_pk = s.pk JOIN face_matches m ON m.face_pk = f.pk"
-            f" WHERE m.person_id = ANY(%s) AND {where}"
+            f"SELECT s.pk, min({self._RANKED_DISTANCE}) AS distance FROM scenes s"
+            " JOIN videos v ON v.id = s.video_id JOIN faces f ON f.scene_pk = s.pk"
+            " JOIN face_matches m ON m.face_pk = f.pk"
+            f" WHERE m.person_id = ANY(%s) AND {LIVE_MATCH} AND {where}"
             ' GROUP BY s.pk ORDER BY distance, s.video_id COLLATE "C", s.idx LIMIT %s',
             [list(flt.person_ids), *params, limit],
         )
@@ -783,7 +802,9 @@ class PostgresStore(Store):
     _PERSON_SQL = (
         "SELECT p.*, (SELECT count(*) FROM person_photos ph WHERE ph.person_id = p.id) AS photo_count,"
         " (SELECT count(DISTINCT f.scene_pk) FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
-        "  WHERE m.person_id = p.id) AS scene_count FROM people p"
+        f"  WHERE m.person_id = p.id AND {SURE_MATCH}) AS scene_count,"
+        " (SELECT count(DISTINCT f.scene_pk) FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
+        f"  WHERE m.person_id = p.id AND {POSSIBLE_MATCH}) AS possible_count FROM people p"
     )
 
     def add_person(self, owner_id: str, name: str) -> Person:
@@ -837,6 +858,7 @@ class PostgresStore(Store):
             name=row["name"],
             photo_count=row["photo_count"],
             scene_count=row["scene_count"],
+            possible_count=row["possible_count"],
             created_at=row["created_at"],
         )
 
@@ -867,11 +889,46 @@ class PostgresStore(Store):
         dim = rows[0]["embedding"].dimensions() if rows else 0
         return [int(r["pk"]) for r in rows], _matrix([r["embedding"] for r in rows], dim)
 
-    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float]]) -> None:
+    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float, bool]]) -> None:
         with self._tx() as conn:
-            conn.execute("DELETE FROM face_matches WHERE person_id = %s", (person_id,))
+            conn.execute("DELETE FROM face_matches WHERE person_id = %s AND verdict IS NULL", (person_id,))
             with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO face_matches (face_pk, person_id, distance) VALUES (%s, %s, %s)",
-                    [(int(face_pk), person_id, float(dist)) for face_pk, dist in matches],
+                cur.executemany(  # a judged match of the same face stays as the owner left it
+                    "INSERT INTO face_matches (face_pk, person_id, distance, possible)"
+                    " VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (face_pk, person_id) DO NOTHING",
+                    [(int(pk), person_id, float(dist), bool(possible)) for pk, dist, possible in matches],
                 )
+
+    def judged_faces(self, owner_id: str) -> set[int]:
+        rows = self._all(
+            "SELECT m.face_pk FROM face_matches m JOIN people p ON p.id = m.person_id"
+            " WHERE p.owner_id = %s AND m.verdict IS NOT NULL",
+            (owner_id,),
+        )
+        return {int(r["face_pk"]) for r in rows}
+
+    def person_matches(
+        self, owner_id: str, person_id: str, *, possible_only: bool = False
+    ) -> list[MatchView]:
+        rows = self._all(
+            "SELECT m.face_pk, m.distance, m.possible, m.verdict, f.t_s, s.id AS scene_id, s.idx,"
+            " s.thumbnail_key, v.id AS video_id, v.filename FROM face_matches m"
+            " JOIN people p ON p.id = m.person_id JOIN faces f ON f.pk = m.face_pk"
+            " JOIN scenes s ON s.pk = f.scene_pk JOIN videos v ON v.id = s.video_id"
+            f" WHERE p.owner_id = %s AND m.person_id = %s{' AND ' + POSSIBLE_MATCH if possible_only else ''}"
+            ' ORDER BY m.distance, v.id COLLATE "C", s.idx, m.face_pk',
+            (owner_id, person_id),
+        )
+        return [match_view(r) for r in rows]
+
+    def set_match_verdict(self, owner_id: str, person_id: str, face_pk: int, verdict: str | None) -> None:
+        check_verdict(verdict)
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE face_matches SET verdict = %s WHERE face_pk = %s AND person_id = %s"
+                " AND person_id IN (SELECT id FROM people WHERE owner_id = %s)",
+                (verdict, int(face_pk), person_id, owner_id),
+            )
+            if cur.rowcount != 1:
+                raise NotFoundError(f"no face {face_pk} linked to person {person_id!r}")

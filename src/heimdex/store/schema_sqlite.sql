@@ -141,6 +141,8 @@ CREATE TABLE IF NOT EXISTS face_matches (
     face_pk   INTEGER NOT NULL REFERENCES faces (pk) ON DELETE CASCADE,
     person_id TEXT NOT NULL REFERENCES people (id) ON DELETE CASCADE,
     distance  REAL NOT NULL,
+    possible  INTEGER NOT NULL DEFAULT 0,  -- found in the margin above the match distance
+    verdict   TEXT,                        -- NULL (the matcher's call), 'confirmed' or 'rejected'
     PRIMARY KEY (face_pk, person_id)
 );
 CREATE INDEX IF NOT EXISTS face_matches_by_person ON face_matches (person_id);

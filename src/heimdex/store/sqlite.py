@@ -32,8 +32,20 @@ from heimdex.domain import (
     Word,
 )
 from heimdex.errors import ConflictError, NotFoundError
+from heimdex.matching import FaceMatch
 from heimdex.sqlite_db import SqliteConnections
-from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, Store
+from heimdex.store.base import (
+    LIVE_MATCH,
+    POSSIBLE_MATCH,
+    SURE_MATCH,
+    CommitBundle,
+    MatchView,
+    SceneFilter,
+    ScoredScene,
+    Store,
+    check_verdict,
+    match_view,
+)
 from heimdex.validation import strip_controls
 
 
@@ -88,7 +100,12 @@ class SqliteStore(Store):
 
     # Columns added after the first release: (table, column, type). A database made by an older
     # Heimdex gets them here (CREATE TABLE IF NOT EXISTS does not touch an existing table).
-    _ADDED_COLUMNS = (("videos", "claimed_by", "TEXT"), ("videos", "claim_expires", "REAL"))
+    _ADDED_COLUMNS = (
+        ("videos", "claimed_by", "TEXT"),
+        ("videos", "claim_expires", "REAL"),
+        ("face_matches", "possible", "INTEGER NOT NULL DEFAULT 0"),
+        ("face_matches", "verdict", "TEXT"),
+    )
 
     def _add_missing_columns(self) -> None:
         with self._tx() as db:
@@ -272,7 +289,7 @@ class SqliteStore(Store):
             db.execute("DELETE FROM stage_runs WHERE video_id = ?", (video_id,))
 
     # ------------------------------------------------------------ commit
-    def commit_video(self, bundle: CommitBundle, person_matches: dict[int, list[tuple[str, float]]]) -> None:
+    def commit_video(self, bundle: CommitBundle, person_matches: dict[int, FaceMatch]) -> None:
         video = self.get_video(bundle.video_id)
         text = bundle.text_vectors
         if len(text.vectors) != len(bundle.scenes):
@@ -330,10 +347,12 @@ class SqliteStore(Store):
                         _blob(np.asarray(face.embedding)),
                     ),
                 )
-                db.executemany(
-                    "INSERT INTO face_matches VALUES (?, ?, ?)",
-                    [(cur.lastrowid, pid, dist) for pid, dist in person_matches.get(i, [])],
-                )
+                if (match := person_matches.get(i)) is not None:
+                    db.execute(
+                        "INSERT INTO face_matches (face_pk, person_id, distance, possible)"
+                        " VALUES (?, ?, ?, ?)",
+                        (cur.lastrowid, match.person_id, match.distance, int(match.possible)),
+                    )
             db.execute(
                 "UPDATE videos SET state = ?, error = NULL, language = ?, scene_count = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -342,10 +361,14 @@ class SqliteStore(Store):
             self._bump_generation(db)
 
     # ------------------------------------------------------------ scenes
-    _SCENE_SQL = (
-        "SELECT s.*, (SELECT group_concat(name, '\x1f') FROM (SELECT DISTINCT p.name FROM faces f"
+    _NAMES_SQL = (
+        "(SELECT group_concat(name, '\x1f') FROM (SELECT DISTINCT p.name FROM faces f"
         " JOIN face_matches m ON m.face_pk = f.pk JOIN people p ON p.id = m.person_id"
-        " WHERE f.scene_pk = s.pk ORDER BY p.name)) AS people_names FROM scenes s"
+        " WHERE f.scene_pk = s.pk AND {} ORDER BY p.name))"
+    )
+    _SCENE_SQL = (
+        f"SELECT s.*, {_NAMES_SQL.format(SURE_MATCH)} AS people_names,"
+        f" {_NAMES_SQL.format(POSSIBLE_MATCH)} AS possible_names FROM scenes s"
     )
 
     def scenes_by_pk(self, scene_pks: Sequence[int]) -> dict[int, Scene]:
@@ -398,7 +421,8 @@ class SqliteStore(Store):
             words=[Word(**w) for w in json.loads(row["words_json"])],
             ocr_text=row["ocr_text"],
             tags=tags,
-            people=row["people_names"].split("\x1f") if row["people_names"] else [],
+            people=_names(row["people_names"]),
+            possible_people=sorted(set(_names(row["possible_names"])) - set(_names(row["people_names"]))),
             thumbnail_key=row["thumbnail_key"],
             sidecar_key=row["sidecar_key"],
         )
@@ -420,7 +444,7 @@ class SqliteStore(Store):
         for person_id in flt.person_ids:
             conds.append(
                 "s.pk IN (SELECT f.scene_pk FROM faces f JOIN face_matches m ON m.face_pk = f.pk"
-                " WHERE m.person_id = ?)"
+                f" WHERE m.person_id = ? AND {LIVE_MATCH})"
             )
             params.append(person_id)
         return " AND ".join(conds), params
@@ -585,15 +609,20 @@ class SqliteStore(Store):
             rows = self._db.execute(filtered.format(best), [*weight_params, *params, limit]).fetchall()
         return [ScoredScene(r["pk"], float(r["score"])) for r in rows]
 
+    # A confirmed face ranks with the nearest: the owner said so.
+    _RANKED_DISTANCE = "CASE WHEN m.verdict = 'confirmed' THEN 0.0 ELSE m.distance END"
+
     def scenes_with_people(self, flt: SceneFilter, limit: int) -> list[ScoredScene]:
         if not flt.person_ids:
             return []
         where, params = self._filter_sql(flt)
         marks = ",".join("?" * len(flt.person_ids))
         rows = self._db.execute(
-            "SELECT s.pk, min(m.distance) AS distance FROM scenes s JOIN videos v ON v.id = s.video_id"
-            " JOIN faces f ON f.scene_pk = s.pk JOIN face_matches m ON m.face_pk = f.pk"
-            f" WHERE m.person_id IN ({marks}) AND {where} GROUP BY s.pk ORDER BY distance, s.video_id, s.idx"
+            f"SELECT s.pk, min({self._RANKED_DISTANCE}) AS distance FROM scenes s"
+            " JOIN videos v ON v.id = s.video_id JOIN faces f ON f.scene_pk = s.pk"
+            " JOIN face_matches m ON m.face_pk = f.pk"
+            f" WHERE m.person_id IN ({marks}) AND {LIVE_MATCH} AND {where}"
+            " GROUP BY s.pk ORDER BY distance, s.video_id, s.idx"
             " LIMIT ?",
             [*flt.person_ids, *params, limit],
         ).fetchall()
@@ -617,7 +646,9 @@ class SqliteStore(Store):
     _PERSON_SQL = (
         "SELECT p.*, (SELECT count(*) FROM person_photos ph WHERE ph.person_id = p.id) AS photo_count,"
         " (SELECT count(DISTINCT f.scene_pk) FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
-        "  WHERE m.person_id = p.id) AS scene_count FROM people p"
+        f"  WHERE m.person_id = p.id AND {SURE_MATCH}) AS scene_count,"
+        " (SELECT count(DISTINCT f.scene_pk) FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
+        f"  WHERE m.person_id = p.id AND {POSSIBLE_MATCH}) AS possible_count FROM people p"
     )
 
     def get_person(self, owner_id: str, name_or_id: str) -> Person:
@@ -658,6 +689,7 @@ class SqliteStore(Store):
             name=row["name"],
             photo_count=row["photo_count"],
             scene_count=row["scene_count"],
+            possible_count=row["possible_count"],
             created_at=row["created_at"],
         )
 
@@ -685,14 +717,53 @@ class SqliteStore(Store):
         dim = len(rows[0]["embedding"]) // 4 if rows else 0
         return [r["pk"] for r in rows], _matrix([r["embedding"] for r in rows], dim)
 
-    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float]]) -> None:
+    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float, bool]]) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM face_matches WHERE person_id = ?", (person_id,))
-            db.executemany(
-                "INSERT INTO face_matches VALUES (?, ?, ?)",
-                [(face_pk, person_id, dist) for face_pk, dist in matches],
+            db.execute("DELETE FROM face_matches WHERE person_id = ? AND verdict IS NULL", (person_id,))
+            db.executemany(  # OR IGNORE: a judged match of the same face stays as the owner left it
+                "INSERT OR IGNORE INTO face_matches (face_pk, person_id, distance, possible)"
+                " VALUES (?, ?, ?, ?)",
+                [(face_pk, person_id, dist, int(possible)) for face_pk, dist, possible in matches],
             )
             self._bump_generation(db)
+
+    def judged_faces(self, owner_id: str) -> set[int]:
+        rows = self._db.execute(
+            "SELECT m.face_pk FROM face_matches m JOIN people p ON p.id = m.person_id"
+            " WHERE p.owner_id = ? AND m.verdict IS NOT NULL",
+            (owner_id,),
+        ).fetchall()
+        return {r["face_pk"] for r in rows}
+
+    def person_matches(
+        self, owner_id: str, person_id: str, *, possible_only: bool = False
+    ) -> list[MatchView]:
+        rows = self._db.execute(
+            "SELECT m.face_pk, m.distance, m.possible, m.verdict, f.t_s, s.id AS scene_id, s.idx,"
+            " s.thumbnail_key, v.id AS video_id, v.filename FROM face_matches m"
+            " JOIN people p ON p.id = m.person_id JOIN faces f ON f.pk = m.face_pk"
+            " JOIN scenes s ON s.pk = f.scene_pk JOIN videos v ON v.id = s.video_id"
+            f" WHERE p.owner_id = ? AND m.person_id = ?{' AND ' + POSSIBLE_MATCH if possible_only else ''}"
+            " ORDER BY m.distance, v.id, s.idx, m.face_pk",
+            (owner_id, person_id),
+        ).fetchall()
+        return [match_view(r) for r in rows]
+
+    def set_match_verdict(self, owner_id: str, person_id: str, face_pk: int, verdict: str | None) -> None:
+        check_verdict(verdict)
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE face_matches SET verdict = ? WHERE face_pk = ? AND person_id = ?"
+                " AND person_id IN (SELECT id FROM people WHERE owner_id = ?)",
+                (verdict, face_pk, person_id, owner_id),
+            )
+            if cur.rowcount != 1:
+                raise NotFoundError(f"no face {face_pk} linked to person {person_id!r}")
+            self._bump_generation(db)
+
+
+def _names(joined: str | None) -> list[str]:
+    return joined.split("\x1f") if joined else []
 
 
 def _fts_quote(text: str) -> str:

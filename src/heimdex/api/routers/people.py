@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -15,6 +15,7 @@ from heimdex.api.routers.search import run_search
 from heimdex.api.uploads import receive_files
 from heimdex.api.views import hit_json
 from heimdex.domain import Person
+from heimdex.store import MatchView
 from heimdex.validation import CleanFreeText
 
 router = APIRouter(prefix="/people", tags=["people"], responses=USER)
@@ -26,12 +27,39 @@ class PersonBody(BaseModel):
     name: CleanFreeText = Field(min_length=1, max_length=200)
 
 
+class VerdictBody(BaseModel):
+    verdict: Literal["confirmed", "rejected"] | None = Field(
+        description="confirmed: the face is this person; rejected: it is not; null: let the matcher decide"
+    )
+
+
+def match_json(person: Person, match: MatchView) -> dict:
+    t = round(match.t_s, 3)
+    return {
+        "face": match.face_pk,
+        "video_id": match.video_id,
+        "filename": match.filename,
+        "scene_id": match.scene_id,
+        "scene_index": match.scene_index,
+        "t_s": t,
+        "distance": round(match.distance, 4),
+        "possible": match.possible,
+        "verdict": match.verdict,
+        "thumbnail": f"/scenes/{match.scene_id}/thumbnail" if match.thumbnail_key else None,
+        "links": {
+            "self": f"/people/{person.id}/matches/{match.face_pk}",
+            "play": f"/app/watch/{match.video_id}?t={t}",
+        },
+    }
+
+
 def person_json(person: Person) -> dict:
     data = person.model_dump(mode="json", exclude={"owner_id"})
     data["photo"] = f"/people/{person.id}/photo" if person.photo_count else None
     data["links"] = {
         "self": f"/people/{person.id}",
         "scenes": f"/people/{person.id}/scenes",
+        "matches": f"/people/{person.id}/matches",
         "page": f"/app/people/{person.id}",
     }
     return data
@@ -146,3 +174,41 @@ def person_scenes(
         ctx, user.id, "", people=(person.id,), limit=limit, offset=offset, per_video=None
     )
     return {"person": person_json(person), "took_ms": round(took_ms, 1), "hits": [hit_json(h) for h in hits]}
+
+
+@router.get(
+    "/{person_id}/matches",
+    summary="The faces linked to the person, nearest first (possible=true: only those to review)",
+    responses=errors(404),
+)
+def person_matches(
+    person_id: str,
+    user: CurrentUser,
+    ctx: Ctx,
+    possible: Annotated[bool, Query(description="only possible matches, not yet judged")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    person = ctx.heimdex.store.get_person(user.id, person_id)
+    matches = ctx.heimdex.person_matches(person.id, user.id, possible_only=possible)
+    return {
+        "person": person_json(person),
+        "total": len(matches),
+        "matches": [match_json(person, m) for m in matches[offset : offset + limit]],
+    }
+
+
+@router.put(
+    "/{person_id}/matches/{face}",
+    summary="Confirm or reject that a face is the person (null: undo)",
+    responses=errors(404, _404="no such person, or that face is not linked to them"),
+)
+def judge_match(
+    person_id: str,
+    face: Annotated[int, Path(ge=1, le=2**62, description="the face, as `face` in the matches list")],
+    body: VerdictBody,
+    user: CurrentUser,
+    ctx: Ctx,
+) -> dict:
+    person = ctx.heimdex.store.get_person(user.id, person_id)
+    return person_json(ctx.heimdex.judge_match(person.id, face, body.verdict, user.id))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft, Transcript
-from heimdex.matching import match_faces
+from heimdex.matching import FaceMatch, match_faces
 from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.scenes import run_prefix
 from heimdex.store import CommitBundle, VectorSet
@@ -83,18 +83,20 @@ def _run_of(key: str) -> str:
     return f"{head}/runs/{key[len(head) + len(sep) :].split('/')[0]}/" if sep else ""
 
 
-def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, list[tuple[str, float]]]:
-    """Observation index -> [(person id, distance)], matching each identity model separately."""
-    matches: dict[int, list[tuple[str, float]]] = {}
+def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, FaceMatch]:
+    """Observation index -> its person (sure or possible), matching each identity model separately."""
+    matches: dict[int, FaceMatch] = {}
     for model in {f.model for f in faces}:
         person_ids, photos = ctx.store.person_embeddings(ctx.video.owner_id, model)
         if not person_ids:
             continue
         rows = [i for i, f in enumerate(faces) if f.model == model]
         vectors = np.array([faces[i].embedding for i in rows], dtype=np.float32)
-        found = match_faces(vectors, person_ids, photos, ctx.models.match_distance(model))
+        found = match_faces(
+            vectors, person_ids, photos, ctx.models.match_distance(model), ctx.models.possible_distance(model)
+        )
         for row, match in found.items():
-            matches[rows[row]] = [match]
+            matches[rows[row]] = match
     return matches
 
 
