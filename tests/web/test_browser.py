@@ -158,6 +158,90 @@ def test_people_enrol_and_pages(page, screenshots) -> None:
     page.screenshot(path=screenshots / "account.png")
 
 
+def test_possible_match_confirm_and_reject(page, web_server, screenshots) -> None:
+    """A face a little beyond the match distance is "possibly" the person: a dashed chip on its scene,
+    "N to review" on the people page, a card on the person's page that confirms or rejects it.
+    Uses the viewer's tour video and Donna from the tests above."""
+    heimdex = web_server.ctx.heimdex
+    viewer = web_server.ctx.accounts.store.find_user_by_email("viewer@example.com")
+    donna = heimdex.store.get_person(viewer.id, "Donna")
+    found = heimdex.person_matches(donna.id, viewer.id)
+    assert found and {m.scene_id for m in found} == {found[0].scene_id}, found
+    scene_id = found[0].scene_id
+    faces = [m.face_pk for m in found]
+
+    def make_possible() -> None:
+        # What the matcher stores for these faces had they been found in the margin above the match
+        # distance: the same links, marked possible (a verdict left on a face is lifted first).
+        for face in faces:
+            heimdex.store.set_match_verdict(viewer.id, donna.id, face, None)
+        heimdex.store.replace_person_matches(donna.id, [(m.face_pk, m.distance, True) for m in found])
+        person = heimdex.store.get_person(viewer.id, donna.id)
+        assert (person.scene_count, person.possible_count) == (0, 1)
+
+    make_possible()
+    page.goto("/app/people")
+    card = page.locator(".person-card", has_text="Donna")
+    assert "seen in 0 scenes · 1 to review" in card.inner_text()
+
+    # The scene shows Donna as a possible person: in search results and on the player's transcript.
+    page.goto("/app/search?q=garden")
+    hit = page.locator(f'#results .scene-card[data-scene="{scene_id}"]')
+    assert hit.locator(".chip.person.possible").inner_text() == "Donna?"
+    assert "confirm on the person page" in hit.locator(".chip.possible").get_attribute("title")
+    assert hit.locator(".chip.person:not(.possible)").count() == 0
+    page.goto(hit.locator("a.title").get_attribute("href"))
+    assert page.locator(".tscene .chip.person.possible").first.inner_text() == "Donna?"
+
+    # Reject: the card goes, the counts follow, and the face is no longer Donna's.
+    page.goto("/app/people")
+    card.locator("a.review-link").click()
+    page.wait_for_selector("#possible .review-card")
+    assert page.url.endswith(f"/app/people/{donna.id}#possible")
+    review = page.locator("#possible .review-card")
+    assert review.count() == 1
+    assert review.locator(".thumb img").get_attribute("src") == f"/scenes/{scene_id}/thumbnail"
+    assert "distance" in review.inner_text() and "web-tour.mp4" in review.inner_text()
+    assert page.locator("#person-scenes .scene-card").count() == 0
+    page.wait_for_timeout(300)  # the thumbnail decodes
+    page.screenshot(path=screenshots / "person-possible.png")
+    review.get_by_role("button", name="Not Donna").click()
+    page.locator("#possible").wait_for(state="detached")
+    assert page.locator("#review-count").is_hidden()
+    assert page.inner_text("#scene-count") == "seen in 0 scenes"
+    assert {m.verdict for m in heimdex.person_matches(donna.id, viewer.id)} == {"rejected"}
+
+    # Confirm: the card joins Donna's scenes at once, and for good.
+    make_possible()
+    page.reload()
+    page.get_by_role("button", name="It's Donna").click()
+    page.locator("#possible").wait_for(state="detached")
+    assert page.inner_text("#scene-count") == "seen in 1 scene"
+    joined = page.locator(f'#person-scenes .scene-card[data-scene="{scene_id}"]')
+    assert joined.locator(".chip.person").inner_text() == "Donna"
+    assert page.locator("#person-empty").is_hidden()
+    assert {m.verdict for m in heimdex.person_matches(donna.id, viewer.id)} == {"confirmed"}
+    page.reload()
+    assert page.locator("#possible").count() == 0
+    sure = page.locator(f'#person-scenes .scene-card[data-scene="{scene_id}"]')
+    assert sure.locator(".chip.person").inner_text() == "Donna"
+    assert sure.locator(".chip.possible").count() == 0
+    assert "seen in 1 scene" in page.inner_text(".person-head")
+    page.goto("/app/people")
+    assert "to review" not in page.locator(".person-card", has_text="Donna").inner_text()
+
+    # "Not Donna" on a sure scene takes it off her page (the test then leaves Donna as it found her).
+    page.goto(f"/app/people/{donna.id}")
+    sure.get_by_role("button", name="Not Donna").click()
+    sure.wait_for(state="detached")
+    assert page.inner_text("#scene-count") == "seen in 0 scenes"
+    assert page.locator("#person-empty").is_visible()
+    for face in faces:
+        heimdex.store.set_match_verdict(viewer.id, donna.id, face, None)
+    heimdex.store.replace_person_matches(donna.id, [(m.face_pk, m.distance, False) for m in found])
+    assert heimdex.store.get_person(viewer.id, donna.id).scene_count == 1
+
+
 def test_phone_layout(browser, page, web_server, screenshots) -> None:
     # The same session (cookies) in a phone-sized viewport.
     context = browser.new_context(

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from heimdex import __version__
 from heimdex.api.deps import ACCESS_COOKIE, Ctx, PageUser
-from heimdex.api.routers.people import person_json
+from heimdex.api.routers.people import match_json, person_json
 from heimdex.api.routers.search import MinConfidence, run_search
 from heimdex.api.views import hit_json, scene_json, stages_json, transcript_lines, video_json
 from heimdex.errors import HeimdexError, NotFoundError
@@ -173,13 +173,28 @@ def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> R
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="person")
     hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, per_video=None)
+    possible = ctx.heimdex.person_matches(person.id, user.id, possible_only=True)
+    # To review: one card per scene (its nearest face first), judging every possible face in it.
+    review: dict[str, dict] = {}
+    for match in possible:
+        card = review.setdefault(match.scene_id, {**match_json(person, match), "faces": []})
+        card["faces"].append(match.face_pk)
+    # Sure: the faces of each scene that count as the person, for its "Not <name>" button. The
+    # person filter of a search also finds possible matches: those scenes are in the review only.
+    undecided = {m.face_pk for m in possible}
+    sure: dict[str, list[int]] = {}
+    for match in ctx.heimdex.person_matches(person.id, user.id):
+        if match.verdict != "rejected" and match.face_pk not in undecided:
+            sure.setdefault(match.scene_id, []).append(match.face_pk)
     return render(
         request,
         "person.html",
         user=user,
         page="people",
         person=person_json(person),
-        hits=[hit_json(h) for h in hits],
+        hits=[hit_json(h) for h in hits if h.scene_id in sure],
+        review=list(review.values()),
+        sure_faces=sure,
     )
 
 

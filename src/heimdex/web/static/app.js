@@ -330,6 +330,65 @@ function initPeople() {
   }));
 }
 
+// ---------------------------------------------------------------- person page: review possible matches
+// Possible matches come one card per scene with the faces to judge in data-faces; a sure scene card
+// has its faces too, for "Not <name>". Each verdict is a PUT per face; the last reply has the counts.
+function showPersonCounts(person) {
+  const n = person.scene_count, review = person.possible_count;
+  $("#scene-count").textContent = `seen in ${n} scene${n === 1 ? "" : "s"}`;
+  const count = $("#review-count");
+  $("a", count).textContent = `${review} to review`;
+  count.hidden = !review;
+  $("#person-empty").hidden = $$("#person-scenes .scene-card").length > 0;
+}
+
+// A confirmed card joins the person's scenes, with the person's chip and a "Not <name>" button.
+function joinScenes(card, name) {
+  const grid = $("#person-scenes");
+  const twin = $(`.scene-card[data-scene="${card.dataset.scene}"]`, grid);
+  if (twin) {  // the scene was already theirs by another face
+    twin.dataset.faces = `${twin.dataset.faces} ${card.dataset.faces}`;
+    card.remove();
+    return;
+  }
+  card.classList.remove("review-card");
+  card.dataset.sure = "1";
+  $(".similarity", card).remove();
+  const actions = $(".actions", card);
+  actions.innerHTML = `<button type="button" class="ghost danger" data-action="reject-match">Not ${escapeHtml(name)}</button>`;
+  actions.insertAdjacentHTML("beforebegin", `<div class="chips"><span class="chip person">${escapeHtml(name)}</span></div>`);
+  grid.prepend(card);
+}
+
+function initPerson() {
+  const root = $("#person[data-person]");
+  if (!root) return;
+  const id = root.dataset.person, name = root.dataset.name;
+  root.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action$=-match]");
+    if (!button) return;
+    const card = button.closest("[data-faces]");
+    const verdict = button.dataset.action === "confirm-match" ? "confirmed" : "rejected";
+    if (card.dataset.sure && !confirm(`Take this scene off ${name}'s page? This face will not be matched to ${name} again.`)) return;
+    const buttons = $$("button", card);
+    buttons.forEach(b => { b.disabled = true; });
+    try {
+      let person = null;
+      for (const face of card.dataset.faces.split(" ").filter(Boolean)) {
+        person = await api(`/people/${id}/matches/${face}`, { method: "PUT", json: { verdict } });
+      }
+      if (verdict === "confirmed") { joinScenes(card, name); toast(`Confirmed: ${name} is in this scene`); }
+      else { card.remove(); toast(`Not ${name}: the face will not be matched to them again`); }
+      const review = $("#possible");
+      if (review && !$(".review-card", review)) review.remove();
+      if (person) showPersonCounts(person);
+    } catch (ex) {
+      toast(ex.message, true);
+      buttons.forEach(b => { b.disabled = false; });
+    }
+  });
+}
+
 // ---------------------------------------------------------------- account
 function initAccount() {
   const logout = $("#logout");
@@ -359,6 +418,7 @@ initVideoActions();
 initLibrary();
 initPlayer();
 initPeople();
+initPerson();
 initAccount();
 
 // ---------------------------------------------------------------- account: password and sessions
