@@ -30,6 +30,7 @@ BACKENDS = ("embedded", "server")
 QUERIES: list[tuple[str, dict]] = [
     ("cheap housing close to the railway", {}),  # paraphrase: meaning first
     ("helmets", {}),  # one word: full text
+    ("helmits", {}),  # a typo: searched as its near words (SQLite knows stems, PostgreSQL words too)
     ("farmers market", {}),  # on-screen text
     ("a cat", {}),  # tags
     ("person:Jesper", {}),  # a person alone
@@ -169,3 +170,11 @@ def test_the_queries_reach_every_channel(apps):
         name for q, kw in QUERIES for hit in apps["embedded"].search(q, **kw).hits for name in hit.channels
     }
     assert used == {"fulltext", "semantic", "visual", "person"}
+
+
+def test_a_typo_finds_the_word_on_both_backends(apps):
+    """SQLite's vocabulary holds stems ("helmet"), PostgreSQL's words and stems: both find the scene
+    that says "helmets" for "helmits", through full text."""
+    for backend in BACKENDS:
+        hits = apps[backend].search("helmits").hits
+        assert hits and "fulltext" in hits[0].channels and "<mark>helmets</mark>" in hits[0].snippet, backend

@@ -8,6 +8,7 @@ from heimdex.domain import SceneDraft, Tag
 from heimdex.errors import HeimdexError
 from heimdex.ml.text_embed import E5Embedder
 from heimdex.search.engine import SearchEngine, SearchRequest
+from heimdex.search.query import parse_query
 from heimdex.store import CommitBundle, VectorSet
 from heimdex.store.sqlite import SqliteStore
 
@@ -123,3 +124,14 @@ def test_a_query_with_no_answer_shows_its_closest_scenes_as_low(engine):
 def test_an_unknown_confidence_level_is_refused(engine):
     with pytest.raises(HeimdexError, match="min_confidence"):
         search(engine, "bridge", min_confidence="certain")
+
+
+def test_a_word_the_library_lacks_is_searched_as_its_near_words(engine):
+    (hit, *_) = search(engine, "tomatos")  # a typo, or what the speech model wrote
+    assert (hit.filename, hit.scene_index) == ("garden.mp4", 0) and "fulltext" in hit.channels
+    assert "<mark>tomatoes</mark>" in hit.snippet
+    words = engine[0]._words("me", parse_query("councel budget"))
+    assert words.near == {"councel": ["council"]}, "a word the library holds is taken as meant"
+    assert engine[0]._words("me", parse_query('"councel"')).near == {}, "a quoted phrase is exact"
+    assert engine[0].search(SearchRequest(owner_id="someone else", query="tomatos")).hits == []
+    assert engine[0]._words("someone else", parse_query("tomatos")).near == {}, "only the owner's words"

@@ -8,7 +8,8 @@ Channels, each a ranked list of scenes:
 
 They are fused by evidence (fusion.py): where a scene sits in the semantic band below the best
 cosine, the IDF-weighted share of the query's words it holds, and its tag evidence; each hit also
-gets a confidence from the same evidence.
+gets a confidence from the same evidence. A query word that no scene holds is also searched as the
+library's near words (spelling.py): misheard by the speech model, or mistyped.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from heimdex.search.fusion import (
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, stem
+from heimdex.search.spelling import MIN_LENGTH, Lexicon
 from heimdex.store import SceneFilter, ScoredScene, Store
 
 CANDIDATES = 100  # per channel, before fusion
@@ -72,6 +74,23 @@ class SearchRequest:
     min_confidence: str = AUTO  # low | medium | high, or auto: hide the low tail after better hits
 
 
+@dataclass(frozen=True)
+class QueryWords:
+    """The query's words (loose terms and the words of its phrases), how many of the owner's scenes
+    hold each, and the near words of those that none holds."""
+
+    words: list[str]
+    counts: dict[str, int]
+    near: dict[str, list[str]]
+
+    @property
+    def near_terms(self) -> list[str]:
+        return [w for words in self.near.values() for w in words]
+
+    def near_stems(self) -> dict[str, frozenset[str]]:
+        return {stem(word): frozenset(stem(w) for w in near) for word, near in self.near.items()}
+
+
 @dataclass
 class SearchResult:
     hits: list[SearchHit]
@@ -95,14 +114,16 @@ class SearchEngine:
         self.centring = QueryCentring(cache_dir=cache_dir)
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._lexicons: dict[str, tuple[object, Lexicon]] = {}  # owner -> (the store's word list, index)
 
     def search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
         query = parse_query(request.query)
         flt = self._filter(request, query)
-        channels, labels, reference = self._channels(flt, query)
-        fused = cut(self._fuse(flt.owner_id, query, channels, reference), request.min_confidence)
-        hits = self._hits(request, query, fused, channels, labels)
+        words = self._words(flt.owner_id, query)
+        channels, labels, reference = self._channels(flt, query, words)
+        fused = cut(self._fuse(flt.owner_id, channels, reference, words), request.min_confidence)
+        hits = self._hits(request, query, fused, channels, labels, words)
         return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
 
     def _filter(self, request: SearchRequest, query: ParsedQuery) -> SceneFilter:
@@ -122,8 +143,33 @@ class SearchEngine:
             created_to=request.created_to,
         )
 
+    def _words(self, owner_id: str, query: ParsedQuery) -> QueryWords:
+        words = [*query.terms, *(w for p in query.phrases for w in _LABEL_WORD.findall(p))]
+        counts = self.store.term_counts(owner_id, words, COUNT_CAP) if words else {}
+        missing = [t for t in query.terms if counts.get(t, 0) == 0 and len(t) >= MIN_LENGTH]
+        if not missing or query.phrases:  # a quoted phrase means exactly these words
+            return QueryWords(words, counts, {})
+        lexicon = self._lexicon(owner_id)
+        near = {t: list(dict.fromkeys([*lexicon.near(t), *lexicon.near(stem(t))])) for t in missing}
+        # The library's words may be another owner's (SQLite's index is shared): keep the owner's.
+        held = self.store.term_counts(owner_id, [w for ws in near.values() for w in ws], 1)
+        near = {t: [w for w in ws if held.get(w)] for t, ws in near.items()}
+        return QueryWords(words, counts, {t: ws for t, ws in near.items() if ws})
+
+    def _lexicon(self, owner_id: str) -> Lexicon:
+        """The owner's near-word index, rebuilt when the store's vocabulary changes."""
+        words = self.store.vocabulary(owner_id)
+        with self._cache_lock:
+            cached = self._lexicons.get(owner_id)
+            if cached is not None and cached[0] is words:
+                return cached[1]
+        lexicon = Lexicon(words)
+        with self._cache_lock:
+            self._lexicons[owner_id] = (words, lexicon)
+        return lexicon
+
     def _channels(
-        self, flt: SceneFilter, query: ParsedQuery
+        self, flt: SceneFilter, query: ParsedQuery, words: QueryWords
     ) -> tuple[dict[str, list[ScoredScene]], dict[str, float], float]:
         """The ranked list of each channel, the tag labels the query matched, and the cosine that a
         semantic hit must stand out from (fusion.semantic_band)."""
@@ -132,7 +178,8 @@ class SearchEngine:
             channels["person"] = self.store.scenes_with_people(flt, CANDIDATES)
         if not query.has_text:
             return channels, {}, 0.0
-        channels["fulltext"] = self.store.full_text(flt, query.terms, query.phrases, CANDIDATES)
+        terms = [*query.terms, *words.near_terms]
+        channels["fulltext"] = self.store.full_text(flt, terms, query.phrases, CANDIDATES)
         if query.phrases:  # a quoted phrase is a hard requirement: no channel may add scenes without it
             return channels, {}, 0.0
         embedder = self._embedder()
@@ -203,23 +250,21 @@ class SearchEngine:
     def _fuse(
         self,
         owner_id: str,
-        query: ParsedQuery,
         channels: dict[str, list[ScoredScene]],
         semantic_reference: float,
+        words: QueryWords,
     ) -> list[tuple[int, Evidence]]:
         """Channels fused by evidence (fusion.py); the full-text hits' words say which of the query's
-        words each holds."""
+        words (or their near words) each holds."""
         weights: dict[str, float] = {}
         stems_of: dict[int, frozenset[str]] = {}
         fulltext = channels.get("fulltext", [])
         if fulltext:
-            words = [*query.terms, *(w for p in query.phrases for w in _LABEL_WORD.findall(p))]
-            if words:
-                counts = self.store.term_counts(owner_id, words, COUNT_CAP)
-                weights = term_weights(words, counts, self.store.scene_count(owner_id))
+            if words.words:
+                weights = term_weights(words.words, words.counts, self.store.scene_count(owner_id))
             texts = self.store.scene_texts([s.scene_pk for s in fulltext])
             stems_of = {pk: scene_stems([text]) for pk, text in texts.items()}
-        return fuse(channels, weights, stems_of, semantic_reference)
+        return fuse(channels, weights, stems_of, semantic_reference, words.near_stems())
 
     def _hits(
         self,
@@ -228,6 +273,7 @@ class SearchEngine:
         fused: list[tuple[int, Evidence]],
         channels: dict[str, list[ScoredScene]],
         labels: dict[str, float],
+        words: QueryWords,
     ) -> list[SearchHit]:
         ranks = {
             name: {s.scene_pk: (rank, s.score) for rank, s in enumerate(ranked, start=1)}
@@ -261,7 +307,8 @@ class SearchEngine:
             scene = scenes[pk]
             if scene.video_id not in videos:
                 videos[scene.video_id] = self.store.get_video(scene.video_id)
-            hits.append(self._hit(scene, videos[scene.video_id], evidence, query, ranks, pk, labels))
+            hit = self._hit(scene, videos[scene.video_id], evidence, query, ranks, pk, labels, words)
+            hits.append(hit)
         return hits
 
     def _hit(
@@ -273,6 +320,7 @@ class SearchEngine:
         ranks: dict[str, dict[int, tuple[int, float]]],
         pk: int,
         labels: dict[str, float],
+        words: QueryWords,
     ) -> SearchHit:
         explained: dict[str, dict[str, float | str]] = {}
         for name, by_pk in ranks.items():
@@ -282,7 +330,7 @@ class SearchEngine:
         if "visual" in explained:
             matched = [t.label for t in scene.tags if t.label in labels]
             explained["visual"]["labels"] = ", ".join(matched)
-        terms = [*query.terms, *(w for p in query.phrases for w in p.split())]
+        terms = [*query.terms, *(w for p in query.phrases for w in p.split()), *words.near_terms]
         source = scene.transcript
         if terms and not _mentions(source, terms) and _mentions(scene.ocr_text, terms):
             source = scene.ocr_text  # the words matched on screen, not in speech

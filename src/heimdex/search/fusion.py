@@ -40,6 +40,9 @@ VISUAL_WEIGHT = 0.3
 TIE_WEIGHT = 1e-3
 RRF_K = 60
 COUNT_CAP = 1000  # scene counts past this make a word "common"; counting further costs time, not sense
+# A scene holding a near word (spelling.py: "Gail" for the query's "gale") holds this share of the
+# query word: likely what was said, but not what was asked.
+NEAR_CREDIT = 0.6
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 
 
@@ -83,11 +86,23 @@ def term_weights(terms: Sequence[str], counts: Mapping[str, int], total: int) ->
     return weights
 
 
-def coverage(weights: Mapping[str, float], stems: frozenset[str]) -> float:
+def coverage(
+    weights: Mapping[str, float],
+    stems: frozenset[str],
+    near: Mapping[str, frozenset[str]] | None = None,
+) -> float:
+    """The weighted share of the query's words (stems) the scene holds; `near` maps a word the
+    library lacks to the stems of its near words, each worth NEAR_CREDIT of it."""
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    return sum(w for s, w in weights.items() if s in stems) / total
+    held = 0.0
+    for key, weight in weights.items():
+        if key in stems:
+            held += weight
+        elif near and not near.get(key, frozenset()).isdisjoint(stems):
+            held += NEAR_CREDIT * weight
+    return held / total
 
 
 def semantic_band(ranked: Sequence[ScoredScene]) -> list[ScoredScene]:
@@ -104,10 +119,12 @@ def fuse(
     weights: Mapping[str, float],
     stems_of: Mapping[int, frozenset[str]],
     semantic_reference: float = 0.0,
+    near: Mapping[str, frozenset[str]] | None = None,
 ) -> list[tuple[int, Evidence]]:
-    """Scenes best first, with their evidence. `stems_of` holds the words of the full-text hits; the
-    semantic channel is already cut to its band (semantic_band), and `semantic_reference` is the
-    query's background level."""
+    """Scenes best first, with their evidence. `stems_of` holds the words of the full-text hits and
+    `near` the near words of query words no scene holds (see coverage); the semantic channel is
+    already cut to its band (semantic_band), and `semantic_reference` is the query's background
+    level."""
     evidence: dict[int, Evidence] = {}
     # Ties are broken by rank fusion over the backend-neutral channels: a full-text rank is the
     # database's own (BM25 or ts_rank_cd) and only counts when nothing else ranks the scenes.
@@ -127,7 +144,7 @@ def fuse(
     for item in channels.get("fulltext", ()):
         stems = stems_of.get(item.scene_pk, frozenset())
         # A phrase-only query has no loose words: matching the phrase is the whole of it.
-        evidence[item.scene_pk].coverage = coverage(weights, stems) if weights else 1.0
+        evidence[item.scene_pk].coverage = coverage(weights, stems, near) if weights else 1.0
     for item in channels.get("visual", ()):
         evidence[item.scene_pk].visual = min(1.0, item.score)
     people = channels.get("person")

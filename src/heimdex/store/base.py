@@ -212,6 +212,12 @@ class Store(ABC):
         """Cosine similarity of the query vector to scene text vectors made by `model`; best first."""
 
     @abstractmethod
+    def vocabulary(self, owner_id: str) -> Sequence[str]:
+        """The words full text indexes for the owner (may include other owners' words, and stems):
+        candidates for near-word lookups, which check each against term_counts. The same object is
+        returned while the words have not changed, so that callers can keep an index of it."""
+
+    @abstractmethod
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
         """All known tag labels and their vectors for `model`."""
 

@@ -64,6 +64,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # clustered 384-d scenes (docs/PERFORMANCE.md): recall@10 0.85 at 100, 0.93 at 400, 0.96 at 800, with
 # dense p95 29 / 31 / 45 ms. 800 is what meets recall >= 0.95 there; smaller collections barely notice.
 EF_SEARCH = 800
+VOCABULARY_TTL_S = 60.0  # how long an owner's word list serves near-word lookups (see vocabulary)
 # Owners with fewer scenes than this get exact dense search: a few ms, and recall 1.
 EXACT_BELOW = 5000
 BIG_OWNER_TTL_S = 60.0
@@ -225,6 +226,8 @@ class PostgresStore(Store):
         self._indexes: set[str] = set()  # HNSW indexes known to exist (saves a catalog lookup per commit)
         self._indexes_lock = threading.Lock()
         self._large_owners: dict[str, float] = {}  # owner -> when it was last seen to own many scenes
+        self._vocabulary: dict[str, tuple[float, Sequence[str]]] = {}  # owner -> (when read, words)
+        self._vocabulary_lock = threading.Lock()
         self._pool = open_pool(self.url, "heimdex", min_connections, max_connections, self._configure)
 
     def _configure(self, conn: psycopg.Connection) -> None:
@@ -469,6 +472,8 @@ class PostgresStore(Store):
                 " WHERE id = %s",
                 (VideoState.INDEXED.value, bundle.language, len(bundle.scenes), time.time(), video["id"]),
             )
+        with self._vocabulary_lock:  # this process's searches see the new words at once
+            self._vocabulary.pop(video["owner_id"], None)
 
     @staticmethod
     def _returning(cur: psycopg.Cursor) -> list[int]:
@@ -687,6 +692,24 @@ class PostgresStore(Store):
         return {
             int(r["pk"]): "\n".join(filter(None, (r["transcript"], r["ocr_text"], r["labels"]))) for r in rows
         }
+
+    def vocabulary(self, owner_id: str) -> Sequence[str]:
+        """The owner's lexemes (folded words and their English stems). ts_stat reads every scene of
+        the owner, so the list is kept VOCABULARY_TTL_S: a word committed meanwhile by another process
+        is found by near-word lookups a little later (exact search finds it at once)."""
+        now = time.monotonic()
+        with self._vocabulary_lock:
+            cached = self._vocabulary.get(owner_id)
+            if cached is not None and now - cached[0] < VOCABULARY_TTL_S:
+                return cached[1]
+        rows = self._all(
+            "SELECT word FROM ts_stat(format('SELECT fts FROM scenes WHERE owner_id = %%L', %s::text))",
+            (owner_id,),
+        )
+        words = tuple(r["word"] for r in rows)
+        with self._vocabulary_lock:
+            self._vocabulary[owner_id] = (now, words)
+        return words
 
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
         terms = list(dict.fromkeys(terms))

@@ -496,6 +496,13 @@ class SqliteStore(Store):
         ).fetchall()
         return {r["pk"]: "\n".join(filter(None, (r["transcript"], r["ocr_text"], r["labels"]))) for r in rows}
 
+    def vocabulary(self, owner_id: str) -> Sequence[str]:
+        # FTS5's index is one for all owners: its term list is the cheap source (tens of ms at 100k
+        # scenes, once per generation); the engine keeps only words the owner's scenes hold.
+        load = lambda: (tuple(r[0] for r in self._db.execute("SELECT term FROM scenes_vocab")), _NONE)  # noqa: E731
+        words, _ = self._counts.get(("", "vocabulary"), self._generation(), load)
+        return words
+
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
         counts = {}
         for term in dict.fromkeys(terms):

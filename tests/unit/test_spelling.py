@@ -1,0 +1,30 @@
+"""Near words: what a query word the library lacks may have been heard or typed as."""
+
+from __future__ import annotations
+
+from heimdex.search.spelling import Lexicon
+
+WORDS = ["gail", "call", "sleep", "sweet", "flashdown", "forecast", "harbour", "ball", "bill", "pole"]
+
+
+def test_one_edit_away_or_two_for_long_words() -> None:
+    lexicon = Lexicon(WORDS)
+    assert lexicon.near("sleet") == ["sleep", "sweet"]  # both one edit away
+    assert lexicon.near("splashdown") == ["flashdown"]  # long: two edits
+    assert lexicon.near("forcast") == ["forecast"]  # a typo
+    assert lexicon.near("harbor") == ["harbour"]
+
+
+def test_what_is_too_short_or_too_far_has_no_near_word() -> None:
+    lexicon = Lexicon(WORDS)
+    assert lexicon.near("bowl") == [], "four letters: ball, bill and blow are all as near"
+    assert lexicon.near("apple") == [], "pole is not apple"
+    assert lexicon.near("maharaja") == []
+    assert lexicon.near("sleep") == [], "a word is not near itself"
+    assert lexicon.near("h2o-x") == [] and lexicon.near("") == []
+
+
+def test_sounds_alike_and_starts_alike() -> None:
+    lexicon = Lexicon(["gayle", "kail", "gaily"])
+    assert lexicon.near("gaile") == ["gaily", "gayle"]  # one edit; same sound, same first letter
+    assert "kail" not in lexicon.near("gaile")  # sounds alike but starts otherwise
