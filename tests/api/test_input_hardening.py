@@ -204,10 +204,11 @@ def test_nasty_search_queries_answer_200(alice, news) -> None:
         r = alice.get("/search", params={"q": q})
         assert r.status_code == 200, (q, r.text)
         assert isinstance(r.json()["hits"], list)
-    # an unterminated quote or an operator around a real word still finds it
-    for q in ('"rooftop garden', "NEAR(rooftop", "rooftop*"):
+    # an unterminated quote or an operator around a real word still finds it (not "rooftop":
+    # Whisper may write "roof top")
+    for q in ('"vegetable garden', "NEAR(vegetable", "vegetable*"):
         hits = alice.get("/search", params={"q": q}).json()["hits"]
-        assert any("rooftop" in h["transcript"] for h in hits), q
+        assert any("vegetable" in h["transcript"] for h in hits), q
 
 
 # ---------------------------------------------------------------- 4: names in any script

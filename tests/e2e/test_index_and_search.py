@@ -67,7 +67,8 @@ def test_each_word_belongs_to_one_scene(indexed):
             for w in scene.words
         )
     assert [w.text for w in scenes[1].words][:2] == ["Our", "guest"]  # "Our" starts before the cut
-    assert "rooftop" in scenes[1].transcript.lower() and "helmet" in scenes[4].transcript.lower()
+    assert re.search(r"roof ?top", scenes[1].transcript.lower())  # Whisper writes it either way
+    assert "helmet" in scenes[4].transcript.lower()
     assert scenes[2].transcript == ""  # the silent scene
 
 

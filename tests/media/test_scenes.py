@@ -40,7 +40,7 @@ def test_cuts_between_narrated_photos_are_found_within_a_fifth_of_a_second():
     ]
     scenes = [{"image": img, "say": say, "seconds": 2.5} for img, say in zip(images, SAYINGS, strict=True)]
     video = narrated_video("scenes-four-photos", scenes)
-    # Each scene lasts its narration + 0.8 s (espeak-ng at the same voice and speed), at least 2.5 s.
+    # Each scene lasts its narration + 0.8 s (the same default voice), at least 2.5 s.
     lengths = [
         max(2.5, _wav_seconds(speech_wav(say, f"scenes-{i}")) + 0.8) if say else 2.5
         for i, say in enumerate(SAYINGS)

@@ -1,4 +1,5 @@
-"""Whisper on real espeak-ng speech: words, language, timestamps, empty input, model resolution."""
+"""Whisper on real synthetic speech (the neural piper voice; espeak-ng for Korean): words, language,
+timestamps, empty input, model resolution."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def test_given_language_is_used(whisper, english) -> None:
 
 
 def test_korean_speech(whisper) -> None:
-    # espeak-ng's Korean voice is rough (detection alone calls it Thai), so the language is given.
+    # espeak-ng's Korean voice ("ko": there is no Korean piper voice here) is rough (detection alone
+    # calls it Thai), so the language is given.
     audio = load_audio(assets.speech_wav("안녕하세요. 오늘은 날씨가 아주 좋습니다.", "asr_ko", voice="ko"))
     transcript = whisper.transcribe(audio, language="ko")
     text = "".join(s.text for s in transcript.segments)
@@ -157,7 +159,7 @@ STORY = [
 @pytest.fixture(scope="module")
 def story() -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     """The narration, and where each sentence lies in it (keyword, start s, end s)."""
-    pause = np.zeros(int(SAMPLE_RATE * 0.7), np.float32)
+    pause = np.zeros(SAMPLE_RATE, np.float32)  # 1 s keeps the story well over 40 s (2 x 20 s pieces)
     parts, spans, at = [], [], 0
     for i, (keyword, sentence) in enumerate(STORY):
         speech = load_audio(assets.speech_wav(sentence, f"asr_story_{i}"))
