@@ -38,10 +38,13 @@ from heimdex.domain import SceneDraft, Tag  # noqa: E402
 from heimdex.ml.tagger import VisualTagger  # noqa: E402
 from heimdex.ml.text_embed import E5Embedder  # noqa: E402
 from heimdex.search.engine import SearchEngine, SearchRequest  # noqa: E402
-from heimdex.store import CommitBundle, Store, VectorSet  # noqa: E402
+from heimdex.store import CommitBundle, Store, VectorSet, WindowVectors  # noqa: E402
 
 OWNER = "bench"
 PER_VIDEO = 100
+# Long scenes (three or more sentences) also have window vectors: in the dev corpus 15 scenes of 90
+# had windows, three on average. Every sixth scene here gets three.
+WINDOWS_EVERY, WINDOWS_PER_LONG_SCENE = 6, 3
 WARMUP = 5
 
 # Word lists for everyday queries: things a tagger or a narrator names, where, and what happens.
@@ -146,6 +149,9 @@ def load(store: Store, corpus: Corpus, embedder: E5Embedder, labels: list[str]) 
             for j, t in enumerate(texts)
         ]
         first = i == 0
+        long_scenes = [j for j in range(len(texts)) if j % WINDOWS_EVERY == 0]
+        window_scenes = [j for j in long_scenes for _ in range(WINDOWS_PER_LONG_SCENE)]
+        windows = WindowVectors(window_scenes, VectorSet(embedder.name, corpus.vectors(len(window_scenes))))
         store.commit_video(
             CommitBundle(
                 video.id,
@@ -154,6 +160,7 @@ def load(store: Store, corpus: Corpus, embedder: E5Embedder, labels: list[str]) 
                 VectorSet(embedder.name, vectors),
                 [],
                 label_vectors=label_vectors if first else {},
+                windows=windows,
             ),
             {},
         )
@@ -167,10 +174,11 @@ def open_store(backend: str, model: str, dim: int) -> Iterator[Store]:
         with sqlite_store() as store:
             yield store
         return
-    from heimdex.store.postgres import _index_name
+    from heimdex.store.postgres import WINDOW, _index_name
 
     with postgres_store() as store:
-        store._indexes.add(_index_name("text", model, dim))  # load without the graph, build it after
+        for kind in ("text", WINDOW):  # load without the graphs, build them after
+            store._indexes.add(_index_name(kind, model, dim))
         yield store
 
 
@@ -179,7 +187,8 @@ def build_index(store: Store, model: str, dim: int) -> float:
     with store._pool.connection() as conn:
         conn.execute("SET maintenance_work_mem = '1GB'")
         with conn.transaction():
-            store.create_vector_index(conn, "text", model, dim)
+            for kind in ("text", "window"):
+                store.create_vector_index(conn, kind, model, dim)
         conn.execute("VACUUM ANALYZE")
     return time.perf_counter() - started
 

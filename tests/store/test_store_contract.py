@@ -21,7 +21,7 @@ from heimdex.domain import (
 )
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.matching import FaceMatch
-from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet
+from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet, WindowVectors
 
 DIM = 8
 TABLES = (
@@ -29,6 +29,7 @@ TABLES = (
     "stage_runs",
     "scenes",
     "scene_vectors",
+    "scene_windows",
     "scene_tags",
     "label_vectors",
     "faces",
@@ -44,7 +45,19 @@ def unit(*values: float, dim: int = DIM) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def commit(store, video_id, texts, vectors, tags=(), faces=(), matches=None, model="m1", ocr=(), labels=None):
+def commit(
+    store,
+    video_id,
+    texts,
+    vectors,
+    tags=(),
+    faces=(),
+    matches=None,
+    model="m1",
+    ocr=(),
+    labels=None,
+    windows=None,
+):
     scenes = [
         SceneDraft(
             index=i,
@@ -65,6 +78,9 @@ def commit(store, video_id, texts, vectors, tags=(), faces=(), matches=None, mod
             text_vectors=VectorSet(model, np.array(vectors, dtype=np.float32).reshape(-1, dim)),
             faces=list(faces),
             label_vectors={"tabby cat": unit(0, 0, 1)} if labels is None else labels,
+            windows=None
+            if windows is None
+            else WindowVectors([i for i, _ in windows], VectorSet(model, np.array([v for _, v in windows]))),
         ),
         matches or {},
     )
@@ -271,8 +287,10 @@ def test_recommit_leaves_no_orphans_in_any_table(store):
         tags=tags,
         faces=[face(0), face(1), face(1, 0.5)],
         matches={0: FaceMatch(donna.id, 0.1), 2: FaceMatch(donna.id, 0.3)},
+        windows=[(1, unit(0, 1, 1)), (1, unit(0, 1, 0, 1))],
     )
     once = table_counts(store)
+    assert once["scene_windows"] == 2
     commit(
         store,
         v.id,
@@ -281,11 +299,20 @@ def test_recommit_leaves_no_orphans_in_any_table(store):
         tags=tags,
         faces=[face(0), face(1), face(1, 0.5)],
         matches={0: FaceMatch(donna.id, 0.1), 2: FaceMatch(donna.id, 0.3)},
+        windows=[(1, unit(0, 1, 1)), (1, unit(0, 1, 0, 1))],
     )
     assert table_counts(store) == once  # the same bundle twice: nothing piles up
     commit(store, v.id, ["just one"], [unit(1)])
     counts = table_counts(store)
-    assert counts == {**once, "scenes": 1, "scene_vectors": 1, "scene_tags": 0, "faces": 0, "face_matches": 0}
+    assert counts == {
+        **once,
+        "scenes": 1,
+        "scene_vectors": 1,
+        "scene_windows": 0,
+        "scene_tags": 0,
+        "faces": 0,
+        "face_matches": 0,
+    }
     # (no check on the old scene pks: SQLite reuses the highest rowid once it is deleted)
     assert [s.transcript for s in store.list_scenes(v.id)] == ["just one"]
     assert store.scenes_with_labels(SceneFilter(owner_id="alice"), {"dog": 1.0}, 10) == []
@@ -562,6 +589,32 @@ def test_people_faces_and_matches(store):
     assert store.face_embeddings("alice", "dlib")[0] == pks  # faces stay; only the links go
     with pytest.raises(NotFoundError):
         store.get_person("alice", "Donna")
+
+
+def test_a_scene_scores_its_best_vector_whole_or_window(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    other = store.add_video("alice", "b.mp4", "k", 1, "h2")
+    commit(store, other.id, ["elsewhere"], [unit(1, 1)])
+    # Scene 1 as a whole is far from the query; one of its windows is the query itself.
+    commit(
+        store,
+        v.id,
+        ["a scene", "a long scene about several things"],
+        [unit(1), unit(0, 1)],
+        windows=[(1, unit(0, 1, 1)), (1, unit(0, 0, 0, 1)), (1, unit(0, 1, 0, 1))],
+    )
+    flt = SceneFilter("alice")
+    best, *rest = store.dense_text(flt, "m1", unit(0, 0, 0, 1), 10)
+    assert store.scenes_by_pk([best.scene_pk])[best.scene_pk].index == 1
+    assert best.score == pytest.approx(1.0, abs=1e-5), "the window's cosine, not the scene's (0)"
+    assert len({s.scene_pk for s in [best, *rest]}) == len(rest) + 1 == 3, "one hit per scene"
+    assert store.dense_text(flt, "another model", unit(0, 0, 0, 1), 10) == []
+    only_b = SceneFilter("alice", video_ids=(other.id,))
+    assert [s.score for s in store.dense_text(only_b, "m1", unit(0, 0, 0, 1), 10)] == [
+        pytest.approx(0.0, abs=1e-6)
+    ]
+    store.delete_video(v.id)
+    assert table_counts(store)["scene_windows"] == 0
 
 
 def test_possible_matches_and_the_owners_verdicts(store):

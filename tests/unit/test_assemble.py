@@ -1,6 +1,6 @@
 import itertools
 
-from heimdex.domain import FrameRef, OcrLine, SceneSpan, Segment, Tag, Transcript, Word
+from heimdex.domain import FrameRef, OcrLine, SceneDraft, SceneSpan, Segment, Tag, Transcript, Word
 from heimdex.pipeline.assemble import (
     FrameTags,
     FrameText,
@@ -11,6 +11,7 @@ from heimdex.pipeline.assemble import (
     merge_ocr,
     merge_tags,
     pick_frames,
+    scene_windows,
     shots_from_cuts,
     speech_pauses,
     words_to_text,
@@ -150,3 +151,17 @@ def test_pick_frames_takes_the_sharpest_per_shot_in_time_order():
         for t, s in [(0.5, 1.0), (1.5, 9.0), (2.5, 5.0)]
     ] + [FrameRef(scene_index=1, t_s=4.0, key="x")]
     assert [f.t_s for f in pick_frames(frames, 2)] == [1.5, 2.5, 4.0]
+
+
+def test_a_scene_that_says_several_things_gets_windows():
+    def draft(text: str) -> SceneDraft:
+        return SceneDraft(index=0, start_s=0, end_s=30, transcript=text)
+
+    said = "The bridge closes in May. Parking fees go up! Will the ferry run? The library opens late."
+    assert scene_windows(draft(said)) == [
+        "The bridge closes in May. Parking fees go up!",
+        "Parking fees go up! Will the ferry run?",
+        "Will the ferry run? The library opens late.",
+    ]
+    assert scene_windows(draft("One thing. And another.")) == [], "a short scene is its own window"
+    assert scene_windows(draft("")) == [] and scene_windows(draft("no full stop at all")) == []

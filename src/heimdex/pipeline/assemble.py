@@ -225,6 +225,24 @@ def choose_in_shots(
     return chosen, empty
 
 
+# A scene that says several things (more than WINDOW_FROM sentences) is also embedded as windows of
+# WINDOW_SENTENCES consecutive sentences: one vector for a 30 s scene dilutes the sentence a query
+# is about (docs/QUALITY.md measures sizes 1-3).
+WINDOW_SENTENCES = 2
+WINDOW_FROM = 3
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def scene_windows(draft: SceneDraft) -> list[str]:
+    """Overlapping passages of the scene's speech (stride one sentence), or none for a short scene."""
+    sentences = [s for s in _SENTENCE_END.split(draft.transcript.strip()) if s]
+    if len(sentences) < WINDOW_FROM:
+        return []
+    return [
+        " ".join(sentences[i : i + WINDOW_SENTENCES]) for i in range(len(sentences) - WINDOW_SENTENCES + 1)
+    ]
+
+
 def scene_text(draft: SceneDraft) -> str:
     """What embed_text embeds for a scene: its speech, then its on-screen text, then its tag names."""
     parts = [draft.transcript, draft.ocr_text.replace("\n", ". "), ", ".join(t.label for t in draft.tags)]

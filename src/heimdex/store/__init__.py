@@ -7,7 +7,17 @@ from heimdex.store.base import (
     ScoredScene,
     Store,
     VectorSet,
+    WindowVectors,
     open_store,
 )
 
-__all__ = ["CommitBundle", "MatchView", "SceneFilter", "ScoredScene", "Store", "VectorSet", "open_store"]
+__all__ = [
+    "CommitBundle",
+    "MatchView",
+    "SceneFilter",
+    "ScoredScene",
+    "Store",
+    "VectorSet",
+    "WindowVectors",
+    "open_store",
+]

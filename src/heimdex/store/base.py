@@ -46,6 +46,15 @@ class VectorSet:
 
 
 @dataclass(frozen=True)
+class WindowVectors:
+    """Passage vectors of windows of a scene's speech (several per long scene); `scenes[i]` is the
+    scene index of row i. Dense search scores a scene by its best vector, whole or window."""
+
+    scenes: list[int]
+    vectors: VectorSet
+
+
+@dataclass(frozen=True)
 class CommitBundle:
     """Everything commit writes for one video, in one transaction."""
 
@@ -55,6 +64,7 @@ class CommitBundle:
     text_vectors: VectorSet  # one row per scene, in scene order
     faces: list[FaceObservation]  # each records the model of its embedding
     label_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # tag label -> vector (text model)
+    windows: WindowVectors | None = None
 
 
 @dataclass(frozen=True)
@@ -203,19 +213,20 @@ class Store(ABC):
         building whole scenes: fusion reads them for every full-text hit."""
 
     @abstractmethod
+    def vocabulary(self, owner_id: str) -> Sequence[str]:
+        """The words full text indexes for the owner (may include other owners' words, and stems):
+        candidates for near-word lookups, which check each against term_counts. The same object is
+        returned while the words have not changed, so that callers can keep an index of it."""
+
+    @abstractmethod
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:
         """How many of the owner's scenes hold each term (as full text matches it), counted up to
         `cap`: a term that common carries little evidence however much more common it is."""
 
     @abstractmethod
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
-        """Cosine similarity of the query vector to scene text vectors made by `model`; best first."""
-
-    @abstractmethod
-    def vocabulary(self, owner_id: str) -> Sequence[str]:
-        """The words full text indexes for the owner (may include other owners' words, and stems):
-        candidates for near-word lookups, which check each against term_counts. The same object is
-        returned while the words have not changed, so that callers can keep an index of it."""
+        """Cosine similarity of the query vector to scene text vectors made by `model`, a scene scoring
+        its best vector (the whole scene, or a window of its speech); best first."""
 
     @abstractmethod
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:

@@ -178,6 +178,17 @@ def _index_name(kind: str, model: str, dim: int) -> str:
     return f"scene_vectors_hnsw_{digest}"
 
 
+WINDOW = "window"  # the kind of the vectors of scene windows, kept in their own table
+
+
+WINDOWS_PER_SCENE = 4  # window rows fetched per scene wanted (a long scene has a few windows)
+
+
+def _vector_table(kind: str, alias: str = "") -> tuple[str, str]:
+    """(table, SQL condition on {kind}) of a kind of vector: scene windows have a table of their own."""
+    return ("scene_windows", "") if kind == WINDOW else ("scene_vectors", f"{alias}kind = {{kind}} AND")
+
+
 def open_pool(
     url: str,
     name: str,
@@ -437,15 +448,17 @@ class PostgresStore(Store):
         """The partial HNSW index of one (kind, model, dim), on `conn` (whose settings, e.g. a larger
         maintenance_work_mem for a rebuild after a bulk load, apply)."""
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK_ID,))
+        table, of_kind = _vector_table(kind)
         conn.execute(
             sql.SQL(
-                "CREATE INDEX IF NOT EXISTS {name} ON scene_vectors"
+                "CREATE INDEX IF NOT EXISTS {name} ON {table}"
                 " USING hnsw ((vector::vector({dim})) vector_cosine_ops)"
-                " WHERE kind = {kind} AND model = {model} AND dim = {dim}"
+                " WHERE {of_kind} model = {model} AND dim = {dim}"
             ).format(
                 name=sql.Identifier(_index_name(kind, model, dim)),
+                table=sql.Identifier(table),
+                of_kind=sql.SQL(of_kind).format(kind=sql.Literal(kind)),
                 dim=sql.Literal(int(dim)),
-                kind=sql.Literal(kind),
                 model=sql.Literal(model),
             )
         )
@@ -457,6 +470,8 @@ class PostgresStore(Store):
         if bundle.scenes:
             # before the transaction: index DDL would otherwise hold a table lock until commit ends
             self.ensure_vector_index("text", text.model, text.dim)
+            if bundle.windows is not None:
+                self.ensure_vector_index(WINDOW, bundle.windows.vectors.model, bundle.windows.vectors.dim)
         with self._tx() as conn:
             video = conn.execute(
                 "SELECT id, owner_id FROM videos WHERE id = %s FOR UPDATE", (bundle.video_id,)
@@ -518,6 +533,19 @@ class PostgresStore(Store):
                 " VALUES (%s, 'text', %s, %s, %b)",
                 [(pk, text.model, text.dim, _vector(v)) for pk, v in zip(pks, text.vectors, strict=True)],
             )
+            if bundle.windows is not None:
+                windows = bundle.windows.vectors
+                pk_of = {d.index: pk for d, pk in zip(bundle.scenes, pks, strict=True)}
+                cur.executemany(
+                    "INSERT INTO scene_windows (scene_pk, part, model, dim, vector)"
+                    " VALUES (%s, %s, %s, %s, %b)",
+                    [
+                        (pk_of[index], part, windows.model, windows.dim, _vector(v))
+                        for part, (index, v) in enumerate(
+                            zip(bundle.windows.scenes, windows.vectors, strict=True)
+                        )
+                    ],
+                )
             # last tag wins when a label repeats, as INSERT OR REPLACE does in SQLite
             cur.executemany(
                 "INSERT INTO scene_tags (scene_pk, label, score, source) VALUES (%s, %s, %s, %s)"
@@ -758,26 +786,45 @@ class PostgresStore(Store):
     def _dense(
         self, flt: SceneFilter, model: str, query: np.ndarray, limit: int, approximate: bool
     ) -> list[ScoredScene]:
-        statement, params = self.dense_sql(flt, model, query, limit, approximate)
-        rows = self._all(statement, params)
-        return [ScoredScene(int(r["scene_pk"]), 1.0 - float(r["distance"])) for r in rows]
+        """The best scenes by their best vector: the whole scene's, or one of its windows' (a scene
+        has a few windows, so a few times `limit` of them hold the best windows of `limit` scenes)."""
+        best: dict[int, float] = {}
+        for kind, rows_wanted in (("text", limit), (WINDOW, limit * WINDOWS_PER_SCENE)):
+            statement, params = self.dense_sql(flt, model, query, rows_wanted, approximate, kind)
+            for row in self._all(statement, params):
+                pk, score = int(row["scene_pk"]), 1.0 - float(row["distance"])
+                best[pk] = max(best.get(pk, score), score)
+        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [ScoredScene(pk, score) for pk, score in ranked]
 
     def dense_sql(
-        self, flt: SceneFilter, model: str, query: np.ndarray, limit: int, approximate: bool
+        self,
+        flt: SceneFilter,
+        model: str,
+        query: np.ndarray,
+        limit: int,
+        approximate: bool,
+        kind: str = "text",
     ) -> tuple[sql.Composed, list[Any]]:
-        """The dense query; public so that tests and benchmarks can EXPLAIN it."""
+        """The dense query over one kind of vector; public so that tests and benchmarks can EXPLAIN it."""
         dim = int(query.shape[0])
         # The cast expression matches the partial HNSW index; the plain column cannot use it: exact.
         column = "(sv.vector::vector({dim}))" if approximate else "sv.vector"
         # A tie-breaker after the distance would stop the index scan from providing the order.
         order = "distance" if approximate else "distance, sv.scene_pk"
         where, params = self._filter_sql(flt)
+        table, of_kind = _vector_table(kind, "sv.")
         statement = sql.SQL(
             f"SELECT sv.scene_pk, {column} <=> %s::vector({{dim}}) AS distance"
-            " FROM scene_vectors sv JOIN scenes s ON s.pk = sv.scene_pk JOIN videos v ON v.id = s.video_id"
-            " WHERE sv.kind = 'text' AND sv.model = {model} AND sv.dim = {dim}"
+            " FROM {table} sv JOIN scenes s ON s.pk = sv.scene_pk JOIN videos v ON v.id = s.video_id"
+            f" WHERE {of_kind} sv.model = {{model}} AND sv.dim = {{dim}}"
             f" AND {where} ORDER BY {order} LIMIT %s"
-        ).format(dim=sql.Literal(dim), model=sql.Literal(model))
+        ).format(
+            dim=sql.Literal(dim),
+            model=sql.Literal(model),
+            table=sql.Identifier(table),
+            kind=sql.Literal(kind),
+        )
         return statement, [_vector(query), *params, limit]
 
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:

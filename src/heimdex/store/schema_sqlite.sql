@@ -87,6 +87,16 @@ CREATE TABLE IF NOT EXISTS scene_vectors (
 );
 CREATE INDEX IF NOT EXISTS scene_vectors_by_model ON scene_vectors (model, kind);
 
+-- Windows of a long scene's speech (a few overlapping sentences each), embedded by the text model.
+CREATE TABLE IF NOT EXISTS scene_windows (
+    scene_pk INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
+    part     INTEGER NOT NULL,
+    model    TEXT NOT NULL,
+    dim      INTEGER NOT NULL,
+    vector   BLOB NOT NULL,
+    PRIMARY KEY (scene_pk, part, model)
+);
+
 CREATE TABLE IF NOT EXISTS scene_tags (
     scene_pk INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
     label    TEXT NOT NULL,

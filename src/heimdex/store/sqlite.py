@@ -327,6 +327,17 @@ class SqliteStore(Store):
                     "INSERT OR REPLACE INTO scene_tags VALUES (?, ?, ?, ?)",
                     [(pk, t.label, t.score, t.source) for t in draft.tags],
                 )
+            if bundle.windows is not None:
+                windows = bundle.windows.vectors
+                db.executemany(
+                    "INSERT INTO scene_windows VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (scene_pks[index], part, windows.model, windows.dim, _blob(vector))
+                        for part, (index, vector) in enumerate(
+                            zip(bundle.windows.scenes, windows.vectors, strict=True)
+                        )
+                    ],
+                )
             for label, vector in bundle.label_vectors.items():
                 db.execute(
                     "INSERT OR IGNORE INTO label_vectors VALUES (?, ?, ?, ?)",
@@ -552,13 +563,36 @@ class SqliteStore(Store):
         pks = np.fromiter((r["scene_pk"] for r in rows), dtype=np.int64, count=len(rows))
         return pks, _matrix([r["vector"] for r in rows], dim)
 
+    def _load_windows(self, owner_id: str, model: str, pks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the position in `pks` of each window's scene, the windows' matrix)."""
+        rows = self._db.execute(
+            "SELECT w.scene_pk, w.dim, w.vector FROM scene_windows w JOIN scenes s ON s.pk = w.scene_pk"
+            " WHERE s.owner_id = ? AND w.model = ? ORDER BY w.scene_pk, w.part",
+            (owner_id, model),
+        ).fetchall()
+        dim = rows[0]["dim"] if rows else 0
+        scene_pks = np.fromiter((r["scene_pk"] for r in rows), dtype=np.int64, count=len(rows))
+        positions = np.minimum(np.searchsorted(pks, scene_pks), max(len(pks) - 1, 0))
+        # A commit between loading the scenes and their windows: keep windows whose scene is loaded.
+        known = pks[positions] == scene_pks if len(pks) else np.zeros(len(rows), dtype=bool)
+        return positions[known], _matrix([r["vector"] for r in rows], dim)[known]
+
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
+        generation = self._generation()
         pks, matrix = self._vectors.get(
-            (flt.owner_id, model), self._generation(), lambda: self._load_text_vectors(flt.owner_id, model)
+            (flt.owner_id, model), generation, lambda: self._load_text_vectors(flt.owner_id, model)
         )
         if not len(pks) or matrix.shape[1] != query.shape[0]:
             return []
-        scores = matrix @ query.astype(np.float32)
+        query = query.astype(np.float32)
+        scores = matrix @ query
+        positions, windows = self._vectors.get(
+            (flt.owner_id, f"{model}\x1fwindows"),
+            generation,
+            lambda: self._load_windows(flt.owner_id, model, pks),
+        )
+        if len(positions) and windows.shape[1] == query.shape[0]:
+            np.maximum.at(scores, positions, windows @ query)  # a scene scores its best window
         if self._restricts(flt):
             allowed = self._allowed_pks(flt)
             scores = np.where(np.isin(pks, allowed), scores, -np.inf)

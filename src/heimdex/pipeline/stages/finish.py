@@ -10,7 +10,7 @@ from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft, 
 from heimdex.matching import FaceMatch, match_faces
 from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.scenes import run_prefix
-from heimdex.store import CommitBundle, VectorSet
+from heimdex.store import CommitBundle, VectorSet, WindowVectors
 
 
 def _model_names(ctx: StageContext) -> dict[str, str]:
@@ -71,11 +71,20 @@ def commit(ctx: StageContext) -> None:
         text_vectors=VectorSet(meta["model"], ctx.artifacts.load_array("text_vectors.npy")),
         faces=faces,
         label_vectors=dict(zip(meta["labels"], label_vectors, strict=True)),
+        windows=_windows(ctx, meta),
     )
     ctx.store.commit_video(bundle, _person_matches(ctx, faces))
     current = run_prefix(ctx)
     for prefix in old_prefixes - {current, ""}:  # the previous index's thumbnails and sidecars
         ctx.blobs.delete_prefix(prefix)
+
+
+def _windows(ctx: StageContext, meta: dict) -> WindowVectors | None:
+    """The window vectors embed_text made (none from a run that embedded before windows existed)."""
+    scenes = meta.get("window_scenes", [])
+    if not scenes:
+        return None
+    return WindowVectors(scenes, VectorSet(meta["model"], ctx.artifacts.load_array("window_vectors.npy")))
 
 
 def _run_of(key: str) -> str:

@@ -1,11 +1,12 @@
-"""embed_text: one passage vector per scene (speech + on-screen text + tags) and tag-name vectors."""
+"""embed_text: one passage vector per scene (speech + on-screen text + tags), window vectors for
+scenes that say several things, and tag-name vectors."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from heimdex.domain import SceneDraft
-from heimdex.pipeline.assemble import scene_text
+from heimdex.pipeline.assemble import scene_text, scene_windows
 from heimdex.pipeline.context import StageContext
 
 
@@ -13,13 +14,19 @@ def embed_text(ctx: StageContext) -> None:
     drafts = ctx.artifacts.load("drafts.json", list[SceneDraft])
     model = ctx.models.text
     texts = [scene_text(d) for d in drafts]
-    vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
     filled = [i for i, t in enumerate(texts) if t.strip()]
+    windows = [(d.index, w) for d in drafts for w in scene_windows(d)]
+    # One call for scenes and windows: the model batches them (a call has a fixed cost).
+    embedded = model.embed_passages([texts[i] for i in filled] + [w for _, w in windows])
+    vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
     if filled:  # a scene with nothing to say keeps a zero vector: it matches no query by accident
-        vectors[filled] = model.embed_passages([texts[i] for i in filled])
+        vectors[filled] = embedded[: len(filled)]
     labels = sorted({tag.label for d in drafts for tag in d.tags})
     ctx.artifacts.save_array("text_vectors.npy", vectors)
+    ctx.artifacts.save_array("window_vectors.npy", np.asarray(embedded[len(filled) :], dtype=np.float32))
     ctx.artifacts.save_array(
         "label_vectors.npy", model.embed_passages(labels) if labels else np.zeros((0, model.dim), np.float32)
     )
-    ctx.artifacts.save("text_model.json", {"model": model.name, "labels": labels})
+    ctx.artifacts.save(
+        "text_model.json", {"model": model.name, "labels": labels, "window_scenes": [i for i, _ in windows]}
+    )
