@@ -200,6 +200,13 @@ def _one_sure_match(store) -> tuple[str, SceneFilter]:
     return donna.id, SceneFilter("alice", person_ids=(donna.id,))
 
 
+def _assert_one_sure_match(store, person_id: str, flt: SceneFilter) -> None:
+    (scene,) = store.scenes_with_people(flt, 10)
+    assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
+    (match,) = store.person_matches("alice", person_id)
+    assert not match.possible and match.verdict is None
+
+
 def test_migration_0005_keeps_face_matches_as_sure_and_downgrades(postgres_database) -> None:
     from alembic import command
 
@@ -219,10 +226,7 @@ def test_migration_0005_keeps_face_matches_as_sure_and_downgrades(postgres_datab
             }
         assert columns == {"face_pk", "person_id", "distance"}
         command.upgrade(_alembic_config(store.url), "head")
-        (scene,) = store.scenes_with_people(flt, 10)
-        assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
-        (match,) = store.person_matches("alice", person_id)
-        assert not match.possible and match.verdict is None
+        _assert_one_sure_match(store, person_id, flt)
     finally:
         store.close()
 
@@ -238,9 +242,6 @@ def test_sqlite_database_from_before_possible_matches_is_upgraded(tmp_path) -> N
     store.close()
     store = SqliteStore(tmp_path / "old.db")
     try:
-        (scene,) = store.scenes_with_people(flt, 10)
-        assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
-        (match,) = store.person_matches("alice", person_id)
-        assert not match.possible and match.verdict is None
+        _assert_one_sure_match(store, person_id, flt)
     finally:
         store.close()

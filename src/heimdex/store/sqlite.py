@@ -59,6 +59,13 @@ def _matrix(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
 
 
+def _vector_rows(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
+    """(scene pks, matrix) of rows with scene_pk, dim and vector columns."""
+    dim = rows[0]["dim"] if rows else 0
+    pks = np.fromiter((r["scene_pk"] for r in rows), dtype=np.int64, count=len(rows))
+    return pks, _matrix([r["vector"] for r in rows], dim)
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -559,9 +566,7 @@ class SqliteStore(Store):
             " WHERE s.owner_id = ? AND sv.kind = 'text' AND sv.model = ? ORDER BY sv.scene_pk",
             (owner_id, model),
         ).fetchall()
-        dim = rows[0]["dim"] if rows else 0
-        pks = np.fromiter((r["scene_pk"] for r in rows), dtype=np.int64, count=len(rows))
-        return pks, _matrix([r["vector"] for r in rows], dim)
+        return _vector_rows(rows)
 
     def _load_windows(self, owner_id: str, model: str, pks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the position in `pks` of each window's scene, the windows' matrix)."""
@@ -570,12 +575,11 @@ class SqliteStore(Store):
             " WHERE s.owner_id = ? AND w.model = ? ORDER BY w.scene_pk, w.part",
             (owner_id, model),
         ).fetchall()
-        dim = rows[0]["dim"] if rows else 0
-        scene_pks = np.fromiter((r["scene_pk"] for r in rows), dtype=np.int64, count=len(rows))
+        scene_pks, matrix = _vector_rows(rows)
         positions = np.minimum(np.searchsorted(pks, scene_pks), max(len(pks) - 1, 0))
         # A commit between loading the scenes and their windows: keep windows whose scene is loaded.
         known = pks[positions] == scene_pks if len(pks) else np.zeros(len(rows), dtype=bool)
-        return positions[known], _matrix([r["vector"] for r in rows], dim)[known]
+        return positions[known], matrix[known]
 
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
         generation = self._generation()
