@@ -607,6 +607,9 @@ def test_a_scene_scores_its_best_vector_whole_or_window(store):
     best, *rest = store.dense_text(flt, "m1", unit(0, 0, 0, 1), 10)
     assert store.scenes_by_pk([best.scene_pk])[best.scene_pk].index == 1
     assert best.score == pytest.approx(1.0, abs=1e-5), "the window's cosine, not the scene's (0)"
+    assert best.window == 1, "and which window it was"
+    (whole,) = store.dense_text(flt, "m1", unit(1), 1)
+    assert whole.window is None and whole.score == pytest.approx(1.0, abs=1e-5), "the whole scene scored"
     assert len({s.scene_pk for s in [best, *rest]}) == len(rest) + 1 == 3, "one hit per scene"
     assert store.dense_text(flt, "another model", unit(0, 0, 0, 1), 10) == []
     only_b = SceneFilter("alice", video_ids=(other.id,))

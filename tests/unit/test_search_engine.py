@@ -9,8 +9,9 @@ from heimdex.errors import HeimdexError
 from heimdex.ml.text_embed import E5Embedder
 from heimdex.search.engine import SearchEngine, SearchRequest
 from heimdex.search.query import parse_query
-from heimdex.store import CommitBundle, VectorSet
+from heimdex.store import CommitBundle, VectorSet, WindowVectors
 from heimdex.store.sqlite import SqliteStore
+from heimdex.text_windows import transcript_windows
 
 SCENES = {
     "council.mp4": [
@@ -135,3 +136,35 @@ def test_a_word_the_library_lacks_is_searched_as_its_near_words(engine):
     assert engine[0]._words("me", parse_query('"councel"')).near == {}, "a quoted phrase is exact"
     assert engine[0].search(SearchRequest(owner_id="someone else", query="tomatos")).hits == []
     assert engine[0]._words("someone else", parse_query("tomatos")).near == {}, "only the owner's words"
+
+
+def test_a_long_scene_is_found_by_one_of_its_sentences_and_shows_it(tmp_path):
+    """The window that matched is the snippet, not the start of a long scene."""
+    e5 = E5Embedder()
+    store = SqliteStore(tmp_path / "h.db")
+    said = (
+        "Welcome to the evening bulletin. The council met for three hours to discuss the budget. "
+        "Parking fees in the old town go up in March. The swimming pool will reopen after the summer"
+        " with a new slide. Our reporter spoke to farmers about the dry spring. Rain is expected"
+        " tomorrow across the north."
+    )
+    texts = [said, "A short word from our sponsor."]
+    windows = transcript_windows(said)
+    video = store.add_video("me", "bulletin.mp4", "k", 1, "h")
+    drafts = [
+        SceneDraft(index=i, start_s=i * 30.0, end_s=i * 30.0 + 30, transcript=t) for i, t in enumerate(texts)
+    ]
+    bundle = CommitBundle(
+        video.id,
+        "en",
+        drafts,
+        VectorSet(e5.name, e5.embed_passages(texts)),
+        [],
+        windows=WindowVectors([0] * len(windows), VectorSet(e5.name, e5.embed_passages(windows))),
+    )
+    store.commit_video(bundle, {})
+    engine = SearchEngine(store, lambda: e5, lambda key: key)
+    (hit, *_) = engine.search(SearchRequest(owner_id="me", query="children's waterslide comeback")).hits
+    assert hit.scene_index == 0 and "semantic" in hit.channels
+    assert "swimming pool" in hit.snippet and "Welcome" not in hit.snippet, hit.snippet
+    store.close()

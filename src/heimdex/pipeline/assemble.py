@@ -20,6 +20,7 @@ from heimdex.domain import (
     Transcript,
     Word,
 )
+from heimdex.text_windows import transcript_windows
 
 
 class FrameText(BaseModel):
@@ -225,22 +226,9 @@ def choose_in_shots(
     return chosen, empty
 
 
-# A scene that says several things (more than WINDOW_FROM sentences) is also embedded as windows of
-# WINDOW_SENTENCES consecutive sentences: one vector for a 30 s scene dilutes the sentence a query
-# is about (docs/QUALITY.md measures sizes 1-3).
-WINDOW_SENTENCES = 2
-WINDOW_FROM = 3
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
 def scene_windows(draft: SceneDraft) -> list[str]:
-    """Overlapping passages of the scene's speech (stride one sentence), or none for a short scene."""
-    sentences = [s for s in _SENTENCE_END.split(draft.transcript.strip()) if s]
-    if len(sentences) < WINDOW_FROM:
-        return []
-    return [
-        " ".join(sentences[i : i + WINDOW_SENTENCES]) for i in range(len(sentences) - WINDOW_SENTENCES + 1)
-    ]
+    """What embed_text embeds as windows of a scene besides the whole (text_windows.py)."""
+    return transcript_windows(draft.transcript)
 
 
 def scene_text(draft: SceneDraft) -> str:

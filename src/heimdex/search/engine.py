@@ -44,6 +44,7 @@ from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, stem
 from heimdex.search.spelling import MIN_LENGTH, Lexicon
 from heimdex.store import SceneFilter, ScoredScene, Store
+from heimdex.text_windows import transcript_windows
 
 CANDIDATES = 100  # per channel, before fusion
 # Tag labels match the query by meaning when the query's vector is this similar to theirs and within
@@ -186,7 +187,7 @@ class SearchEngine:
         vector = self._query_vector(embedder, query.text)
         centred, scale = self.centring.centre(embedder, query.text, vector)
         semantic = [
-            ScoredScene(s.scene_pk, s.score * scale)
+            ScoredScene(s.scene_pk, s.score * scale, s.window)
             for s in self.store.dense_text(flt, embedder.name, centred, CANDIDATES)
         ]
         band = semantic_band(semantic)
@@ -279,6 +280,7 @@ class SearchEngine:
             name: {s.scene_pk: (rank, s.score) for rank, s in enumerate(ranked, start=1)}
             for name, ranked in channels.items()
         }
+        windows = {s.scene_pk: s.window for s in channels.get("semantic", ()) if s.window is not None}
         wanted = request.offset + request.limit
         chosen: list[tuple[int, Evidence]] = []
         per_video: dict[str, int] = {}
@@ -307,7 +309,9 @@ class SearchEngine:
             scene = scenes[pk]
             if scene.video_id not in videos:
                 videos[scene.video_id] = self.store.get_video(scene.video_id)
-            hit = self._hit(scene, videos[scene.video_id], evidence, query, ranks, pk, labels, words)
+            hit = self._hit(
+                scene, videos[scene.video_id], evidence, query, ranks, pk, labels, words, windows.get(pk)
+            )
             hits.append(hit)
         return hits
 
@@ -321,6 +325,7 @@ class SearchEngine:
         pk: int,
         labels: dict[str, float],
         words: QueryWords,
+        window: int | None,
     ) -> SearchHit:
         explained: dict[str, dict[str, float | str]] = {}
         for name, by_pk in ranks.items():
@@ -334,6 +339,8 @@ class SearchEngine:
         source = scene.transcript
         if terms and not _mentions(source, terms) and _mentions(scene.ocr_text, terms):
             source = scene.ocr_text  # the words matched on screen, not in speech
+        elif window is not None and not (terms and _mentions(source, terms)):
+            source = _window_text(scene.transcript, window)  # what the meaning matched, in a long scene
         return SearchHit(
             video_id=video.id,
             filename=video.filename,
@@ -365,6 +372,11 @@ def _label_stems(label: str) -> frozenset[str]:
         if words:
             heads.add(stem(words[-1]))
     return frozenset(heads)
+
+
+def _window_text(transcript: str, part: int) -> str:
+    windows = transcript_windows(transcript)
+    return windows[part] if 0 <= part < len(windows) else transcript
 
 
 def _mentions(text: str, terms: list[str]) -> bool:

@@ -119,6 +119,7 @@ class SceneFilter:
 class ScoredScene:
     scene_pk: int
     score: float
+    window: int | None = None  # dense_text: the window (part) of the scene that scored, if not the whole
 
 
 class Store(ABC):

@@ -788,14 +788,14 @@ class PostgresStore(Store):
     ) -> list[ScoredScene]:
         """The best scenes by their best vector: the whole scene's, or one of its windows' (a scene
         has a few windows, so a few times `limit` of them hold the best windows of `limit` scenes)."""
-        best: dict[int, float] = {}
+        best: dict[int, ScoredScene] = {}
         for kind, rows_wanted in (("text", limit), (WINDOW, limit * WINDOWS_PER_SCENE)):
             statement, params = self.dense_sql(flt, model, query, rows_wanted, approximate, kind)
             for row in self._all(statement, params):
                 pk, score = int(row["scene_pk"]), 1.0 - float(row["distance"])
-                best[pk] = max(best.get(pk, score), score)
-        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [ScoredScene(pk, score) for pk, score in ranked]
+                if pk not in best or score > best[pk].score:
+                    best[pk] = ScoredScene(pk, score, row["part"])
+        return sorted(best.values(), key=lambda s: (-s.score, s.scene_pk))[:limit]
 
     def dense_sql(
         self,
@@ -815,7 +815,8 @@ class PostgresStore(Store):
         where, params = self._filter_sql(flt)
         table, of_kind = _vector_table(kind, "sv.")
         statement = sql.SQL(
-            f"SELECT sv.scene_pk, {column} <=> %s::vector({{dim}}) AS distance"
+            f"SELECT sv.scene_pk, {'sv.part' if kind == WINDOW else 'NULL::integer'} AS part,"
+            f" {column} <=> %s::vector({{dim}}) AS distance"
             " FROM {table} sv JOIN scenes s ON s.pk = sv.scene_pk JOIN videos v ON v.id = s.video_id"
             f" WHERE {of_kind} sv.model = {{model}} AND sv.dim = {{dim}}"
             f" AND {where} ORDER BY {order} LIMIT %s"

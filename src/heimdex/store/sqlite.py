@@ -59,6 +59,19 @@ def _matrix(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
 
 
+def _best_windows(
+    top: Sequence[int], whole: np.ndarray, positions: np.ndarray, parts: np.ndarray, scores: np.ndarray
+) -> dict[int, int]:
+    """Scene position -> the part of its best window, for the scenes in `top` that a window of theirs
+    scored better than the whole. `positions` is sorted (windows are loaded in scene order)."""
+    best: dict[int, int] = {}
+    for i in top:
+        lo, hi = np.searchsorted(positions, i, "left"), np.searchsorted(positions, i, "right")
+        if hi > lo and scores[lo:hi].max() > whole[i]:
+            best[int(i)] = int(parts[lo + int(np.argmax(scores[lo:hi]))])
+    return best
+
+
 def _vector_rows(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarray]:
     """(scene pks, matrix) of rows with scene_pk, dim and vector columns."""
     dim = rows[0]["dim"] if rows else 0
@@ -568,18 +581,25 @@ class SqliteStore(Store):
         ).fetchall()
         return _vector_rows(rows)
 
-    def _load_windows(self, owner_id: str, model: str, pks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the position in `pks` of each window's scene, the windows' matrix)."""
+    def _load_windows(
+        self, owner_id: str, model: str, pks: np.ndarray
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """((the position in `pks` of each window's scene, its part, where each scene's windows
+        start), the windows' matrix)."""
         rows = self._db.execute(
-            "SELECT w.scene_pk, w.dim, w.vector FROM scene_windows w JOIN scenes s ON s.pk = w.scene_pk"
-            " WHERE s.owner_id = ? AND w.model = ? ORDER BY w.scene_pk, w.part",
+            "SELECT w.scene_pk, w.part, w.dim, w.vector FROM scene_windows w"
+            " JOIN scenes s ON s.pk = w.scene_pk WHERE s.owner_id = ? AND w.model = ?"
+            " ORDER BY w.scene_pk, w.part",
             (owner_id, model),
         ).fetchall()
         scene_pks, matrix = _vector_rows(rows)
         positions = np.minimum(np.searchsorted(pks, scene_pks), max(len(pks) - 1, 0))
         # A commit between loading the scenes and their windows: keep windows whose scene is loaded.
         known = pks[positions] == scene_pks if len(pks) else np.zeros(len(rows), dtype=bool)
-        return positions[known], matrix[known]
+        parts = np.fromiter((r["part"] for r in rows), dtype=np.int64, count=len(rows))
+        positions = positions[known]
+        starts = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]]) if len(positions) else positions
+        return (positions, parts[known], starts), matrix[known]
 
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
         generation = self._generation()
@@ -590,20 +610,29 @@ class SqliteStore(Store):
             return []
         query = query.astype(np.float32)
         scores = matrix @ query
-        positions, windows = self._vectors.get(
+        (positions, parts, starts), windows = self._vectors.get(
             (flt.owner_id, f"{model}\x1fwindows"),
             generation,
             lambda: self._load_windows(flt.owner_id, model, pks),
         )
+        window_scores = None
         if len(positions) and windows.shape[1] == query.shape[0]:
-            np.maximum.at(scores, positions, windows @ query)  # a scene scores its best window
+            window_scores = windows @ query
+            whole = scores.copy()
+            # A scene scores its best window: windows come grouped by scene, so reduce per group.
+            scenes = positions[starts]
+            scores[scenes] = np.maximum(whole[scenes], np.maximum.reduceat(window_scores, starts))
         if self._restricts(flt):
             allowed = self._allowed_pks(flt)
             scores = np.where(np.isin(pks, allowed), scores, -np.inf)
         k = min(limit, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
-        return [ScoredScene(int(pks[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+        top = [i for i in top if np.isfinite(scores[i])]
+        windows_of = (
+            _best_windows(top, whole, positions, parts, window_scores) if window_scores is not None else {}
+        )
+        return [ScoredScene(int(pks[i]), float(scores[i]), windows_of.get(int(i))) for i in top]
 
     def _allowed_pks(self, flt: SceneFilter) -> np.ndarray:
         where, params = self._filter_sql(flt)
