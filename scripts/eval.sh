@@ -27,20 +27,24 @@ if [[ ! -f $CORPUS/manifest.json ]]; then
   .venv/bin/python eval/make_corpus.py "$SPEC" "$CORPUS"
 fi
 HOME_DIR=$(mktemp -d -t heimdex-eval-XXXX)
-cleanup() { rm -rf "$HOME_DIR"; }
+trap 'rm -rf "$HOME_DIR"' EXIT
+RUN=(.venv/bin/python eval/run_eval.py "$CORPUS" --heimdex "$PWD/.venv/bin/heimdex" --home "$HOME_DIR"
+  --details "$DETAILS" "$@")
 case $BACKEND in
-  sqlite) ;;
+  sqlite) "${RUN[@]}" ;;
   postgres)
-    HEIMDEX_DATABASE_URL=$(.venv/bin/python -c "from tests import services; print(services.postgres_url())")
-    export HEIMDEX_DATABASE_URL
-    cleanup() {
-      rm -rf "$HOME_DIR"
-      .venv/bin/python -c "import sys; from tests import services; services.drop_database(sys.argv[1])" \
-        "$HEIMDEX_DATABASE_URL"
-    }
+    # One Python process holds the bundled server for the whole run (it stops when the last process
+    # that asked for it exits), makes a fresh database, runs the evaluation on it and drops it.
+    .venv/bin/python - "${RUN[@]}" <<'PY'
+import os, subprocess, sys
+from tests import services
+url = services.postgres_url()
+try:
+    code = subprocess.run(sys.argv[1:], env={**os.environ, "HEIMDEX_DATABASE_URL": url}).returncode
+finally:
+    services.drop_database(url)
+sys.exit(code)
+PY
     ;;
   *) echo "HEIMDEX_EVAL_BACKEND must be sqlite or postgres, not $BACKEND" >&2; exit 2 ;;
 esac
-trap cleanup EXIT
-.venv/bin/python eval/run_eval.py "$CORPUS" --heimdex "$PWD/.venv/bin/heimdex" --home "$HOME_DIR" \
-  --details "$DETAILS" "$@"
