@@ -1,12 +1,12 @@
-"""Words that a query word may have been heard or typed as: "gale" in a transcript that says "Gail",
-"sleet" where Whisper wrote "sleep", "splashdown" as "Flashdown", or a user's "weightlesness".
+"""Words that a query word may have been heard or typed as: "sleet" where Whisper wrote "sleep",
+"splashdown" as "Flashdown", or a user's "forcast" for "forecast".
 
 Only a query word that no scene of the owner holds is looked up (engine.py): a word the library
-knows is taken as meant. A near word is one a single edit away (two for long words), or one that
-sounds the same (Metaphone), starts with the same letter and is two edits away at most ("Gayle" for
-"Gail", not "call"). Words of four letters have too many such neighbours ("bowl": ball, bill, blow)
-and are left alone. Full text then
-searches the near words too, and a scene holding one earns part of the word's weight (fusion.py).
+knows is taken as meant. A near word keeps the word's first or last letter and is one edit away (two
+for words of nine letters or more), or sounds the same (Metaphone), starts with the same letter and
+is at most two edits away ("Gayle" for "Gaile", not "Kail"). Words of four letters have too many
+neighbours ("bowl": ball, bill, blow) and are left alone. Full text then searches the near words
+too, and a scene holding one earns part of the word's weight (fusion.py).
 """
 
 from __future__ import annotations
@@ -33,15 +33,31 @@ def sound_key(word: str) -> str:
 
 
 class Lexicon:
-    """The words of an owner's library, indexed for near-word lookups (a few ms over 100k words)."""
+    """The words of an owner's library, indexed for near-word lookups."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        self.words = sorted(
-            {w for w in words if w.isalpha() and len(w) >= MIN_LENGTH - 1}
-        )  # "sleep" ~ "slee"
+        kept = sorted({w for w in words if w.isalpha() and len(w) >= MIN_LENGTH - 1})  # "slee" ~ "sleep"
+        # A word k edits away is at most k letters longer or shorter; one edit away, it also keeps its
+        # first or its last letter (two edits away, near words are asked to as well: "Flashdown" for
+        # "splashdown"). So a lookup compares a few buckets, not the whole vocabulary.
+        self._by_end: dict[tuple[int, str, str], list[str]] = defaultdict(
+            list
+        )  # (length, "first"/"last", letter)
         self._by_sound: dict[str, list[str]] = defaultdict(list)
-        for word in self.words:
+        for word in kept:
+            self._by_end[(len(word), "first", word[0])].append(word)
+            self._by_end[(len(word), "last", word[-1])].append(word)
             self._by_sound[sound_key(word)].append(word)
+
+    def _candidates(self, word: str, allowed: int) -> list[str]:
+        lengths = range(len(word) - allowed, len(word) + allowed + 1)
+        ends = {
+            w
+            for n in lengths
+            for end in (("first", word[0]), ("last", word[-1]))
+            for w in self._by_end.get((n, *end), ())
+        }
+        return list(ends)
 
     def near(self, word: str) -> list[str]:
         """Words of the library near `word`, nearest first (not `word` itself)."""
@@ -49,8 +65,13 @@ class Lexicon:
         if len(word) < MIN_LENGTH or not word.isalpha():
             return []
         found: dict[str, int] = {}
+        allowed = edits_allowed(word)
         for candidate, distance, _ in process.extract(
-            word, self.words, scorer=Levenshtein.distance, score_cutoff=edits_allowed(word), limit=None
+            word,
+            self._candidates(word, allowed),
+            scorer=Levenshtein.distance,
+            score_cutoff=allowed,
+            limit=None,
         ):
             found[candidate] = distance
         for candidate in self._by_sound.get(sound_key(word), ()):
