@@ -14,6 +14,7 @@ from heimdex.search.fusion import (
     semantic_band,
     term_weights,
 )
+from heimdex.search.snippets import stem
 from heimdex.store import ScoredScene
 
 
@@ -109,3 +110,13 @@ def test_auto_cut_hides_the_low_tail_only_after_better_hits():
     nothing_better = fuse({"semantic": flat}, {}, {}, 0.83)
     assert len(cut(nothing_better, "auto")) == 11  # all low: shown, marked low
     assert cut(nothing_better, "medium") == []
+
+
+def test_stemming_only_what_coverage_asks_about_gives_the_same_coverage():
+    text = "Lying in the sun, the 'villagers' studied happily while geese rested in the estuary"
+    weights = {stem(w): 1.0 for w in ("lie", "villager", "study", "happy", "goose", "rest", "absent")}
+    everything = scene_stems([text])
+    wanted = scene_stems([text], weights)
+    assert wanted <= everything and coverage(weights, wanted) == coverage(weights, everything)
+    assert {stem("lying"), stem("villagers"), stem("studied")} <= wanted
+    assert stem("estuary") not in wanted and "the" not in wanted  # no wanted stem starts so

@@ -259,13 +259,15 @@ class SearchEngine:
         words (or their near words) each holds."""
         weights: dict[str, float] = {}
         stems_of: dict[int, frozenset[str]] = {}
+        near = words.near_stems()
         fulltext = channels.get("fulltext", [])
         if fulltext:
             if words.words:
                 weights = term_weights(words.words, words.counts, self.store.scene_count(owner_id))
             texts = self.store.scene_texts([s.scene_pk for s in fulltext])
-            stems_of = {pk: scene_stems([text]) for pk, text in texts.items()}
-        return fuse(channels, weights, stems_of, semantic_reference, words.near_stems())
+            wanted = set(weights).union(*near.values())  # the only stems coverage asks about
+            stems_of = {pk: scene_stems([text], wanted) for pk, text in texts.items()}
+        return fuse(channels, weights, stems_of, semantic_reference, near)
 
     def _hits(
         self,

@@ -64,11 +64,14 @@ def _best_windows(
 ) -> dict[int, int]:
     """Scene position -> the part of its best window, for the scenes in `top` that a window of theirs
     scored better than the whole. `positions` is sorted (windows are loaded in scene order)."""
+    wanted = np.asarray(top, dtype=np.int64)
+    starts, ends = np.searchsorted(positions, wanted, "left"), np.searchsorted(positions, wanted, "right")
     best: dict[int, int] = {}
-    for i in top:
-        lo, hi = np.searchsorted(positions, i, "left"), np.searchsorted(positions, i, "right")
-        if hi > lo and scores[lo:hi].max() > whole[i]:
-            best[int(i)] = int(parts[lo + int(np.argmax(scores[lo:hi]))])
+    for i, lo, hi in zip(wanted.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if hi > lo:
+            row = lo + int(np.argmax(scores[lo:hi]))
+            if scores[row] > whole[i]:
+                best[i] = int(parts[row])
     return best
 
 
