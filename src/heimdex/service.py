@@ -14,7 +14,7 @@ import numpy as np
 
 from heimdex.blobs import BlobStore, open_blob_store
 from heimdex.domain import Person, StageRecord, Video, VideoState
-from heimdex.errors import HeimdexError, InvalidMediaError, NotFoundError
+from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, NotFoundError
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
 from heimdex.ml.registry import Models
@@ -155,8 +155,11 @@ class Heimdex:
 
     def reprocess(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
         """Forget every stage so the next run indexes the video from scratch (old scenes stay visible
-        until the new ones are committed)."""
+        until the new ones are committed). ConflictError while a worker holds the video: clearing its
+        work files and ledger under it would fail its run, or mix the two runs."""
         video = self.store.get_video(video_id, owner_id)
+        if video.claimed_by is not None:
+            raise ConflictError("the video is being indexed right now; reprocess it when that finishes")
         Artifacts(self.blobs, video.id).clear()
         self.store.reset_stages(video.id)
         self.store.set_video_state(video.id, VideoState.QUEUED)

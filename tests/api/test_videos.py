@@ -269,7 +269,7 @@ def test_sse_progress_then_delete_cleans_everything(server, alice) -> None:
     stop.set()
 
 
-def test_reprocess_indexes_again(alice) -> None:
+def test_reprocess_indexes_again(server, alice) -> None:
     r = upload(alice, small_video(), "again.mp4")
     video_id = r.json()["videos"][0]["id"]
     first = wait_for(alice, video_id)
@@ -278,6 +278,15 @@ def test_reprocess_indexes_again(alice) -> None:
     again = wait_for(alice, video_id)
     assert again["state"] == "indexed" and again["scene_count"] == first["scene_count"]
     assert again["updated_at"] > first["updated_at"]
+    # A worker elsewhere (server mode) holds the video: its run must not lose its files under it.
+    store = server.ctx.heimdex.store
+    assert store.claim_video(video_id, "host-b:4242:remote", lease_s=30)
+    r = alice.post(f"/videos/{video_id}/reprocess")
+    assert r.status_code == 409 and "being indexed" in r.json()["message"]
+    assert alice.get(f"/videos/{video_id}").json()["state"] == "indexed", "nothing was reset"
+    store.release_claim(video_id, "host-b:4242:remote")
+    assert alice.post(f"/videos/{video_id}/reprocess").status_code == 202
+    wait_for(alice, video_id)
     alice.delete(f"/videos/{video_id}")
 
 
