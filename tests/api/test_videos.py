@@ -205,6 +205,11 @@ def test_stream_supports_range_requests(server, alice, news) -> None:
     tail = play(Range="bytes=-500")
     assert tail.status_code == 206 and tail.content == original[-500:]
     assert play(Range=f"bytes={len(original) + 10}-").status_code == 416
+    # HEAD (players and download managers ask it first): the same headers, no body, on both backends
+    # (object storage signs a URL for one method: a GET URL answers HEAD with 403).
+    head = alice.head(url, follow_redirects=True)
+    assert head.status_code == 200 and head.content == b"", head.status_code
+    assert int(head.headers["content-length"]) == len(original)
 
 
 def test_sse_progress_then_delete_cleans_everything(server, alice) -> None:

@@ -272,6 +272,9 @@ def test_s3_presigned_url_serves_the_object_with_ranges(s3: S3BlobStore) -> None
     assert part.status_code == 206
     assert part.content == data[100:200]
     assert httpx.get(url.replace("Signature=", "Signature=0")).status_code == 403
+    assert httpx.head(url).status_code == 403, "a URL is signed for one method"
+    head = httpx.head(s3.url("videos/v/original.mp4", method="HEAD"))
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(data)
 
 
 def test_s3_presigned_url_expires(s3: S3BlobStore) -> None:

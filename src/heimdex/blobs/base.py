@@ -51,8 +51,9 @@ class BlobStore(ABC):
 
     # Direct access for browsers. A store that cannot hand out URLs returns None, and the API then
     # streams the blob (or receives the upload) itself.
-    def url(self, key: str, expires_s: int | None = None) -> str | None:
-        """A URL that GETs the blob (Range requests included) for `expires_s` seconds, or None."""
+    def url(self, key: str, expires_s: int | None = None, method: str = "GET") -> str | None:
+        """A URL that GETs the blob (Range requests included), or answers HEAD for it with
+        method="HEAD", for `expires_s` seconds; None when the store cannot hand out URLs."""
         return None
 
     def presigned_upload(

@@ -217,9 +217,10 @@ class S3BlobStore(BlobStore):
     def _expiry(self, expires_s: int | None) -> int:
         return int(expires_s or self.settings.s3_presign_expiry_s)
 
-    def url(self, key: str, expires_s: int | None = None) -> str:
+    def url(self, key: str, expires_s: int | None = None, method: str = "GET") -> str:
+        # A presigned URL is valid for one HTTP method: a HEAD on a GET URL is refused (403).
         return self._presigner.generate_presigned_url(
-            "get_object",
+            "head_object" if method == "HEAD" else "get_object",
             Params={"Bucket": self.bucket, "Key": self.object_key(key)},
             ExpiresIn=self._expiry(expires_s),
         )

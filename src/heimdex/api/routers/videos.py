@@ -329,10 +329,10 @@ STREAM_RESPONSES = {
     response_class=Response,
     responses=STREAM_RESPONSES,
 )
-def stream(video_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+def stream(video_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Response:
     video = ctx.heimdex.video(video_id, user.id)
     blobs = ctx.heimdex.blobs
-    direct = blobs.url(video.original_key)
+    direct = blobs.url(video.original_key, method=request.method)
     if direct:  # object storage: the browser fetches (and seeks in) the file there, with a short-lived URL
         return RedirectResponse(direct, status_code=307)
     path = blobs.path(video.original_key)  # type: ignore[attr-defined]
