@@ -228,7 +228,7 @@ def status(
         out.print_json(data=[v.model_dump(mode="json") for v in videos])
         return
     rows = [_status_row(heimdex, video) for video in videos]
-    table = Table(title=f"{len(videos)} videos in {state.settings.home}")
+    table = Table(title=f"{len(videos)} video{'' if len(videos) == 1 else 's'} in {state.settings.home}")
     for header in _fit_columns(rows, out.width):
         wraps = _STATUS_COLUMNS[header]
         table.add_column(header, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")

@@ -78,6 +78,9 @@ def test_status_shows_every_column_when_wide(failed_index) -> None:
     home, _proc = failed_index
     proc = cli(home, "status", columns=200)
     assert proc.returncode == 0, proc.stderr
+    ids = [line.split("│")[1].strip() for line in proc.stdout.splitlines() if line.startswith("│")]
+    count = len([i for i in ids if i])
+    assert f"{count} video{'' if count == 1 else 's'} in" in proc.stdout, proc.stdout  # not "1 videos"
     header = next(line for line in proc.stdout.splitlines() if line.startswith("┃"))
     for column in ("id", "file", "state", "scenes", "length", "language", "index time", "error"):
         assert f" {column} " in header, proc.stdout
