@@ -128,9 +128,11 @@ def test_login_upload_index_search_play(page, web_server, screenshots) -> None:
     line_start = float(line.get_attribute("data-start"))
     assert line_start < start
     line.click()
+    # The highlight follows the player's `seeked` and `timeupdate` events: wait for it to reach the
+    # clicked line, not for any line to be active (the previous one still is for a moment).
     page.wait_for_function(
         f"Math.abs(document.getElementById('player').currentTime - {line_start}) < 0.6"
-        " && document.querySelector('.line.active') !== null"
+        f" && document.querySelector('.line.active')?.dataset.start === {line.get_attribute('data-start')!r}"
     )
     page.evaluate("document.getElementById('player').pause()")
     assert abs(current_time(page) - line_start) < 1.5
