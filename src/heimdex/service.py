@@ -155,10 +155,12 @@ class Heimdex:
 
     def reprocess(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
         """Forget every stage so the next run indexes the video from scratch (old scenes stay visible
-        until the new ones are committed). ConflictError while a worker holds the video: clearing its
-        work files and ledger under it would fail its run, or mix the two runs."""
+        until the new ones are committed). ConflictError while a worker is indexing the video:
+        clearing its work files and ledger under it would fail its run, or mix the two runs. Once the
+        video reads indexed or failed, the worker only acknowledges the job (and queues it again if
+        a reprocess came meanwhile, see RedisWorker._acknowledge): that is no conflict."""
         video = self.store.get_video(video_id, owner_id)
-        if video.claimed_by is not None:
+        if video.claimed_by is not None and video.state not in (VideoState.INDEXED, VideoState.FAILED):
             raise ConflictError("the video is being indexed right now; reprocess it when that finishes")
         Artifacts(self.blobs, video.id).clear()
         self.store.reset_stages(video.id)
