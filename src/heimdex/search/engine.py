@@ -161,9 +161,11 @@ class SearchEngine:
         """The owner's near-word index, rebuilt when the store's vocabulary changes."""
         words = self.store.vocabulary(owner_id)
         with self._cache_lock:
-            cached = self._lexicons.get(owner_id)
-            if cached is not None and cached[0] is words:
-                return cached[1]
+            # SQLite hands every owner the same word list: one index serves them all.
+            shared = next((lex for listed, lex in self._lexicons.values() if listed is words), None)
+            if shared is not None:
+                self._lexicons[owner_id] = (words, shared)
+                return shared
         lexicon = Lexicon(words)
         with self._cache_lock:
             self._lexicons[owner_id] = (words, lexicon)

@@ -33,6 +33,12 @@ LIVE_MATCH = "(m.verdict IS NULL OR m.verdict <> 'rejected')"
 VERDICTS = ("confirmed", "rejected")
 
 
+def only_possible(possible: Sequence[str], sure: Sequence[str]) -> list[str]:
+    """The names a scene has only possible matches of (a scene with a sure face of someone lists
+    them as sure even if another of their faces there is possible)."""
+    return sorted(set(possible) - set(sure))
+
+
 @dataclass(frozen=True)
 class VectorSet:
     """A model's vectors, tagged with the model that made them so that models never mix."""
@@ -81,6 +87,11 @@ class MatchView:
     possible: bool
     verdict: str | None
     thumbnail_key: str | None
+
+    @property
+    def to_review(self) -> bool:
+        """A possible match nobody judged yet: POSSIBLE_MATCH, for a match already read."""
+        return self.possible and self.verdict is None
 
 
 def match_view(row) -> MatchView:

@@ -55,6 +55,7 @@ from heimdex.store.base import (
     Store,
     check_verdict,
     match_view,
+    only_possible,
 )
 from heimdex.store.sqlite import new_id
 from heimdex.validation import strip_controls
@@ -658,7 +659,7 @@ class PostgresStore(Store):
             ocr_text=row["ocr_text"],
             tags=tags,
             people=list(row["people_names"] or []),
-            possible_people=sorted(set(row["possible_names"] or []) - set(row["people_names"] or [])),
+            possible_people=only_possible(row["possible_names"] or [], row["people_names"] or []),
             thumbnail_key=row["thumbnail_key"],
             sidecar_key=row["sidecar_key"],
         )

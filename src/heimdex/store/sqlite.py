@@ -45,6 +45,7 @@ from heimdex.store.base import (
     Store,
     check_verdict,
     match_view,
+    only_possible,
 )
 from heimdex.validation import strip_controls
 
@@ -114,6 +115,7 @@ class SqliteStore(Store):
         self._vectors = _VectorCache()
         self._labels = _VectorCache()
         self._counts = _VectorCache()  # scenes per owner: counting 100k index entries took 6 ms a search
+        self._vocabulary = _VectorCache()  # FTS5's term list, for near-word lookups
         # executescript manages its own transaction; the schema is idempotent (IF NOT EXISTS).
         self._db.executescript(files("heimdex.store").joinpath("schema_sqlite.sql").read_text())
         self._add_missing_columns()
@@ -456,7 +458,7 @@ class SqliteStore(Store):
             ocr_text=row["ocr_text"],
             tags=tags,
             people=_names(row["people_names"]),
-            possible_people=sorted(set(_names(row["possible_names"])) - set(_names(row["people_names"]))),
+            possible_people=only_possible(_names(row["possible_names"]), _names(row["people_names"])),
             thumbnail_key=row["thumbnail_key"],
             sidecar_key=row["sidecar_key"],
         )
@@ -534,7 +536,7 @@ class SqliteStore(Store):
         # FTS5's index is one for all owners: its term list is the cheap source (tens of ms at 100k
         # scenes, once per generation); the engine keeps only words the owner's scenes hold.
         load = lambda: (tuple(r[0] for r in self._db.execute("SELECT term FROM scenes_vocab")), _NONE)  # noqa: E731
-        words, _ = self._counts.get(("", "vocabulary"), self._generation(), load)
+        words, _ = self._vocabulary.get(("", ""), self._generation(), load)
         return words
 
     def term_counts(self, owner_id: str, terms: Sequence[str], cap: int) -> dict[str, int]:

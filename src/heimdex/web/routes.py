@@ -173,18 +173,16 @@ def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> R
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="person")
     hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, per_video=None)
-    possible = ctx.heimdex.person_matches(person.id, user.id, possible_only=True)
     # To review: one card per scene (its nearest face first), judging every possible face in it.
-    review: dict[str, dict] = {}
-    for match in possible:
-        card = review.setdefault(match.scene_id, {**match_json(person, match), "faces": []})
-        card["faces"].append(match.face_pk)
     # Sure: the faces of each scene that count as the person, for its "Not <name>" button. The
     # person filter of a search also finds possible matches: those scenes are in the review only.
-    undecided = {m.face_pk for m in possible}
+    review: dict[str, dict] = {}
     sure: dict[str, list[int]] = {}
-    for match in ctx.heimdex.person_matches(person.id, user.id):
-        if match.verdict != "rejected" and match.face_pk not in undecided:
+    for match in ctx.heimdex.person_matches(person.id, user.id):  # nearest first
+        if match.to_review:
+            card = review.setdefault(match.scene_id, {**match_json(person, match), "faces": []})
+            card["faces"].append(match.face_pk)
+        elif match.verdict != "rejected":
             sure.setdefault(match.scene_id, []).append(match.face_pk)
     return render(
         request,
