@@ -184,7 +184,7 @@ def open_store(backend: str, model: str, dim: int) -> Iterator[Store]:
 
 def build_index(store: Store, model: str, dim: int) -> float:
     started = time.perf_counter()
-    with store._pool.connection() as conn:
+    with store.db.pool.connection() as conn:
         conn.execute("SET maintenance_work_mem = '1GB'")
         with conn.transaction():
             for kind in ("text", "window"):

@@ -143,7 +143,7 @@ def exact_top10(vectors: np.ndarray, pks: np.ndarray, queries: np.ndarray) -> li
 
 def scene_pks_in_load_order(store, vectors: np.ndarray) -> np.ndarray:
     """Scene pks in the order their vectors were generated, checked on a sample of rows."""
-    with store._pool.connection() as conn:
+    with store.db.pool.connection() as conn:
         rows = conn.execute(
             "SELECT scene_pk FROM scene_vectors WHERE kind = 'text' AND model = %s ORDER BY scene_pk",
             (MODEL,),
@@ -189,7 +189,7 @@ def ef_sweep(store, queries: np.ndarray, truth: list[set[int]], efs: list[int], 
 def uses_hnsw(store, query: np.ndarray, dim: int) -> bool:
     """Whether the planner picks the HNSW index for the store's own dense query."""
     statement, params = store.dense_sql(SceneFilter(owner_id=OWNER), MODEL, query, LIMIT, approximate=True)
-    with store._pool.connection() as conn:
+    with store.db.pool.connection() as conn:
         plan = " ".join(r["QUERY PLAN"] for r in conn.execute(b"EXPLAIN " + statement.as_bytes(conn), params))
     return _index_name("text", MODEL, dim) in plan
 
@@ -229,7 +229,7 @@ def build_index(store, dim: int, rows: int) -> float:
     # The whole graph must fit in maintenance_work_mem, or the build crawls: the vectors plus about
     # 300 bytes of neighbour lists per row (m=16), with a margin.
     memory_mb = max(1024, int(rows * (dim * 4 + 300) * 1.3 / 2**20))
-    with store._pool.connection() as conn:
+    with store.db.pool.connection() as conn:
         conn.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
         conn.execute("SET max_parallel_maintenance_workers = 1")  # + the leader: both cores
         with conn.transaction():

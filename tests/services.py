@@ -47,7 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from heimdex.store.postgres import MIGRATIONS, migrate
+from heimdex.db.postgres import MIGRATIONS, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = REPO / ".test-services"

@@ -738,8 +738,8 @@ def migrate(
     if not target.startswith(("postgresql://", "postgres://")):
         out.print("SQLite databases are created and upgraded automatically; nothing to do.")
         return
-    from heimdex.store.postgres import head_revision
-    from heimdex.store.postgres import migrate as run_migrations
+    from heimdex.db.postgres import head_revision
+    from heimdex.db.postgres import migrate as run_migrations
 
     run_migrations(target)
     out.print(f"database is at schema revision {head_revision()}")

@@ -159,27 +159,25 @@ class Heimdex:
         clearing its work files and ledger under it would fail its run, or mix the two runs. Once the
         video reads indexed or failed, the worker only acknowledges the job (and queues it again if
         a reprocess came meanwhile, see RedisWorker._acknowledge): that is no conflict."""
-        video = self.store.get_video(video_id, owner_id)
+        video = self.store.get_video(owner_id, video_id)
         if video.claimed_by is not None and video.state not in (VideoState.INDEXED, VideoState.FAILED):
             raise ConflictError("the video is being indexed right now; reprocess it when that finishes")
         Artifacts(self.blobs, video.id).clear()
-        self.store.reset_stages(video.id)
-        self.store.set_video_state(video.id, VideoState.QUEUED)
-        return self.store.get_video(video.id)
+        return self.store.requeue_video(owner_id, video.id)
 
     def delete_video(self, video_id: str, owner_id: str = LOCAL_OWNER) -> None:
-        video = self.store.get_video(video_id, owner_id)
-        self.store.delete_video(video.id)
+        video = self.store.get_video(owner_id, video_id)
+        self.store.delete_video(owner_id, video.id)
         self.blobs.delete_prefix(video_prefix(video.id))
 
     def videos(self, owner_id: str = LOCAL_OWNER) -> list[Video]:
         return self.store.list_videos(owner_id)
 
     def video(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
-        return self.store.get_video(video_id, owner_id)
+        return self.store.get_video(owner_id, video_id)
 
-    def stages(self, video_id: str) -> list[StageRecord]:
-        return self.store.stage_records(video_id)
+    def stages(self, video_id: str, owner_id: str = LOCAL_OWNER) -> list[StageRecord]:
+        return self.store.video_stages(owner_id, video_id)
 
     def thumbnail_ref(self, key: str) -> str | None:
         """Where a thumbnail can be fetched: a (presigned) URL from object storage, else a local path."""
@@ -223,7 +221,7 @@ class Heimdex:
         for i, (data, model, embedding) in enumerate(identities):
             key = f"people/{person.id}/{person.photo_count + i:04d}.jpg"
             self.blobs.put_bytes(key, data)
-            self.store.add_person_photo(person.id, key, model, embedding)
+            self.store.add_person_photo(owner_id, person.id, key, model, embedding)
         self.rematch_people(owner_id)
         return self.store.get_person(owner_id, person.id)
 
@@ -271,7 +269,7 @@ class Heimdex:
                 if face_pks[row] not in judged:
                     per_person[match.person_id].append((face_pks[row], match.distance, match.possible))
         for person_id, links in per_person.items():
-            self.store.replace_person_matches(person_id, links)
+            self.store.replace_person_matches(owner_id, person_id, links)
         return {pid: len(links) for pid, links in per_person.items()}
 
     def person_matches(

@@ -22,7 +22,7 @@ from heimdex.accounts.postgres import PostgresAccountStore
 from heimdex.accounts.service import digest
 from heimdex.accounts.sqlite import SqliteAccountStore
 from heimdex.settings import Settings
-from heimdex.store.postgres import _alembic_config
+from heimdex.db.postgres import alembic_config as _alembic_config
 from tests import assets, services
 from tests.api.backends import blob_keys, job_over
 from tests.api.live import PASSWORD, LiveServer, eventually, upload, wait_for

@@ -266,8 +266,8 @@ def test_sse_progress_then_delete_cleans_everything(server, alice) -> None:
     assert blob_keys(blobs, prefix) == []
     store = server.ctx.heimdex.store
     with pytest.raises(NotFoundError):
-        store.get_video(video_id)
-    assert store.list_scenes(video_id) == [] and store.stage_records(video_id) == []
+        store.job_video(video_id)
+    assert store.job_scenes(video_id) == [] and store.stage_records(video_id) == []
     assert owner_index(server, alice.user_id) == before  # scenes, their vectors, faces: all gone
     assert orphan_vectors(server) == 0
     eventually(lambda: any(e["state"] == "deleted" for e in mine()), what="the deleted event")

@@ -65,7 +65,7 @@ def apps(tmp_path_factory, models) -> Iterator[dict[str, Heimdex]]:
 
 
 def scenes_by_file(app: Heimdex) -> dict[str, list]:
-    return {v.filename: app.store.list_scenes(v.id) for v in app.videos()}
+    return {v.filename: app.store.job_scenes(v.id) for v in app.videos()}
 
 
 def test_both_backends_indexed_the_same_scenes(apps):

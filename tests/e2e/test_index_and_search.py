@@ -48,7 +48,7 @@ def test_every_stage_ran_once_and_was_recorded(indexed):
 
 
 def test_scenes_follow_the_cuts(indexed):
-    scenes = indexed.store.list_scenes(news(indexed).id)
+    scenes = indexed.store.job_scenes(news(indexed).id)
     assert len(scenes) == 5  # five photos, hard cuts between them
     assert scenes[0].start_s == 0 and scenes[-1].end_s == pytest.approx(
         news(indexed).info.duration_s, abs=0.1
@@ -58,7 +58,7 @@ def test_scenes_follow_the_cuts(indexed):
 
 
 def test_each_word_belongs_to_one_scene(indexed):
-    scenes = indexed.store.list_scenes(news(indexed).id)
+    scenes = indexed.store.job_scenes(news(indexed).id)
     spoken = [w for s in scenes for w in s.words]
     assert len({(w.start_s, w.text) for w in spoken}) == len(spoken)
     for scene in scenes:  # by midpoint, but a sentence's edge word may sit up to DANGLE_S across the cut
@@ -107,7 +107,7 @@ def test_person_enrolled_after_indexing_is_found_then_removed(indexed):
     indexed.remove_person("Jesper")
     with pytest.raises(NotFoundError):
         indexed.search("person:Jesper")
-    assert all(not s.people for s in indexed.store.list_scenes(news(indexed).id))
+    assert all(not s.people for s in indexed.store.job_scenes(news(indexed).id))
 
 
 def test_a_face_just_past_the_threshold_is_a_possible_match_to_review(indexed, monkeypatch):
@@ -204,7 +204,7 @@ def test_enrolment_photo_without_face_or_animal_is_refused(indexed):
 
 
 def test_sidecars_and_thumbnails(indexed):
-    for scene in indexed.store.list_scenes(news(indexed).id):
+    for scene in indexed.store.job_scenes(news(indexed).id):
         doc = json.loads(indexed.blobs.get_text(scene.sidecar_key))
         assert doc["schema_version"] == 1 and doc["scene_index"] == scene.index
         assert doc["transcript"] == scene.transcript and doc["models"]["asr"].startswith("whisper")
@@ -238,12 +238,12 @@ def test_reindex_replaces_scenes_and_old_files(backend, tmp_path, models):
     with backend_app(backend, tmp_path, models) as app:
         video = app.add_file(news_video()).video
         app.process(video.id)
-        before = app.store.list_scenes(video.id)
+        before = app.store.job_scenes(video.id)
         again = app.add_file(news_video())
         assert not again.is_new and again.video.id == video.id  # same content, same video
         app.reprocess(video.id)
         app.process(video.id)
-        after = app.store.list_scenes(video.id)
+        after = app.store.job_scenes(video.id)
         assert [s.id for s in after] == [s.id for s in before]
         assert app.store.scene_count("local") == len(before)
         folder = f"videos/{video.id}/"

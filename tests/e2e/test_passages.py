@@ -46,7 +46,7 @@ def app(request, tmp_path_factory, models) -> Iterator[Heimdex]:
     ],
 )
 def test_each_thing_a_long_scene_says_finds_it(app, query) -> None:
-    long_scene, _short = app.store.list_scenes(app.videos()[0].id)
+    long_scene, _short = app.store.job_scenes(app.videos()[0].id)
     assert long_scene.transcript.count(".") >= 3, long_scene.transcript  # it has windows to match
     hit = app.search(query).hits[0]
     assert hit.scene_index == long_scene.index and "semantic" in hit.channels

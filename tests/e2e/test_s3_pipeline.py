@@ -58,7 +58,7 @@ def test_pipeline_on_s3(tmp_path, models, s3_bucket) -> None:
     assert len(original_gets) == 1, f"the original was downloaded {len(original_gets)} times"
     assert not (tmp_path / "blobs").exists(), "nothing went to the local folder"
 
-    scenes = app.store.list_scenes(video.id)
+    scenes = app.store.job_scenes(video.id)
     assert len(scenes) == 5
     for scene in scenes:
         assert scene.thumbnail_key in keys and scene.sidecar_key in keys

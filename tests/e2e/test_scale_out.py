@@ -150,7 +150,7 @@ def wait_for(predicate, timeout: float, what: str, workers: Workers) -> None:
 
 
 def check_scenes(app: Heimdex, video_id: str, expected: int = 2) -> None:
-    scenes = app.store.list_scenes(video_id)
+    scenes = app.store.job_scenes(video_id)
     assert len(scenes) == expected, [(s.index, s.start_s, s.end_s) for s in scenes]
     assert len({s.id for s in scenes}) == len(scenes)
     assert [s.index for s in scenes] == list(range(expected))

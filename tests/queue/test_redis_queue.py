@@ -55,7 +55,7 @@ class FakeRunner:
         else:
             self.failure = StageFailed("asr_fast", "boom", retryable=self.outcome == "transient")
             self.store.set_video_state(video_id, VideoState.FAILED, str(self.failure))
-        return self.store.get_video(video_id)
+        return self.store.job_video(video_id)
 
 
 def make_worker(store, queue, outcome: str, runs: list[str], **kw) -> RedisWorker:
@@ -108,8 +108,8 @@ def test_a_worker_indexes_and_acknowledges(queue, store):
     runs: list[str] = []
     worker = make_worker(store, queue, "indexed", runs)
     worker.handle(queue.take("w1", 0.1))
-    assert runs == [v.id] and store.get_video(v.id).state == VideoState.INDEXED
-    assert store.get_video(v.id).claimed_by is None, "the claim is released"
+    assert runs == [v.id] and store.job_video(v.id).state == VideoState.INDEXED
+    assert store.job_video(v.id).claimed_by is None, "the claim is released"
     assert queue.depth() == 0 and queue.running() == {}
     queue.enqueue(v.id)
     assert queue.depth() == 1, "no longer pending"
@@ -121,7 +121,7 @@ def test_transient_failures_back_off_then_go_to_the_dead_letters(queue, store):
     runs: list[str] = []
     worker = make_worker(store, queue, "transient", runs, retries=2, backoff_s=0.3)
     worker.handle(queue.take("w1", 0.1))
-    got = store.get_video(v.id)
+    got = store.job_video(v.id)
     assert got.state == VideoState.QUEUED and got.error.startswith("retry 1/2 in 0s: asr_fast: boom")
     assert queue.take("w1", 0.1) is None, "backoff: not ready yet"
     queue.enqueue(v.id)
@@ -129,12 +129,12 @@ def test_transient_failures_back_off_then_go_to_the_dead_letters(queue, store):
     time.sleep(0.35)
     started = time.monotonic()
     worker.handle(queue.take("w1", 0.1))  # second failure: the delay doubles
-    assert store.get_video(v.id).error.startswith("retry 2/2")
+    assert store.job_video(v.id).error.startswith("retry 2/2")
     assert queue.take("w1", 0.3) is None
     job = queue.take("w1", 1.0)
     assert job == v.id and time.monotonic() - started >= 0.55
     worker.handle(job)  # third failure: retries exhausted
-    got = store.get_video(v.id)
+    got = store.job_video(v.id)
     assert got.state == VideoState.FAILED and got.error.startswith(DEAD_LETTER_PREFIX + " after 3 attempts")
     assert runs == [v.id] * 3
     assert queue.dead_letters()[v.id]["attempts"] == 3
@@ -149,7 +149,7 @@ def test_input_errors_fail_at_once(queue, store):
     runs: list[str] = []
     worker = make_worker(store, queue, "input", runs, retries=3, backoff_s=0)
     worker.handle(queue.take("w1", 0.1))
-    got = store.get_video(v.id)
+    got = store.job_video(v.id)
     assert got.state == VideoState.FAILED and got.error == "asr_fast: boom"
     assert queue.depth() == 0 and queue.dead_letters() == {} and runs == [v.id]
 
@@ -166,7 +166,7 @@ def test_a_video_claimed_by_another_worker_is_not_run_twice(queue, store):
     store.release_claim(v.id, "w-other")
     time.sleep(0.25)
     worker.handle(queue.take("w1", 0.1))
-    assert runs == [v.id] and store.get_video(v.id).state == VideoState.INDEXED
+    assert runs == [v.id] and store.job_video(v.id).state == VideoState.INDEXED
 
 
 def test_a_deleted_video_is_dropped(queue, store):
@@ -199,7 +199,7 @@ def test_a_reprocess_asked_for_as_the_job_ends_is_not_lost(queue, store):
     assert queue.depth() == 1, "queued again once the job was acknowledged"
     worker.handle(queue.take("w1", 0.1))
     assert runs == [v.id, v.id] and queue.depth() == 0
-    assert store.get_video(v.id).state == VideoState.INDEXED
+    assert store.job_video(v.id).state == VideoState.INDEXED
 
 
 def test_the_api_only_enqueues_and_loads_no_model(queue, tmp_path):

@@ -13,7 +13,8 @@ from heimdex.domain import Box, FaceObservation, SceneDraft
 from heimdex.errors import HeimdexError
 from heimdex.matching import FaceMatch
 from heimdex.store import CommitBundle, SceneFilter, VectorSet
-from heimdex.store.postgres import PostgresStore, head_revision, migrate, schema_revision
+from heimdex.db.postgres import head_revision, migrate, schema_revision
+from heimdex.store.postgres import PostgresStore
 from tests import services
 
 
@@ -66,7 +67,7 @@ def test_an_unreachable_server_is_a_clear_error():
 def test_states_are_stored_as_their_values(pg):
     video = pg.add_video("alice", "a.mp4", "k", 1, None)
     pg.stage_started(video.id, "commit")
-    with pg._pool.connection() as conn:
+    with pg.db.pool.connection() as conn:
         assert conn.execute("SELECT state FROM videos").fetchone()["state"] == "queued"
         assert conn.execute("SELECT state FROM stage_runs").fetchone()["state"] == "running"
         with pytest.raises(Exception, match="check"), conn.transaction():
@@ -76,7 +77,7 @@ def test_states_are_stored_as_their_values(pg):
 def test_one_hnsw_index_per_model_and_dimension_and_the_planner_uses_it(pg):
     commit_random(pg, "alice", 20, 8, seed=1, model="small")
     commit_random(pg, "alice", 20, 16, seed=2, model="it's big")  # a quote in a model name is data
-    with pg._pool.connection() as conn:
+    with pg.db.pool.connection() as conn:
         indexes = [
             r["indexdef"]
             for r in conn.execute(
@@ -101,12 +102,12 @@ def test_filtered_graph_search_still_returns_enough_rows(pg):
     mine = commit_random(pg, "alice", 60, 16, seed=3)
     commit_random(pg, "bob", 2000, 16, seed=4)
     query = mine[5]
-    with pg._pool.connection() as conn:  # the pool's only connection: the setting sticks to it
+    with pg.db.pool.connection() as conn:  # the pool's only connection: the setting sticks to it
         conn.execute("SET enable_seqscan = off")  # force the graph walk, as at scale
     try:
         hits = pg._dense(SceneFilter("alice"), "m", query, 10, approximate=True)
     finally:
-        with pg._pool.connection() as conn:
+        with pg.db.pool.connection() as conn:
             conn.execute("RESET enable_seqscan")
     assert len(hits) == 10
     exact = pg._dense(SceneFilter("alice"), "m", query, 10, approximate=False)
@@ -121,7 +122,7 @@ def test_hnsw_search_breadth_comes_from_the_settings(postgres_database) -> None:
     tuned = open_store(postgres_database, hnsw_ef_search=321)
     try:
         for store, expected in ((default, "800"), (tuned, "321")):
-            with store._pool.connection() as conn:  # every pooled connection is configured alike
+            with store.db.pool.connection() as conn:  # every pooled connection is configured alike
                 assert conn.execute("SHOW hnsw.ef_search").fetchone()["hnsw.ef_search"] == expected
     finally:
         default.close()
@@ -144,8 +145,8 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres
 
         def freeze_mid_transaction() -> None:
             try:
-                with frozen._tx() as conn:
-                    conn.execute("UPDATE videos SET error = 'late write' WHERE id = %s", (video.id,))
+                with frozen.db.tx() as conn:
+                    conn.execute("UPDATE videos SET error = 'late write' WHERE id = ?", (video.id,))
                     holding.set()
                     wake.wait(30)  # frozen: the transaction stays open, idle
                 outcome["frozen"] = "committed"
@@ -169,9 +170,9 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres
         assert not taker.is_alive(), "the claim waited on the frozen transaction's lock"
         assert outcome["claimed"] is True and waited < 6, waited
         assert outcome["frozen"] != "committed"
-        now = other.get_video(video.id)
+        now = other.get_video(video.owner_id, video.id)
         assert now.claimed_by == "other-worker" and now.error is None
-        assert frozen.get_video(video.id).claimed_by == "other-worker", "its pool recovers"
+        assert frozen.get_video(video.owner_id, video.id).claimed_by == "other-worker", "its pool recovers"
     finally:
         frozen.close()
         other.close()
@@ -202,7 +203,7 @@ def _one_sure_match(store) -> tuple[str, SceneFilter]:
 
 def _assert_one_sure_match(store, person_id: str, flt: SceneFilter) -> None:
     (scene,) = store.scenes_with_people(flt, 10)
-    assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
+    assert store.scenes_by_pk("alice", [scene.scene_pk])[scene.scene_pk].people == ["Donna"]
     (match,) = store.person_matches("alice", person_id)
     assert not match.possible and match.verdict is None
 
@@ -210,14 +211,14 @@ def _assert_one_sure_match(store, person_id: str, flt: SceneFilter) -> None:
 def test_migration_0005_keeps_face_matches_as_sure_and_downgrades(postgres_database) -> None:
     from alembic import command
 
-    from heimdex.store.postgres import _alembic_config
+    from heimdex.db.postgres import alembic_config as _alembic_config
 
     services.empty_database(postgres_database)
     store = PostgresStore(postgres_database)
     try:
         person_id, flt = _one_sure_match(store)
         command.downgrade(_alembic_config(store.url), "0004")  # a database from before possible matches
-        with store._pool.connection() as conn:
+        with store.db.pool.connection() as conn:
             columns = {
                 r["column_name"]
                 for r in conn.execute(
@@ -236,9 +237,10 @@ def test_sqlite_database_from_before_possible_matches_is_upgraded(tmp_path) -> N
 
     store = SqliteStore(tmp_path / "old.db")
     person_id, flt = _one_sure_match(store)
-    with store._tx() as db:  # what an older Heimdex made: no possible / verdict columns
+    with store.db.tx() as db:  # what an older Heimdex made: no possible / verdict columns, no version
         db.execute("ALTER TABLE face_matches DROP COLUMN verdict")
         db.execute("ALTER TABLE face_matches DROP COLUMN possible")
+        db.execute("PRAGMA user_version = 0")
     store.close()
     store = SqliteStore(tmp_path / "old.db")
     try:

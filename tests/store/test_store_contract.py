@@ -97,20 +97,17 @@ def face(scene_index: int, value: float = 1.0) -> FaceObservation:
     )
 
 
-def scene_of(store, hit):
-    return store.scenes_by_pk([hit.scene_pk])[hit.scene_pk]
+def scene_of(store, hit, owner="alice"):
+    return store.scenes_by_pk(owner, [hit.scene_pk])[hit.scene_pk]
 
 
-def videos_of(store, hits) -> list[str]:
-    return [scene_of(store, h).video_id for h in hits]
+def videos_of(store, hits, owner="alice") -> list[str]:
+    return [scene_of(store, h, owner).video_id for h in hits]
 
 
 def table_counts(store: Store) -> dict[str, int]:
     """Rows per table, straight from the backend: the interface cannot see orphans."""
-    if hasattr(store, "_pool"):
-        with store._pool.connection() as conn:
-            return {t: conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone()["n"] for t in TABLES}
-    return {t: store._db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    return {t: store.db.one(f"SELECT count(*) AS n FROM {t}")["n"] for t in TABLES}
 
 
 # ---------------------------------------------------------------- videos and the ledger
@@ -128,9 +125,10 @@ def test_video_lifecycle_and_ledger(store):
     (record,) = store.stage_records(v.id)
     assert (record.state, record.attempts, record.duration_s, record.error) == (StageState.DONE, 2, 2.0, None)
     with pytest.raises(NotFoundError):
-        store.get_video(v.id, owner_id="bob")
+        store.get_video("bob", v.id)
     with pytest.raises(NotFoundError):
-        store.get_video("nope")
+        store.get_video("alice", "nope")
+    assert store.job_video(v.id).owner_id == "alice", "the job ledger reads by id, whoever owns it"
 
 
 @pytest.mark.parametrize("state", list(VideoState))
@@ -138,7 +136,7 @@ def test_every_video_state_round_trips(store, state):
     v = store.add_video("alice", "a.mp4", "k", 1, None)
     other = store.add_video("alice", "b.mp4", "k", 1, None)
     store.set_video_state(v.id, state, error="why" if state == VideoState.FAILED else None)
-    got = store.get_video(v.id)
+    got = store.get_video(v.owner_id, v.id)
     assert got.state is state and got.state.value == state.value
     assert got.error == ("why" if state == VideoState.FAILED else None)
     wanted = [v.id] if state != VideoState.QUEUED else [v.id, other.id]
@@ -166,8 +164,15 @@ def test_every_stage_state_round_trips_and_reset(store):
     records = store.stage_records(v.id)
     assert sorted(r.stage for r in records) == sorted(STAGES)
     assert all(r.state is StageState.DONE for r in records)
-    store.reset_stages(v.id)
-    assert store.stage_records(v.id) == []
+    with pytest.raises(NotFoundError):
+        store.requeue_video("bob", v.id)
+    assert len(store.video_stages("alice", v.id)) == len(STAGES)
+    store.set_video_state(v.id, VideoState.FAILED, "boom")
+    requeued = store.requeue_video("alice", v.id)
+    assert (requeued.state, requeued.error) == (VideoState.QUEUED, None)
+    assert store.stage_records(v.id) == [] and store.video_stages("alice", v.id) == []
+    with pytest.raises(NotFoundError):
+        store.video_stages("bob", v.id)
 
 
 def test_media_info_and_hash_lookup(store):
@@ -186,7 +191,7 @@ def test_media_info_and_hash_lookup(store):
     first = store.add_video("alice", "a.mp4", "k", 1, "same")
     store.add_video("alice", "b.mp4", "k", 1, "same")
     store.set_video_info(first.id, info)
-    assert store.get_video(first.id).info == info
+    assert store.get_video(first.owner_id, first.id).info == info
     assert store.find_video_by_hash("alice", "same").id == first.id  # the earliest one
     assert [v.filename for v in store.list_videos("alice")] == ["a.mp4", "b.mp4"]
 
@@ -205,9 +210,9 @@ def test_commit_is_searchable_by_text_and_vector_and_replaces_on_recommit(store)
     )
     flt = SceneFilter(owner_id="alice")
     (hit,) = store.full_text(flt, ["budgets"], [], 10)  # stemming
-    assert store.scenes_by_pk([hit.scene_pk])[hit.scene_pk].index == 0
+    assert store.scenes_by_pk("alice", [hit.scene_pk])[hit.scene_pk].index == 0
     dense = store.dense_text(flt, "m1", unit(0, 1), 10)
-    assert store.scenes_by_pk([dense[0].scene_pk])[dense[0].scene_pk].index == 1
+    assert store.scenes_by_pk("alice", [dense[0].scene_pk])[dense[0].scene_pk].index == 1
     assert dense[0].score == pytest.approx(1.0, abs=1e-5) and dense[1].score == pytest.approx(0.0, abs=1e-5)
     assert store.dense_text(flt, "another-model", unit(0, 1), 10) == []  # models never mix
     labels, matrix = store.label_vectors("m1")
@@ -215,10 +220,13 @@ def test_commit_is_searchable_by_text_and_vector_and_replaces_on_recommit(store)
     assert np.allclose(matrix[0], unit(0, 0, 1))
     (tagged,) = store.scenes_with_labels(flt, {"tabby cat": 0.9}, 10)
     assert tagged.score == pytest.approx(0.72)
-    assert store.get_video(v.id).state == VideoState.INDEXED and store.get_video(v.id).scene_count == 2
+    assert (
+        store.get_video(v.owner_id, v.id).state == VideoState.INDEXED
+        and store.get_video(v.owner_id, v.id).scene_count == 2
+    )
 
     commit(store, v.id, ["only one scene now"], [unit(1, 1)])
-    assert [s.transcript for s in store.list_scenes(v.id)] == ["only one scene now"]
+    assert [s.transcript for s in store.list_scenes(v.owner_id, v.id)] == ["only one scene now"]
     assert store.full_text(flt, ["bridge"], [], 10) == []  # old text gone from the index
     assert len(store.dense_text(flt, "m1", unit(1, 0), 10)) == 1  # and old vectors from the cache
 
@@ -249,7 +257,7 @@ def test_scene_round_trip(store):
         ),
         {},
     )
-    (scene,) = store.list_scenes(v.id)
+    (scene,) = store.list_scenes(v.owner_id, v.id)
     assert scene.id == f"{v.id}-0003" and scene.video_id == v.id and scene.index == 3
     assert (scene.start_s, scene.end_s, scene.transcript, scene.ocr_text) == (
         1.25,
@@ -261,15 +269,18 @@ def test_scene_round_trip(store):
     assert [t.label for t in scene.tags] == ["car", "road"]  # best tag first
     assert scene.tags[0] == Tag(label="car", score=0.9, source="imagenet")
     assert (scene.thumbnail_key, scene.sidecar_key, scene.people) == ("thumbs/x.jpg", "sidecars/x.json", [])
-    assert store.get_video(v.id).language == "ko"
-    assert store.scenes_by_pk([]) == {} and store.scenes_by_pk([10**9]) == {}
+    assert store.get_video(v.owner_id, v.id).language == "ko"
+    assert store.scenes_by_pk("alice", []) == {} and store.scenes_by_pk("alice", [10**9]) == {}
 
 
 def test_commit_rejects_mismatched_vectors(store):
     v = store.add_video("alice", "a.mp4", "k", 1, "h")
     with pytest.raises(ValueError):
         commit(store, v.id, ["one", "two"], [unit(1)])
-    assert store.list_scenes(v.id) == [] and store.get_video(v.id).state == VideoState.QUEUED
+    assert (
+        store.list_scenes(v.owner_id, v.id) == []
+        and store.get_video(v.owner_id, v.id).state == VideoState.QUEUED
+    )
 
 
 def test_recommit_leaves_no_orphans_in_any_table(store):
@@ -314,7 +325,7 @@ def test_recommit_leaves_no_orphans_in_any_table(store):
         "face_matches": 0,
     }
     # (no check on the old scene pks: SQLite reuses the highest rowid once it is deleted)
-    assert [s.transcript for s in store.list_scenes(v.id)] == ["just one"]
+    assert [s.transcript for s in store.list_scenes(v.owner_id, v.id)] == ["just one"]
     assert store.scenes_with_labels(SceneFilter(owner_id="alice"), {"dog": 1.0}, 10) == []
     assert store.get_person("alice", donna.id).scene_count == 0
 
@@ -335,7 +346,7 @@ def test_delete_video_removes_everything(store):
     commit(store, keep.id, ["other words"], [unit(1)])
     store.stage_started(v.id, "commit")
     kept = table_counts(store)
-    store.delete_video(v.id)
+    store.delete_video(v.owner_id, v.id)
     assert [x.id for x in store.list_videos("alice")] == [keep.id] and store.stage_records(v.id) == []
     assert videos_of(store, store.full_text(SceneFilter(owner_id="alice"), ["words"], [], 10)) == [keep.id]
     assert store.face_embeddings("alice", "dlib")[0] == []
@@ -352,7 +363,7 @@ def test_delete_video_removes_everything(store):
         "face_matches": 0,
     }
     with pytest.raises(NotFoundError):
-        store.get_video(v.id)
+        store.get_video(v.owner_id, v.id)
 
 
 # ---------------------------------------------------------------- full text
@@ -420,7 +431,7 @@ def test_scene_texts_and_term_counts_feed_fusion(store):
     )
     commit(store, other.id, ["bridge bridge bridge"], [unit(1)])
     pks = [h.scene_pk for h in store.full_text(SceneFilter(owner_id="alice"), ["bridge"], [], 10)]
-    texts = store.scene_texts(pks)
+    texts = store.scene_texts("alice", pks)
     assert sorted(texts.values()) == ["a bridge at night\nmotorcycle", "the bridge budget\nFARMERS MARKET"]
     # counted in the owner's own scenes only (bob's scene is not alice's evidence), up to the cap
     assert store.term_counts("alice", ["bridges", "market", "absent"], 1000) == {
@@ -430,7 +441,7 @@ def test_scene_texts_and_term_counts_feed_fusion(store):
     }
     assert store.term_counts("alice", ["bridge"], 1) == {"bridge": 1}
     assert store.scene_count("alice") == 3 and store.scene_count("bob") == 1
-    store.delete_video(other.id)
+    store.delete_video(other.owner_id, other.id)
     assert store.scene_count("bob") == 0  # the count follows deletions
 
 
@@ -465,7 +476,7 @@ def _three_videos(store) -> tuple[list, list[float]]:
             tags=[[Tag(label="boat", score=0.5 + i * 0.1, source="coco")], []],
         )
         videos.append(v)
-        stamps.append(store.get_video(v.id).created_at)
+        stamps.append(store.get_video(v.owner_id, v.id).created_at)
         time.sleep(0.01)  # distinct creation times
     return videos, stamps
 
@@ -545,11 +556,43 @@ def test_owners_are_isolated(store):
     commit(store, a.id, ["secret plans"], [unit(1)], tags=[[Tag(label="map", score=1.0, source="coco")]])
     commit(store, b.id, ["public plans"], [unit(1)], tags=[[Tag(label="map", score=1.0, source="coco")]])
     bob = SceneFilter(owner_id="bob")
-    assert videos_of(store, store.full_text(bob, ["plans"], [], 10)) == [b.id]
-    assert set(videos_of(store, store.dense_text(bob, "m1", unit(1), 10))) == {b.id}
-    assert videos_of(store, store.scenes_with_labels(bob, {"map": 1.0}, 10)) == [b.id]
+    assert videos_of(store, store.full_text(bob, ["plans"], [], 10), "bob") == [b.id]
+    assert set(videos_of(store, store.dense_text(bob, "m1", unit(1), 10), "bob")) == {b.id}
+    assert videos_of(store, store.scenes_with_labels(bob, {"map": 1.0}, 10), "bob") == [b.id]
     assert [v.id for v in store.list_videos("bob")] == [b.id]
     assert store.scene_count("bob") == 1 and store.scene_count("carol") == 0
+
+
+def test_every_owner_scoped_call_refuses_another_owners_rows(store):
+    a = store.add_video("alice", "a.mp4", "k", 1, "h1")
+    donna = store.add_person("alice", "Donna")
+    commit(store, a.id, ["secret plans"], [unit(1)], faces=[face(0)], matches={0: FaceMatch(donna.id, 0.2)})
+    (scene,) = store.list_scenes("alice", a.id)
+    pk = store.full_text(SceneFilter(owner_id="alice"), ["plans"], [], 10)[0].scene_pk
+    assert store.get_scene("alice", scene.id) == scene
+    for call in (
+        lambda: store.get_video("bob", a.id),
+        lambda: store.get_scene("bob", scene.id),
+        lambda: store.video_stages("bob", a.id),
+        lambda: store.requeue_video("bob", a.id),
+        lambda: store.delete_video("bob", a.id),
+        lambda: store.add_person_photo("bob", donna.id, "people/x.jpg", "dlib", np.ones(128, np.float32)),
+        lambda: store.replace_person_matches("bob", donna.id, []),
+    ):
+        with pytest.raises(NotFoundError):
+            call()
+    assert store.list_scenes("bob", a.id) == []
+    assert store.scenes_by_pk("bob", [pk]) == {} and store.scene_texts("bob", [pk]) == {}
+    assert store.get_video("alice", a.id).state == VideoState.INDEXED, "nothing above changed it"
+    assert store.person_matches("alice", donna.id)[0].distance == 0.2
+    # A person's matches only ever link the owner's own faces, whatever face pks a caller passes.
+    b = store.add_video("bob", "b.mp4", "k", 1, "h2")
+    commit(store, b.id, ["other plans"], [unit(1)], faces=[face(0)])
+    (bob_face,) = store.face_embeddings("bob", "dlib")[0]
+    store.replace_person_matches("alice", donna.id, [(bob_face, 0.1, False)])
+    assert (
+        store.person_matches("alice", donna.id) == [] and store.get_person("alice", donna.id).scene_count == 0
+    )
     # a video id of someone else's does not widen the filter
     assert store.full_text(SceneFilter(owner_id="bob", video_ids=(a.id,)), ["plans"], [], 10) == []
 
@@ -562,7 +605,7 @@ def test_people_faces_and_matches(store):
     donna = store.add_person("alice", "Donna")
     with pytest.raises(ConflictError):
         store.add_person("alice", "donna")
-    store.add_person_photo(donna.id, "people/x.jpg", "dlib", np.ones(128, np.float32))
+    store.add_person_photo("alice", donna.id, "people/x.jpg", "dlib", np.ones(128, np.float32))
     commit(
         store,
         v.id,
@@ -574,7 +617,7 @@ def test_people_faces_and_matches(store):
     flt = SceneFilter(owner_id="alice", person_ids=(donna.id,))
     (scene,) = store.scenes_with_people(flt, 10)
     assert scene.score == pytest.approx(0.9)
-    assert store.scenes_by_pk([scene.scene_pk])[scene.scene_pk].people == ["Donna"]
+    assert store.scenes_by_pk("alice", [scene.scene_pk])[scene.scene_pk].people == ["Donna"]
     assert len(store.full_text(flt, ["rooftop", "hello"], [], 10)) == 1  # the person filters text hits
     assert len(store.dense_text(flt, "m1", unit(1), 10)) == 1  # and vector hits
     assert store.get_person("alice", "DONNA").scene_count == 1
@@ -582,9 +625,9 @@ def test_people_faces_and_matches(store):
     assert len(pks) == 1 and vectors.shape == (1, 128) and vectors.dtype == np.float32
     ids, photos = store.person_embeddings("alice", "dlib")
     assert ids == [donna.id] and photos.shape == (1, 128)
-    store.replace_person_matches(donna.id, [])
+    store.replace_person_matches("alice", donna.id, [])
     assert store.scenes_with_people(flt, 10) == []
-    store.replace_person_matches(donna.id, [(pks[0], 0.2, False)])
+    store.replace_person_matches("alice", donna.id, [(pks[0], 0.2, False)])
     store.delete_person("alice", donna.id)
     assert store.face_embeddings("alice", "dlib")[0] == pks  # faces stay; only the links go
     with pytest.raises(NotFoundError):
@@ -605,7 +648,7 @@ def test_a_scene_scores_its_best_vector_whole_or_window(store):
     )
     flt = SceneFilter("alice")
     best, *rest = store.dense_text(flt, "m1", unit(0, 0, 0, 1), 10)
-    assert store.scenes_by_pk([best.scene_pk])[best.scene_pk].index == 1
+    assert store.scenes_by_pk("alice", [best.scene_pk])[best.scene_pk].index == 1
     assert best.score == pytest.approx(1.0, abs=1e-5), "the window's cosine, not the scene's (0)"
     assert best.window == 1, "and which window it was"
     (whole,) = store.dense_text(flt, "m1", unit(1), 1)
@@ -616,7 +659,7 @@ def test_a_scene_scores_its_best_vector_whole_or_window(store):
     assert [s.score for s in store.dense_text(only_b, "m1", unit(0, 0, 0, 1), 10)] == [
         pytest.approx(0.0, abs=1e-6)
     ]
-    store.delete_video(v.id)
+    store.delete_video(v.owner_id, v.id)
     assert table_counts(store)["scene_windows"] == 0
 
 
@@ -635,7 +678,7 @@ def test_possible_matches_and_the_owners_verdicts(store):
     ranked = store.scenes_with_people(flt, 10)
     assert [round(s.score, 2) for s in ranked] == [0.6, 0.37], "possible matches count, after the sure"
     sure_pk, possible_pk = (s.scene_pk for s in ranked)
-    scenes = store.scenes_by_pk([sure_pk, possible_pk])
+    scenes = store.scenes_by_pk("alice", [sure_pk, possible_pk])
     assert (scenes[sure_pk].people, scenes[sure_pk].possible_people) == (["Donna"], [])
     assert (scenes[possible_pk].people, scenes[possible_pk].possible_people) == ([], ["Donna"])
     person = store.get_person("alice", donna.id)
@@ -646,18 +689,18 @@ def test_possible_matches_and_the_owners_verdicts(store):
     assert [m.distance for m in store.person_matches("alice", donna.id)] == pytest.approx([0.4, 0.63])
 
     store.set_match_verdict("alice", donna.id, review.face_pk, "confirmed")
-    assert store.scenes_by_pk([possible_pk])[possible_pk].people == ["Donna"]
+    assert store.scenes_by_pk("alice", [possible_pk])[possible_pk].people == ["Donna"]
     assert store.scenes_with_people(flt, 10)[0].scene_pk == possible_pk, "confirmed ranks first"
     assert store.person_matches("alice", donna.id, possible_only=True) == []
     sure_face = next(m.face_pk for m in store.person_matches("alice", donna.id) if not m.possible)
     store.set_match_verdict("alice", donna.id, sure_face, "rejected")
     assert [s.scene_pk for s in store.scenes_with_people(flt, 10)] == [possible_pk]
-    assert store.scenes_by_pk([sure_pk])[sure_pk].people == []
+    assert store.scenes_by_pk("alice", [sure_pk])[sure_pk].people == []
     assert len(store.full_text(flt, ["sure"], [], 10)) == 0, "a rejected face no longer lets the scene in"
     assert store.judged_faces("alice") == {review.face_pk, sure_face}
 
     # Re-matching replaces the matcher's findings only: verdicts stay, and are not duplicated.
-    store.replace_person_matches(donna.id, [(sure_face, 0.4, False), (review.face_pk, 0.63, True)])
+    store.replace_person_matches("alice", donna.id, [(sure_face, 0.4, False), (review.face_pk, 0.63, True)])
     verdicts = {m.face_pk: m.verdict for m in store.person_matches("alice", donna.id)}
     assert verdicts == {review.face_pk: "confirmed", sure_face: "rejected"}
     store.set_match_verdict("alice", donna.id, sure_face, None)  # undo: the matcher's call again
@@ -675,8 +718,8 @@ def test_possible_matches_and_the_owners_verdicts(store):
 def test_deleting_a_person_removes_photos_and_links(store):
     v = store.add_video("alice", "a.mp4", "k", 1, "h")
     donna, ed = store.add_person("alice", "Donna"), store.add_person("alice", "Ed")
-    store.add_person_photo(donna.id, "people/d.jpg", "dlib", np.ones(128, np.float32))
-    store.add_person_photo(ed.id, "people/e.jpg", "dlib", np.ones(128, np.float32))
+    store.add_person_photo("alice", donna.id, "people/d.jpg", "dlib", np.ones(128, np.float32))
+    store.add_person_photo("alice", ed.id, "people/e.jpg", "dlib", np.ones(128, np.float32))
     commit(
         store,
         v.id,
@@ -688,10 +731,10 @@ def test_deleting_a_person_removes_photos_and_links(store):
     (pk,) = [
         h.scene_pk for h in store.scenes_with_people(SceneFilter("alice", person_ids=(donna.id, ed.id)), 10)
     ]
-    assert store.scenes_by_pk([pk])[pk].people == ["Donna", "Ed"]
+    assert store.scenes_by_pk("alice", [pk])[pk].people == ["Donna", "Ed"]
     before = table_counts(store)
     store.delete_person("alice", donna.id)
-    assert store.scenes_by_pk([pk])[pk].people == ["Ed"]
+    assert store.scenes_by_pk("alice", [pk])[pk].people == ["Ed"]
     assert store.scenes_with_people(SceneFilter("alice", person_ids=(donna.id,)), 10) == []
     assert store.person_embeddings("alice", "dlib")[0] == [ed.id]
     assert table_counts(store) == {**before, "people": 1, "person_photos": 1, "face_matches": 1}
@@ -767,15 +810,15 @@ def test_concurrent_searches_and_commits(store):
 def test_claims_are_exclusive_until_released(store):
     v = store.add_video("alice", "a.mp4", "k", 1, None)
     assert store.claim_video(v.id, "w1", 30)
-    assert store.get_video(v.id).claimed_by == "w1"
+    assert store.get_video(v.owner_id, v.id).claimed_by == "w1"
     assert not store.claim_video(v.id, "w2", 30), "a live claim is exclusive"
     assert store.claim_video(v.id, "w1", 30), "the holder may claim again"
     assert store.renew_claim(v.id, "w1", 30)
     assert not store.renew_claim(v.id, "w2", 30)
     store.release_claim(v.id, "w2")  # not the holder: nothing happens
-    assert store.get_video(v.id).claimed_by == "w1"
+    assert store.get_video(v.owner_id, v.id).claimed_by == "w1"
     store.release_claim(v.id, "w1")
-    assert store.get_video(v.id).claimed_by is None
+    assert store.get_video(v.owner_id, v.id).claimed_by is None
     assert not store.renew_claim(v.id, "w1", 30), "a released claim cannot be renewed"
     assert store.claim_video(v.id, "w2", 30)
     assert not store.claim_video("nope", "w1", 30)
@@ -786,10 +829,10 @@ def test_an_expired_claim_can_be_taken_over(store):
     assert store.claim_video(v.id, "w1", 0.2)
     assert not store.claim_video(v.id, "w2", 30)
     time.sleep(0.4)  # w1 stopped renewing (killed): its lease runs out
-    assert store.get_video(v.id).claimed_by is None
+    assert store.get_video(v.owner_id, v.id).claimed_by is None
     assert store.claim_video(v.id, "w2", 30)
     assert not store.renew_claim(v.id, "w1", 30), "the old holder lost it"
-    assert store.get_video(v.id).claimed_by == "w2"
+    assert store.get_video(v.owner_id, v.id).claimed_by == "w2"
 
 
 def test_claims_from_many_threads_have_one_winner(store):
@@ -799,20 +842,3 @@ def test_claims_from_many_threads_have_one_winner(store):
     with ThreadPoolExecutor(4) as pool:
         won = list(pool.map(lambda i: store.claim_video(v.id, f"w{i}", 30), range(8)))
     assert won.count(True) == 1
-
-
-def test_sqlite_adds_the_claim_columns_to_an_older_database(tmp_path):
-    import sqlite3
-
-    from heimdex.store.sqlite import SqliteStore
-
-    path = tmp_path / "old.db"
-    s = SqliteStore(path)
-    v = s.add_video("alice", "a.mp4", "k", 1, None)
-    s.close()
-    with sqlite3.connect(path) as db:  # what a database made before claims existed looks like
-        db.execute("ALTER TABLE videos DROP COLUMN claimed_by")
-        db.execute("ALTER TABLE videos DROP COLUMN claim_expires")
-    s = SqliteStore(path)
-    assert s.claim_video(v.id, "w1", 30) and s.get_video(v.id).claimed_by == "w1"
-    s.close()

@@ -177,7 +177,9 @@ def test_possible_match_confirm_and_reject(page, web_server, screenshots) -> Non
         # distance: the same links, marked possible (a verdict left on a face is lifted first).
         for face in faces:
             heimdex.store.set_match_verdict(viewer.id, donna.id, face, None)
-        heimdex.store.replace_person_matches(donna.id, [(m.face_pk, m.distance, True) for m in found])
+        heimdex.store.replace_person_matches(
+            viewer.id, donna.id, [(m.face_pk, m.distance, True) for m in found]
+        )
         person = heimdex.store.get_person(viewer.id, donna.id)
         assert (person.scene_count, person.possible_count) == (0, 1)
 
@@ -240,7 +242,7 @@ def test_possible_match_confirm_and_reject(page, web_server, screenshots) -> Non
     assert page.locator("#person-empty").is_visible()
     for face in faces:
         heimdex.store.set_match_verdict(viewer.id, donna.id, face, None)
-    heimdex.store.replace_person_matches(donna.id, [(m.face_pk, m.distance, False) for m in found])
+    heimdex.store.replace_person_matches(viewer.id, donna.id, [(m.face_pk, m.distance, False) for m in found])
     assert heimdex.store.get_person(viewer.id, donna.id).scene_count == 1
 
 

@@ -20,22 +20,18 @@ from heimdex.accounts.base import (
     token_from_row,
     user_from_row,
 )
+from heimdex.db import new_id
+from heimdex.db.postgres import open_pool, open_schema
 from heimdex.errors import ConflictError, NotFoundError
-from heimdex.store.postgres import _libpq_url, check_schema, migrate, open_pool
-from heimdex.store.sqlite import new_id
 
 BUMP_GENERATION = "UPDATE users SET token_generation = token_generation + 1 WHERE id = %s"
 
 
 class PostgresAccountStore(AccountStore):
     def __init__(self, url: str, *, auto_migrate: bool = True, max_connections: int = 4) -> None:
-        self.url = _libpq_url(url)
         # The main store migrates the same database when the server starts; `heimdex users` opens
         # only this one, so it must be able to bring the schema up by itself too (idempotent).
-        if auto_migrate:
-            migrate(self.url)
-        else:
-            check_schema(self.url)
+        self.url = open_schema(url, auto_migrate)
         self._pool = open_pool(self.url, "heimdex-accounts", 1, max_connections)
 
     @contextmanager

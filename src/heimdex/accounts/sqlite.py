@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -16,8 +15,9 @@ from heimdex.accounts.base import (
     token_from_row,
     user_from_row,
 )
+from heimdex.db import new_id
+from heimdex.db.sqlite import SqliteConnections
 from heimdex.errors import ConflictError, NotFoundError
-from heimdex.sqlite_db import SqliteConnections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -59,10 +59,6 @@ BUMP_GENERATION = "UPDATE users SET token_generation = token_generation + 1 WHER
 INDEXES = "CREATE INDEX IF NOT EXISTS refresh_tokens_by_family ON refresh_tokens (family);"
 
 
-def _new_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
 class SqliteAccountStore(AccountStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -94,7 +90,7 @@ class SqliteAccountStore(AccountStore):
 
     # ------------------------------------------------------------ users
     def create_user(self, email: str, password_hash: str | None, is_admin: bool = False) -> User:
-        user_id = _new_id()
+        user_id = new_id()
         try:
             with self._tx() as db:
                 db.execute(
@@ -197,7 +193,7 @@ class SqliteAccountStore(AccountStore):
     def add_api_token(
         self, user_id: str, name: str, digest: str, prefix: str, generation: int | None = None
     ) -> ApiToken | None:
-        token_id = _new_id()
+        token_id = new_id()
         with self._tx() as db:
             if not self._at_generation(db, user_id, generation):
                 return None

@@ -36,13 +36,13 @@ def progress_of(ctx: AppContext, video: Video) -> float:
     live = ctx.progress.get(video.id)
     if live is not None and video.state in (VideoState.PROCESSING, VideoState.QUEUED):
         return live.fraction
-    done = {r.stage for r in ctx.heimdex.stages(video.id) if r.state.value == "done"}
+    done = {r.stage for r in ctx.heimdex.stages(video.id, video.owner_id) if r.state.value == "done"}
     return round(sum(STAGE_WEIGHTS[s] for s in done) / sum(STAGE_WEIGHTS.values()), 3)
 
 
-def stages_json(ctx: AppContext, video_id: str) -> list[dict]:
-    records = {r.stage: r for r in ctx.heimdex.stages(video_id)}
-    live = ctx.progress.get(video_id)
+def stages_json(ctx: AppContext, video: Video) -> list[dict]:
+    records = {r.stage: r for r in ctx.heimdex.stages(video.id, video.owner_id)}
+    live = ctx.progress.get(video.id)
     out = []
     for stage in STAGES:
         record = records.get(stage)
@@ -94,7 +94,7 @@ def owned_scene(ctx: AppContext, scene_id: str, owner_id: str) -> Scene:
     if not video_id or not index.isdigit():
         raise NotFoundError(f"no scene {scene_id!r}")
     ctx.heimdex.video(video_id, owner_id)
-    for scene in ctx.heimdex.store.list_scenes(video_id):
+    for scene in ctx.heimdex.store.list_scenes(owner_id, video_id):
         if scene.id == scene_id:
             return scene
     raise NotFoundError(f"no scene {scene_id!r}")

@@ -63,7 +63,7 @@ class PipelineRunner:
 
     def run(self, video_id: str) -> Video:
         """Take the video through every stage not yet done. Returns the video in its final state."""
-        video = self.store.get_video(video_id)
+        video = self.store.job_video(video_id)
         done = {r.stage for r in self.store.stage_records(video_id) if r.state == StageState.DONE}
         if done >= set(STAGES) and video.state == VideoState.INDEXED:
             return video
@@ -85,9 +85,9 @@ class PipelineRunner:
             self.failure = failure
             self.store.set_video_state(video_id, VideoState.FAILED, str(failure))
             log.warning("video failed", video_id=video_id, stage=failure.stage, error=failure.message)
-            return self.store.get_video(video_id)
+            return self.store.job_video(video_id)
         cleanup_work(ctx)
-        return self.store.get_video(video_id)
+        return self.store.job_video(video_id)
 
     def _run_graph(self, ctx: StageContext, done: set[str]) -> None:
         running: dict[Future, str] = {}

@@ -480,7 +480,7 @@ class RedisWorker:
         """The stage this worker was running when it stalled may have written intermediate artifacts
         after the new owner committed and cleared them. Once nobody works on the video, drop them."""
         try:
-            video = self.store.get_video(video_id)
+            video = self.store.job_video(video_id)
             if video.claimed_by is None and video.state in (VideoState.INDEXED, VideoState.FAILED):
                 Artifacts(self.heimdex.blobs, video_id).clear()
         except Exception as exc:  # leftovers cost disk, not correctness: never fail the worker for them
@@ -500,7 +500,7 @@ class RedisWorker:
         store, set back to queued by the reprocess, tells: queue the video again then."""
         self.queue.ack(self.worker_id, video_id)
         try:
-            again = self.store.get_video(video_id).state == VideoState.QUEUED
+            again = self.store.job_video(video_id).state == VideoState.QUEUED
         except Exception:  # deleted meanwhile, or the store away (a restarted API re-enqueues it)
             return
         if again:
@@ -509,7 +509,7 @@ class RedisWorker:
     def _deleted(self, video_id: str) -> bool:
         """Whether the video is gone from the store (False when the store cannot tell right now)."""
         try:
-            self.store.get_video(video_id)
+            self.store.job_video(video_id)
         except NotFoundError:
             return True
         except Exception:  # the store unreachable: not a deletion; the caller retries as for any error

@@ -266,7 +266,7 @@ class SearchEngine:
         if fulltext:
             if words.words:
                 weights = term_weights(words.words, words.counts, self.store.scene_count(owner_id))
-            texts = self.store.scene_texts([s.scene_pk for s in fulltext])
+            texts = self.store.scene_texts(owner_id, [s.scene_pk for s in fulltext])
             wanted = set(weights).union(*near.values())  # the only stems coverage asks about
             stems_of = {pk: scene_stems([text], wanted) for pk, text in texts.items()}
         return fuse(channels, weights, stems_of, semantic_reference, near)
@@ -293,7 +293,7 @@ class SearchEngine:
         page_size = max(20, wanted * 2)  # just enough: the per-video cap may skip some
         for page_start in range(0, len(fused), page_size):
             page = fused[page_start : page_start + page_size]
-            scenes.update(self.store.scenes_by_pk([pk for pk, _ in page]))
+            scenes.update(self.store.scenes_by_pk(request.owner_id, [pk for pk, _ in page]))
             for pk, evidence in page:
                 scene = scenes.get(pk)
                 if scene is None:
@@ -312,7 +312,7 @@ class SearchEngine:
         for pk, evidence in chosen[request.offset : wanted]:
             scene = scenes[pk]
             if scene.video_id not in videos:
-                videos[scene.video_id] = self.store.get_video(scene.video_id)
+                videos[scene.video_id] = self.store.get_video(request.owner_id, scene.video_id)
             hit = self._hit(
                 scene, videos[scene.video_id], evidence, query, ranks, pk, labels, words, windows.get(pk)
             )

@@ -1,23 +1,31 @@
-"""Metadata, vectors and full text: SQLite (embedded) behind the Store interface."""
+"""Metadata, vectors and full text behind the Store roles: one SQL store over SQLite or PostgreSQL."""
 
 from heimdex.store.base import (
     CommitBundle,
+    JobLedger,
     MatchView,
+    PeopleStore,
     SceneFilter,
+    SceneIndex,
     ScoredScene,
     Store,
     VectorSet,
+    VideoStore,
     WindowVectors,
     open_store,
 )
 
 __all__ = [
     "CommitBundle",
+    "JobLedger",
     "MatchView",
+    "PeopleStore",
     "SceneFilter",
+    "SceneIndex",
     "ScoredScene",
     "Store",
     "VectorSet",
+    "VideoStore",
     "WindowVectors",
     "open_store",
 ]

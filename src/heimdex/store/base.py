@@ -1,7 +1,9 @@
 """The metadata store: videos, the job ledger, scenes with their text, vectors, tags, faces and people.
 
-One implementation per backend (sqlite.py for the embedded shape). Everything is scoped by
-`owner_id`: a caller can never reach another owner's rows through this interface.
+The interface comes in roles matching their users: VideoStore and PeopleStore (the service, for
+owners), SceneIndex (search), JobLedger (the runner and workers). Every role but JobLedger is scoped
+by `owner_id`: a caller can never reach another owner's rows through it. One SQL implementation
+(sql.py) serves both backends (sqlite.py, postgres.py), which add only what differs.
 """
 
 from __future__ import annotations
@@ -133,15 +135,17 @@ class ScoredScene:
     window: int | None = None  # dense_text: the window (part) of the scene that scored, if not the whole
 
 
-class Store(ABC):
-    # ------------------------------------------------------------ videos
+class VideoStore(ABC):
+    """Videos as their owner sees them: every call names the owner, and another owner's video is a
+    NotFoundError."""
+
     @abstractmethod
     def add_video(
         self, owner_id: str, filename: str, original_key: str, size_bytes: int, sha256: str | None
     ) -> Video: ...
 
     @abstractmethod
-    def get_video(self, video_id: str, owner_id: str | None = None) -> Video:
+    def get_video(self, owner_id: str, video_id: str) -> Video:
         """Raises NotFoundError when absent (or owned by someone else)."""
 
     @abstractmethod
@@ -151,20 +155,38 @@ class Store(ABC):
     def list_videos(self, owner_id: str, state: VideoState | None = None) -> list[Video]: ...
 
     @abstractmethod
+    def video_stages(self, owner_id: str, video_id: str) -> list[StageRecord]:
+        """The video's job ledger, for its owner."""
+
+    @abstractmethod
+    def requeue_video(self, owner_id: str, video_id: str) -> Video:
+        """Forget the video's ledger and mark it queued, so that its next run starts from the first
+        stage (reprocess)."""
+
+    @abstractmethod
+    def delete_video(self, owner_id: str, video_id: str) -> None:
+        """Remove the video and everything derived from it (scenes, vectors, tags, faces, ledger)."""
+
+
+class JobLedger(ABC):
+    """The runner's and the workers' side: videos read by id, their state, claims and job ledger, and
+    the commit. Only code that holds (or is taking) the video's claim calls these; nothing here is
+    reachable from a request."""
+
+    @abstractmethod
+    def job_video(self, video_id: str) -> Video:
+        """The video a job names, whoever owns it; NotFoundError once it was deleted."""
+
+    @abstractmethod
     def set_video_state(self, video_id: str, state: VideoState, error: str | None = None) -> None: ...
 
     @abstractmethod
     def set_video_info(self, video_id: str, info: MediaInfo) -> None: ...
 
-    @abstractmethod
-    def delete_video(self, video_id: str) -> None:
-        """Remove the video and everything derived from it (scenes, vectors, tags, faces, ledger)."""
-
-    # ------------------------------------------------------------ claims (server mode)
     # A worker holds a video exclusively while it runs its pipeline: the claim is a lease (owner and
     # expiry on the video row) that the worker renews; a killed worker stops renewing, the lease runs
     # out and another worker may claim the video and resume it from the ledger. Expiry is judged by
-    # the store's clock (the database server's for PostgreSQL), so workers' clocks need not agree.
+    # the database's clock, so workers' clocks need not agree.
     @abstractmethod
     def claim_video(self, video_id: str, worker_id: str, lease_s: float) -> bool:
         """Take the video if nobody holds a live claim on it (or `worker_id` already does)."""
@@ -177,7 +199,6 @@ class Store(ABC):
     def release_claim(self, video_id: str, worker_id: str) -> None:
         """Give the claim up (a no-op unless `worker_id` holds it)."""
 
-    # ------------------------------------------------------------ the job ledger
     @abstractmethod
     def stage_records(self, video_id: str) -> list[StageRecord]: ...
 
@@ -191,10 +212,9 @@ class Store(ABC):
     def stage_failed(self, video_id: str, stage: str, duration_s: float, error: str) -> None: ...
 
     @abstractmethod
-    def reset_stages(self, video_id: str) -> None:
-        """Forget the ledger so that the next run starts from the first stage (reprocess)."""
+    def job_scenes(self, video_id: str) -> list[Scene]:
+        """The scenes the video's last commit made visible (the run cleaning up after itself)."""
 
-    # ------------------------------------------------------------ commit
     @abstractmethod
     def commit_video(self, bundle: CommitBundle, person_matches: dict[int, FaceMatch]) -> None:
         """Atomically replace the video's scenes, vectors, tags and faces, and mark it indexed.
@@ -202,17 +222,25 @@ class Store(ABC):
         `person_matches` maps an index into `bundle.faces` to the person it resembles (sure or possible).
         """
 
-    # ------------------------------------------------------------ scenes
-    @abstractmethod
-    def scenes_by_pk(self, scene_pks: Sequence[int]) -> dict[int, Scene]: ...
+
+class SceneIndex(ABC):
+    """What search reads: scenes and the retrieval channels, all scoped by owner."""
 
     @abstractmethod
-    def list_scenes(self, video_id: str) -> list[Scene]: ...
+    def scenes_by_pk(self, owner_id: str, scene_pks: Sequence[int]) -> dict[int, Scene]:
+        """The owner's scenes among `scene_pks` (others are left out)."""
+
+    @abstractmethod
+    def list_scenes(self, owner_id: str, video_id: str) -> list[Scene]:
+        """The video's scenes in order; empty for another owner's video."""
+
+    @abstractmethod
+    def get_scene(self, owner_id: str, scene_id: str) -> Scene:
+        """One scene by its id; NotFoundError when absent or someone else's."""
 
     @abstractmethod
     def scene_count(self, owner_id: str) -> int: ...
 
-    # ------------------------------------------------------------ retrieval channels
     @abstractmethod
     def full_text(
         self, flt: SceneFilter, terms: Sequence[str], phrases: Sequence[str], limit: int
@@ -220,7 +248,7 @@ class Store(ABC):
         """BM25 over transcript, on-screen text and tags; best first."""
 
     @abstractmethod
-    def scene_texts(self, scene_pks: Sequence[int]) -> dict[int, str]:
+    def scene_texts(self, owner_id: str, scene_pks: Sequence[int]) -> dict[int, str]:
         """The words full text searches in each scene (transcript, on-screen text, tag labels), without
         building whole scenes: fusion reads them for every full-text hit."""
 
@@ -242,7 +270,7 @@ class Store(ABC):
 
     @abstractmethod
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
-        """All known tag labels and their vectors for `model`."""
+        """All known tag labels and their vectors for `model` (tag names, shared by every owner)."""
 
     @abstractmethod
     def scenes_with_labels(
@@ -254,7 +282,10 @@ class Store(ABC):
     def scenes_with_people(self, flt: SceneFilter, limit: int) -> list[ScoredScene]:
         """Scenes where every person in the filter appears, best face match first."""
 
-    # ------------------------------------------------------------ people and faces
+
+class PeopleStore(ABC):
+    """Enrolled people, their photos, and the faces linked to them; every call names the owner."""
+
     @abstractmethod
     def add_person(self, owner_id: str, name: str) -> Person: ...
 
@@ -272,7 +303,9 @@ class Store(ABC):
         """Remove the person, their photos and every link to faces."""
 
     @abstractmethod
-    def add_person_photo(self, person_id: str, blob_key: str, model: str, embedding: np.ndarray) -> None: ...
+    def add_person_photo(
+        self, owner_id: str, person_id: str, blob_key: str, model: str, embedding: np.ndarray
+    ) -> None: ...
 
     @abstractmethod
     def person_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
@@ -283,9 +316,12 @@ class Store(ABC):
         """(face pk per row, (n, dim)) of every face seen in the owner's indexed videos."""
 
     @abstractmethod
-    def replace_person_matches(self, person_id: str, matches: Sequence[tuple[int, float, bool]]) -> None:
+    def replace_person_matches(
+        self, owner_id: str, person_id: str, matches: Sequence[tuple[int, float, bool]]
+    ) -> None:
         """Set the faces (face pk, distance, possible) that the matcher finds for the person, replacing
-        its earlier findings. Matches the owner confirmed or rejected stay as they are."""
+        its earlier findings. Matches the owner confirmed or rejected stay as they are; faces of other
+        owners are left out."""
 
     @abstractmethod
     def judged_faces(self, owner_id: str) -> set[int]:
@@ -301,6 +337,11 @@ class Store(ABC):
     def set_match_verdict(self, owner_id: str, person_id: str, face_pk: int, verdict: str | None) -> None:
         """Confirm or reject one face's match to the person; None makes it the matcher's call again.
         NotFoundError when the owner has no such match."""
+
+
+class Store(VideoStore, JobLedger, SceneIndex, PeopleStore):
+    """One object implements every role; each caller types what it uses (the API the owner-scoped
+    roles through the service, the runner and workers the JobLedger)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -1,4 +1,5 @@
--- Heimdex embedded schema (SQLite >= 3.35 with FTS5). Applied idempotently at open.
+-- Heimdex embedded schema, newest version (SQLite >= 3.35 with FTS5); older files are upgraded by
+-- the steps in sqlite.py (SCHEMA_STEPS). Applied idempotently at open.
 PRAGMA foreign_keys = ON;
 
 CREATE TABLE IF NOT EXISTS meta (
@@ -15,7 +16,7 @@ CREATE TABLE IF NOT EXISTS videos (
     sha256       TEXT,
     state        TEXT NOT NULL,
     error        TEXT,
-    info_json    TEXT,
+    info         TEXT,
     language     TEXT,
     scene_count  INTEGER NOT NULL DEFAULT 0,
     created_at   REAL NOT NULL,
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS scenes (
     start_s       REAL NOT NULL,
     end_s         REAL NOT NULL,
     transcript    TEXT NOT NULL DEFAULT '',
-    words_json    TEXT NOT NULL DEFAULT '[]',
+    words         TEXT NOT NULL DEFAULT '[]',
     ocr_text      TEXT NOT NULL DEFAULT '',
     tags_text     TEXT NOT NULL DEFAULT '',
     thumbnail_key TEXT,
@@ -122,7 +123,7 @@ CREATE TABLE IF NOT EXISTS faces (
     video_id  TEXT NOT NULL,
     owner_id  TEXT NOT NULL,
     t_s       REAL NOT NULL,
-    box_json  TEXT NOT NULL,
+    box       TEXT NOT NULL,
     score     REAL NOT NULL,
     model     TEXT NOT NULL,
     embedding BLOB NOT NULL

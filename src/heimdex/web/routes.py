@@ -144,7 +144,7 @@ def watch(
         video = ctx.heimdex.video(video_id, user.id)
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="video")
-    scenes = ctx.heimdex.store.list_scenes(video.id)
+    scenes = ctx.heimdex.store.list_scenes(video.owner_id, video.id)
     sections = [
         {"scene": scene_json(s, with_words=False), "lines": transcript_lines(s.words)} for s in scenes
     ]
@@ -156,7 +156,7 @@ def watch(
         video=video_json(ctx, video),
         start=t,
         sections=sections,
-        stages=stages_json(ctx, video.id),
+        stages=stages_json(ctx, video),
     )
 
 

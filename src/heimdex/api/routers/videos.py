@@ -197,7 +197,7 @@ def list_videos(
 @router.get("/{video_id}", summary="One video with its stages, progress and errors", responses=errors(404))
 def get_video(video_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     video = ctx.heimdex.video(video_id, user.id)
-    return {**video_json(ctx, video), "stages": stages_json(ctx, video.id)}
+    return {**video_json(ctx, video), "stages": stages_json(ctx, video)}
 
 
 @router.get("/{video_id}/scenes", summary="The video's scenes", responses=errors(404))
@@ -208,7 +208,7 @@ def video_scenes(
     words: Annotated[bool, Query(description="Include word timings")] = False,
 ) -> list[dict]:
     video = ctx.heimdex.video(video_id, user.id)
-    return [scene_json(s, with_words=words) for s in ctx.heimdex.store.list_scenes(video.id)]
+    return [scene_json(s, with_words=words) for s in ctx.heimdex.store.list_scenes(video.owner_id, video.id)]
 
 
 @router.delete(
@@ -358,7 +358,7 @@ def stream(video_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Resp
 )
 def video_thumbnail(video_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     video = ctx.heimdex.video(video_id, user.id)
-    scenes = [s for s in ctx.heimdex.store.list_scenes(video.id) if s.thumbnail_key]
+    scenes = [s for s in ctx.heimdex.store.list_scenes(video.owner_id, video.id) if s.thumbnail_key]
     if not scenes:
         raise NotFoundError("the video has no thumbnail yet")
     return thumbnail_response(ctx, owned_scene(ctx, scenes[0].id, user.id).thumbnail_key)

@@ -62,7 +62,7 @@ def commit(ctx: StageContext) -> None:
     meta = ctx.artifacts.load("text_model.json", dict)
     label_vectors = ctx.artifacts.load_array("label_vectors.npy")
     old_prefixes = {
-        _run_of(s.thumbnail_key or s.sidecar_key or "") for s in ctx.store.list_scenes(ctx.video.id)
+        _run_of(s.thumbnail_key or s.sidecar_key or "") for s in ctx.store.job_scenes(ctx.video.id)
     }
     bundle = CommitBundle(
         video_id=ctx.video.id,

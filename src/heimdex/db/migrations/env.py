@@ -1,6 +1,6 @@
 """Alembic environment for Heimdex's PostgreSQL schema.
 
-The Config is built in code by heimdex.store.postgres (no alembic.ini ships with the package): the
+The Config is built in code by heimdex.db.postgres (no alembic.ini ships with the package): the
 database URL arrives in `config.attributes["url"]` (a SQLAlchemy URL, postgresql+psycopg://...).
 Migrations are raw SQL (op.execute), so there is no SQLAlchemy metadata to autogenerate from.
 """

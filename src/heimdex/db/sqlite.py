@@ -1,4 +1,4 @@
-"""Connections to one SQLite file, shared by the embedded store and the account store.
+"""SQLite: connections to one file, shared by the embedded store and the account store.
 
 sqlite3 connections are not thread-safe, and the API server and the pipeline runner use threads, so
 each thread gets its own connection (WAL lets readers and one writer work at once). Writes go through
@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from heimdex.db.base import Database, Row, Session
 from heimdex.private_files import private_dir, private_file
 
 
@@ -56,3 +60,53 @@ class SqliteConnections:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+class _SqliteSession(Session):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, query: Any, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._db.execute(query, params)
+
+    def many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(query, rows)
+
+
+class SqliteDatabase(Database):
+    """One SQLite file: a connection per thread (SqliteConnections), vectors as float32 blobs."""
+
+    unique_violation = sqlite3.IntegrityError
+
+    def __init__(self, path: str | Path) -> None:
+        self.connections = SqliteConnections(path)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with self.connections.tx() as db:
+            yield _SqliteSession(db)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        yield _SqliteSession(self.connections.db)
+
+    def close(self) -> None:
+        self.connections.close()
+
+    def now(self) -> str:
+        return "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
+    def joined(self, expression: str, separator: str, order: str = "") -> str:
+        return f"group_concat({expression}, {separator})"
+
+    def vector(self, values: Any) -> bytes:
+        return np.ascontiguousarray(values, dtype=np.float32).tobytes()
+
+    @staticmethod
+    def matrix(rows: Sequence[Row], column: str, dim: int) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.frombuffer(b"".join(r[column] for r in rows), dtype=np.float32).reshape(len(rows), dim)

@@ -1,0 +1,586 @@
+"""The SQL store: every query SQLite and PostgreSQL share, written once over a `Database`.
+
+What differs by backend stays in sqlite.py and postgres.py: full text (FTS5 vs tsvector), dense
+search (numpy over cached matrices vs HNSW), tag ranking, the bulk commit, caches and the schema.
+Queries use `?` placeholders and read columns by name; the database's dialect fills in the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from heimdex.db import new_id
+from heimdex.db.base import Database, Row, Session, loads
+from heimdex.domain import (
+    FaceObservation,
+    MediaInfo,
+    Person,
+    Scene,
+    SceneDraft,
+    StageRecord,
+    StageState,
+    Tag,
+    Video,
+    VideoState,
+    Word,
+)
+from heimdex.errors import ConflictError, NotFoundError
+from heimdex.store.base import (
+    LIVE_MATCH,
+    POSSIBLE_MATCH,
+    SURE_MATCH,
+    CommitBundle,
+    MatchView,
+    SceneFilter,
+    ScoredScene,
+    Store,
+    check_verdict,
+    match_view,
+    only_possible,
+)
+
+NAME_SEPARATOR = "\x1f"  # joins a scene's people names in one column; never in a name (see validation)
+# A confirmed face ranks with the nearest: the owner said so.
+RANKED_DISTANCE = "CASE WHEN m.verdict = 'confirmed' THEN 0.0 ELSE m.distance END"
+
+
+class SqlStore(Store):
+    """The shared half of both stores. Subclasses give the database, the retrieval channels that
+    each backend does its own way, and `commit_video`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        joined = db.joined("n.name", f"'{NAME_SEPARATOR}'", order=f"n.name{db.collate_c}")
+        names = (
+            f"(SELECT {joined} FROM"
+            " (SELECT DISTINCT p.name FROM faces f JOIN face_matches m ON m.face_pk = f.pk"
+            f" JOIN people p ON p.id = m.person_id WHERE f.scene_pk = s.pk AND {{}} ORDER BY 1) n)"
+        )
+        self._scene_sql = (
+            f"SELECT s.*, {names.format(SURE_MATCH)} AS people_names,"
+            f" {names.format(POSSIBLE_MATCH)} AS possible_names FROM scenes s"
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _changed(self, s: Session) -> None:
+        """Called inside every write that changes what search sees (scenes, people, face links)."""
+
+    # ------------------------------------------------------------ videos
+    def add_video(
+        self, owner_id: str, filename: str, original_key: str, size_bytes: int, sha256: str | None
+    ) -> Video:
+        now, video_id = time.time(), new_id()
+        with self.db.tx() as s:
+            s.execute(
+                "INSERT INTO videos (id, owner_id, filename, original_key, size_bytes, sha256, state,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    video_id,
+                    owner_id,
+                    filename,
+                    original_key.format(video_id=video_id),
+                    size_bytes,
+                    sha256,
+                    VideoState.QUEUED.value,
+                    now,
+                    now,
+                ),
+            )
+        return self.get_video(owner_id, video_id)
+
+    def get_video(self, owner_id: str, video_id: str) -> Video:
+        row = self.db.one("SELECT * FROM videos WHERE id = ? AND owner_id = ?", (video_id, owner_id))
+        if row is None:
+            raise NotFoundError(f"no video {video_id!r}")
+        return _video(row)
+
+    def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None:
+        row = self.db.one(
+            "SELECT * FROM videos WHERE owner_id = ? AND sha256 = ? ORDER BY created_at LIMIT 1",
+            (owner_id, sha256),
+        )
+        return _video(row) if row else None
+
+    def list_videos(self, owner_id: str, state: VideoState | None = None) -> list[Video]:
+        query, params = "SELECT * FROM videos WHERE owner_id = ?", [owner_id]
+        if state is not None:
+            query += " AND state = ?"
+            params.append(VideoState(state).value)
+        rows = self.db.all(f"{query} ORDER BY created_at, id{self.db.collate_c}", params)
+        return [_video(r) for r in rows]
+
+    def video_stages(self, owner_id: str, video_id: str) -> list[StageRecord]:
+        return self.stage_records(self.get_video(owner_id, video_id).id)
+
+    def requeue_video(self, owner_id: str, video_id: str) -> Video:
+        video = self.get_video(owner_id, video_id)
+        with self.db.tx() as s:
+            s.execute("DELETE FROM stage_runs WHERE video_id = ?", (video.id,))
+            s.execute(
+                "UPDATE videos SET state = ?, error = NULL, updated_at = ? WHERE id = ?",
+                (VideoState.QUEUED.value, time.time(), video.id),
+            )
+        return self.get_video(owner_id, video.id)
+
+    def delete_video(self, owner_id: str, video_id: str) -> None:
+        with self.db.tx() as s:
+            if s.one("SELECT id FROM videos WHERE id = ? AND owner_id = ?", (video_id, owner_id)) is None:
+                raise NotFoundError(f"no video {video_id!r}")
+            # Faces and scenes first, so that SQLite's full-text triggers see each scene go.
+            s.execute("DELETE FROM faces WHERE video_id = ?", (video_id,))
+            s.execute("DELETE FROM scenes WHERE video_id = ?", (video_id,))
+            s.execute("DELETE FROM videos WHERE id = ?", (video_id,))
+            self._changed(s)
+
+    # ------------------------------------------------------------ the job ledger
+    def job_video(self, video_id: str) -> Video:
+        row = self.db.one("SELECT * FROM videos WHERE id = ?", (video_id,))
+        if row is None:
+            raise NotFoundError(f"no video {video_id!r}")
+        return _video(row)
+
+    def set_video_state(self, video_id: str, state: VideoState, error: str | None = None) -> None:
+        with self.db.tx() as s:
+            s.execute(
+                "UPDATE videos SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                (VideoState(state).value, error, time.time(), video_id),
+            )
+
+    def set_video_info(self, video_id: str, info: MediaInfo) -> None:
+        with self.db.tx() as s:
+            s.execute(
+                "UPDATE videos SET info = ?, updated_at = ? WHERE id = ?",
+                (info.model_dump_json(), time.time(), video_id),
+            )
+
+    def claim_video(self, video_id: str, worker_id: str, lease_s: float) -> bool:
+        now = self.db.now()
+        with self.db.tx() as s:
+            cur = s.execute(
+                f"UPDATE videos SET claimed_by = ?, claim_expires = {now} + ? WHERE id = ?"
+                f" AND (claimed_by IS NULL OR claimed_by = ? OR claim_expires < {now})",
+                (worker_id, lease_s, video_id, worker_id),
+            )
+            return cur.rowcount == 1
+
+    def renew_claim(self, video_id: str, worker_id: str, lease_s: float) -> bool:
+        with self.db.tx() as s:
+            cur = s.execute(
+                f"UPDATE videos SET claim_expires = {self.db.now()} + ? WHERE id = ? AND claimed_by = ?",
+                (lease_s, video_id, worker_id),
+            )
+            return cur.rowcount == 1
+
+    def release_claim(self, video_id: str, worker_id: str) -> None:
+        with self.db.tx() as s:
+            s.execute(
+                "UPDATE videos SET claimed_by = NULL, claim_expires = NULL WHERE id = ? AND claimed_by = ?",
+                (video_id, worker_id),
+            )
+
+    def stage_records(self, video_id: str) -> list[StageRecord]:
+        rows = self.db.all(
+            f"SELECT * FROM stage_runs WHERE video_id = ? ORDER BY stage{self.db.collate_c}", (video_id,)
+        )
+        return [
+            StageRecord(
+                stage=r["stage"],
+                state=StageState(r["state"]),
+                attempts=r["attempts"],
+                duration_s=r["duration_s"],
+                error=r["error"],
+                started_at=r["started_at"],
+                finished_at=r["finished_at"],
+            )
+            for r in rows
+        ]
+
+    def stage_started(self, video_id: str, stage: str) -> None:
+        with self.db.tx() as s:
+            s.execute(
+                "INSERT INTO stage_runs (video_id, stage, state, attempts, started_at) VALUES (?, ?, ?, 1, ?)"
+                " ON CONFLICT (video_id, stage) DO UPDATE SET state = excluded.state,"
+                " attempts = stage_runs.attempts + 1, started_at = excluded.started_at, error = NULL",
+                (video_id, stage, StageState.RUNNING.value, time.time()),
+            )
+
+    def stage_done(self, video_id: str, stage: str, duration_s: float) -> None:
+        self._finish_stage(video_id, stage, StageState.DONE, duration_s, None)
+
+    def stage_failed(self, video_id: str, stage: str, duration_s: float, error: str) -> None:
+        self._finish_stage(video_id, stage, StageState.FAILED, duration_s, error)
+
+    def _finish_stage(
+        self, video_id: str, stage: str, state: StageState, duration_s: float, error: str | None
+    ) -> None:
+        with self.db.tx() as s:
+            s.execute(
+                "UPDATE stage_runs SET state = ?, duration_s = ?, error = ?, finished_at = ?"
+                " WHERE video_id = ? AND stage = ?",
+                (state.value, duration_s, error, time.time(), video_id, stage),
+            )
+
+    def job_scenes(self, video_id: str) -> list[Scene]:
+        return self._scenes_where("s.video_id = ?", [video_id])
+
+    # ------------------------------------------------------------ commit
+    @abstractmethod
+    def commit_video(self, bundle: CommitBundle, person_matches: dict) -> None: ...
+
+    def _committed_video(self, s: Session, bundle: CommitBundle) -> Row:
+        """The video row a commit writes to, checked and locked where the database can lock a row."""
+        if len(bundle.text_vectors.vectors) != len(bundle.scenes):
+            raise ValueError("one text vector per scene is required")
+        row = s.one(f"SELECT id, owner_id FROM videos WHERE id = ?{self._for_update}", (bundle.video_id,))
+        if row is None:
+            raise NotFoundError(f"no video {bundle.video_id!r}")
+        return row
+
+    _for_update = ""  # PostgreSQL locks the row; SQLite's write transaction already excludes others
+
+    @staticmethod
+    def _scene_row(video: Row, draft: SceneDraft) -> tuple:
+        """The scenes row of a draft (the columns of SCENE_COLUMNS)."""
+        return (
+            f"{video['id']}-{draft.index:04d}",
+            video["id"],
+            video["owner_id"],
+            draft.index,
+            draft.start_s,
+            draft.end_s,
+            draft.transcript,
+            json.dumps([w.model_dump() for w in draft.words]),
+            draft.ocr_text,
+            " ".join(t.label for t in draft.tags),
+            draft.thumbnail_key,
+            draft.sidecar_key,
+        )
+
+    def _face_row(self, video: Row, scene_pk: int, face: FaceObservation) -> tuple:
+        """The faces row of an observation (the columns of FACE_COLUMNS)."""
+        return (
+            scene_pk,
+            video["id"],
+            video["owner_id"],
+            face.t_s,
+            face.box.model_dump_json(),
+            face.score,
+            face.model,
+            self.db.vector(face.embedding),
+        )
+
+    def _finish_commit(self, s: Session, video: Row, bundle: CommitBundle) -> None:
+        s.execute(
+            "UPDATE videos SET state = ?, error = NULL, language = ?, scene_count = ?, updated_at = ?"
+            " WHERE id = ?",
+            (VideoState.INDEXED.value, bundle.language, len(bundle.scenes), time.time(), video["id"]),
+        )
+        self._changed(s)
+
+    # ------------------------------------------------------------ scenes
+    def scenes_by_pk(self, owner_id: str, scene_pks: Sequence[int]) -> dict[int, Scene]:
+        if not scene_pks:
+            return {}
+        among, params = self.db.in_list("s.pk", [int(pk) for pk in scene_pks])
+        rows = self._scene_rows(f"s.owner_id = ? AND {among}", [owner_id, *params])
+        tags = self._tags_for([r["pk"] for r in rows])
+        return {int(r["pk"]): _scene(r, tags.get(r["pk"], [])) for r in rows}
+
+    def list_scenes(self, owner_id: str, video_id: str) -> list[Scene]:
+        return self._scenes_where("s.video_id = ? AND s.owner_id = ?", [video_id, owner_id])
+
+    def get_scene(self, owner_id: str, scene_id: str) -> Scene:
+        found = self._scenes_where("s.id = ? AND s.owner_id = ?", [scene_id, owner_id])
+        if not found:
+            raise NotFoundError(f"no scene {scene_id!r}")
+        return found[0]
+
+    def _scene_rows(self, where: str, params: Sequence[Any]) -> list[Row]:
+        return self.db.all(f"{self._scene_sql} WHERE {where} ORDER BY s.idx", params)
+
+    def _scenes_where(self, where: str, params: Sequence[Any]) -> list[Scene]:
+        rows = self._scene_rows(where, params)
+        tags = self._tags_for([r["pk"] for r in rows])
+        return [_scene(r, tags.get(r["pk"], [])) for r in rows]
+
+    def scene_count(self, owner_id: str) -> int:
+        return int(self.db.one("SELECT count(*) AS n FROM scenes WHERE owner_id = ?", (owner_id,))["n"])
+
+    def _tags_for(self, scene_pks: Sequence[int]) -> dict[int, list[Tag]]:
+        out: dict[int, list[Tag]] = {}
+        if not scene_pks:
+            return out
+        among, params = self.db.in_list("scene_pk", list(scene_pks))
+        rows = self.db.all(
+            f"SELECT * FROM scene_tags WHERE {among} ORDER BY score DESC, label{self.db.collate_c}", params
+        )
+        for row in rows:
+            out.setdefault(row["scene_pk"], []).append(
+                Tag(label=row["label"], score=row["score"], source=row["source"])
+            )
+        return out
+
+    def scene_texts(self, owner_id: str, scene_pks: Sequence[int]) -> dict[int, str]:
+        if not scene_pks:
+            return {}
+        among, params = self.db.in_list("s.pk", [int(pk) for pk in scene_pks])
+        labels = self.db.joined("t.label", "', '")
+        rows = self.db.all(
+            "SELECT s.pk, s.transcript, s.ocr_text,"
+            f" (SELECT {labels} FROM scene_tags t WHERE t.scene_pk = s.pk) AS labels"
+            f" FROM scenes s WHERE s.owner_id = ? AND {among}",
+            [owner_id, *params],
+        )
+        return {
+            int(r["pk"]): "\n".join(filter(None, (r["transcript"], r["ocr_text"], r["labels"]))) for r in rows
+        }
+
+    # ------------------------------------------------------------ retrieval channels
+    def _filter_sql(self, flt: SceneFilter) -> tuple[str, list[Any]]:
+        """WHERE conditions on scenes `s` (and videos `v`) for a filter."""
+        conds, params = ["s.owner_id = ?"], [flt.owner_id]
+        if flt.video_ids:
+            among, more = self.db.in_list("s.video_id", list(flt.video_ids))
+            conds.append(among)
+            params.extend(more)
+        if flt.created_from is not None:
+            conds.append("v.created_at >= ?")
+            params.append(flt.created_from)
+        if flt.created_to is not None:
+            conds.append("v.created_at <= ?")
+            params.append(flt.created_to)
+        for person_id in flt.person_ids:
+            conds.append(
+                "EXISTS (SELECT 1 FROM faces f JOIN face_matches m ON m.face_pk = f.pk"
+                f" WHERE f.scene_pk = s.pk AND m.person_id = ? AND {LIVE_MATCH})"
+            )
+            params.append(person_id)
+        return " AND ".join(conds), params
+
+    @staticmethod
+    def _restricts(flt: SceneFilter) -> bool:
+        return bool(
+            flt.video_ids or flt.person_ids or flt.created_from is not None or flt.created_to is not None
+        )
+
+    def scenes_with_people(self, flt: SceneFilter, limit: int) -> list[ScoredScene]:
+        if not flt.person_ids:
+            return []
+        where, params = self._filter_sql(flt)
+        among, people = self.db.in_list("m.person_id", list(flt.person_ids))
+        rows = self.db.all(
+            f"SELECT s.pk, min({RANKED_DISTANCE}) AS distance FROM scenes s"
+            " JOIN videos v ON v.id = s.video_id JOIN faces f ON f.scene_pk = s.pk"
+            " JOIN face_matches m ON m.face_pk = f.pk"
+            f" WHERE {among} AND {LIVE_MATCH} AND {where}"
+            f" GROUP BY s.pk ORDER BY distance, s.video_id{self.db.collate_c}, s.idx LIMIT ?",
+            [*people, *params, limit],
+        )
+        return [ScoredScene(int(r["pk"]), 1.0 - float(r["distance"])) for r in rows]
+
+    # ------------------------------------------------------------ people and faces
+    _PERSON_SQL = (
+        "SELECT p.*, (SELECT count(*) FROM person_photos ph WHERE ph.person_id = p.id) AS photo_count,"
+        " (SELECT count(DISTINCT f.scene_pk) FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
+        f"  WHERE m.person_id = p.id AND {SURE_MATCH}) AS scene_count,"
+        " (SELECT count(DISTINCT f.scene_pk) FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
+        f"  WHERE m.person_id = p.id AND {POSSIBLE_MATCH}) AS possible_count FROM people p"
+    )
+
+    def add_person(self, owner_id: str, name: str) -> Person:
+        name = name.strip()
+        if not name:
+            raise ValueError("a person needs a name")
+        try:
+            with self.db.tx() as s:
+                s.execute(
+                    "INSERT INTO people (id, owner_id, name, created_at) VALUES (?, ?, ?, ?)",
+                    (new_id(), owner_id, name, time.time()),
+                )
+        except self.db.unique_violation as exc:
+            raise ConflictError(f"a person named {name!r} already exists") from exc
+        return self.get_person(owner_id, name)
+
+    def get_person(self, owner_id: str, name_or_id: str) -> Person:
+        row = self.db.one(
+            f"{self._PERSON_SQL} WHERE p.owner_id = ? AND (p.id = ? OR lower(p.name) = lower(?))",
+            (owner_id, name_or_id, name_or_id.strip()),
+        )
+        if row is None:
+            raise NotFoundError(f"no person {name_or_id!r}")
+        return _person(row)
+
+    def list_people(self, owner_id: str) -> list[Person]:
+        rows = self.db.all(
+            f"{self._PERSON_SQL} WHERE p.owner_id = ? ORDER BY lower(p.name){self.db.collate_c}", (owner_id,)
+        )
+        return [_person(r) for r in rows]
+
+    def rename_person(self, owner_id: str, person_id: str, name: str) -> Person:
+        person = self.get_person(owner_id, person_id)
+        try:
+            with self.db.tx() as s:
+                s.execute("UPDATE people SET name = ? WHERE id = ?", (name.strip(), person.id))
+        except self.db.unique_violation as exc:
+            raise ConflictError(f"a person named {name!r} already exists") from exc
+        return self.get_person(owner_id, person.id)
+
+    def delete_person(self, owner_id: str, person_id: str) -> None:
+        person = self.get_person(owner_id, person_id)
+        with self.db.tx() as s:  # photos and face matches cascade
+            s.execute("DELETE FROM people WHERE id = ?", (person.id,))
+            self._changed(s)
+
+    def add_person_photo(
+        self, owner_id: str, person_id: str, blob_key: str, model: str, embedding: np.ndarray
+    ) -> None:
+        person = self.get_person(owner_id, person_id)
+        with self.db.tx() as s:
+            s.execute(
+                "INSERT INTO person_photos (person_id, blob_key, model, embedding, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (person.id, blob_key, model, self.db.vector(embedding), time.time()),
+            )
+
+    def person_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        rows = self._vector_rows(
+            "SELECT ph.person_id, ph.embedding FROM person_photos ph JOIN people p ON p.id = ph.person_id"
+            " WHERE p.owner_id = ? AND ph.model = ? ORDER BY ph.id",
+            (owner_id, model),
+        )
+        return [r["person_id"] for r in rows], self.db.matrix(rows, "embedding", self._dim(rows))
+
+    def face_embeddings(self, owner_id: str, model: str) -> tuple[list[int], np.ndarray]:
+        rows = self._vector_rows(
+            "SELECT pk, embedding FROM faces WHERE owner_id = ? AND model = ? ORDER BY pk", (owner_id, model)
+        )
+        return [int(r["pk"]) for r in rows], self.db.matrix(rows, "embedding", self._dim(rows))
+
+    def _vector_rows(self, query: str, params: Sequence[Any]) -> list[Row]:
+        """Rows holding vectors (PostgreSQL reads them in binary)."""
+        return self.db.all(query, params)
+
+    @staticmethod
+    @abstractmethod
+    def _dim(rows: Sequence[Row]) -> int:
+        """The dimension of the `embedding` column of rows (0 when there are none)."""
+
+    def replace_person_matches(
+        self, owner_id: str, person_id: str, matches: Sequence[tuple[int, float, bool]]
+    ) -> None:
+        person = self.get_person(owner_id, person_id)
+        with self.db.tx() as s:
+            s.execute("DELETE FROM face_matches WHERE person_id = ? AND verdict IS NULL", (person.id,))
+            # Only the owner's faces; a judged match of the same face stays as the owner left it.
+            s.many(
+                "INSERT INTO face_matches (face_pk, person_id, distance, possible)"
+                " SELECT pk, ?, ?, ? FROM faces WHERE pk = ? AND owner_id = ?"
+                " ON CONFLICT (face_pk, person_id) DO NOTHING",
+                [(person.id, float(d), bool(p), int(pk), owner_id) for pk, d, p in matches],
+            )
+            self._changed(s)
+
+    def judged_faces(self, owner_id: str) -> set[int]:
+        rows = self.db.all(
+            "SELECT m.face_pk FROM face_matches m JOIN people p ON p.id = m.person_id"
+            " WHERE p.owner_id = ? AND m.verdict IS NOT NULL",
+            (owner_id,),
+        )
+        return {int(r["face_pk"]) for r in rows}
+
+    def person_matches(
+        self, owner_id: str, person_id: str, *, possible_only: bool = False
+    ) -> list[MatchView]:
+        rows = self.db.all(
+            "SELECT m.face_pk, m.distance, m.possible, m.verdict, f.t_s, s.id AS scene_id, s.idx,"
+            " s.thumbnail_key, v.id AS video_id, v.filename FROM face_matches m"
+            " JOIN people p ON p.id = m.person_id JOIN faces f ON f.pk = m.face_pk"
+            " JOIN scenes s ON s.pk = f.scene_pk JOIN videos v ON v.id = s.video_id"
+            f" WHERE p.owner_id = ? AND m.person_id = ?{' AND ' + POSSIBLE_MATCH if possible_only else ''}"
+            f" ORDER BY m.distance, v.id{self.db.collate_c}, s.idx, m.face_pk",
+            (owner_id, person_id),
+        )
+        return [match_view(r) for r in rows]
+
+    def set_match_verdict(self, owner_id: str, person_id: str, face_pk: int, verdict: str | None) -> None:
+        check_verdict(verdict)
+        with self.db.tx() as s:
+            cur = s.execute(
+                "UPDATE face_matches SET verdict = ? WHERE face_pk = ? AND person_id = ?"
+                " AND person_id IN (SELECT id FROM people WHERE owner_id = ?)",
+                (verdict, int(face_pk), person_id, owner_id),
+            )
+            if cur.rowcount != 1:
+                raise NotFoundError(f"no face {face_pk} linked to person {person_id!r}")
+            self._changed(s)
+
+
+# The columns _scene_row and _face_row fill, in order.
+SCENE_COLUMNS = (
+    "id, video_id, owner_id, idx, start_s, end_s, transcript, words, ocr_text, tags_text,"
+    " thumbnail_key, sidecar_key"
+)
+FACE_COLUMNS = "scene_pk, video_id, owner_id, t_s, box, score, model, embedding"
+
+
+def _video(row: Row) -> Video:
+    info = loads(row["info"])
+    return Video(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        filename=row["filename"],
+        original_key=row["original_key"],
+        size_bytes=row["size_bytes"],
+        sha256=row["sha256"],
+        state=VideoState(row["state"]),
+        error=row["error"],
+        info=MediaInfo.model_validate(info) if info else None,
+        language=row["language"],
+        scene_count=row["scene_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        claimed_by=row["claimed_by"] if (row["claim_expires"] or 0) > time.time() else None,
+    )
+
+
+def _names(joined: str | None) -> list[str]:
+    return joined.split(NAME_SEPARATOR) if joined else []
+
+
+def _scene(row: Row, tags: list[Tag]) -> Scene:
+    sure, possible = _names(row["people_names"]), _names(row["possible_names"])
+    return Scene(
+        id=row["id"],
+        video_id=row["video_id"],
+        index=row["idx"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        transcript=row["transcript"],
+        words=[Word(**w) for w in loads(row["words"])],
+        ocr_text=row["ocr_text"],
+        tags=tags,
+        people=sure,
+        possible_people=only_possible(possible, sure),
+        thumbnail_key=row["thumbnail_key"],
+        sidecar_key=row["sidecar_key"],
+    )
+
+
+def _person(row: Row) -> Person:
+    return Person(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        name=row["name"],
+        photo_count=row["photo_count"],
+        scene_count=row["scene_count"],
+        possible_count=row["possible_count"],
+        created_at=row["created_at"],
+    )
