@@ -72,6 +72,12 @@ class _SqliteSession(Session):
     def many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
         self._db.executemany(query, rows)
 
+    def one(self, query: Any, params: Sequence[Any] = ()) -> Row | None:
+        # Stepped to the end: an UPDATE .. RETURNING left half-read would keep the statement open,
+        # and SQLite refuses to COMMIT while a write statement is in progress.
+        rows = self._db.execute(query, params).fetchall()
+        return rows[0] if rows else None
+
 
 class SqliteDatabase(Database):
     """One SQLite file: a connection per thread (SqliteConnections), vectors as float32 blobs."""
