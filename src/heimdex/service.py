@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from heimdex.blobs import BlobStore, open_blob_store
-from heimdex.domain import Person, StageRecord, Video, VideoState
+from heimdex.domain import Person, Scene, StageRecord, Video, VideoState
 from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, NotFoundError
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
@@ -172,11 +172,30 @@ class Heimdex:
         self.store.delete_video(video.id)
         self.blobs.delete_prefix(video_prefix(video.id))
 
-    def videos(self, owner_id: str = LOCAL_OWNER) -> list[Video]:
-        return self.store.list_videos(owner_id)
+    def videos(self, owner_id: str = LOCAL_OWNER, state: VideoState | None = None) -> list[Video]:
+        return self.store.list_videos(owner_id, state)
 
     def video(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
         return self.store.get_video(video_id, owner_id)
+
+    def scenes(self, owner_id: str, video_id: str) -> list[Scene]:
+        """The video's scenes in order; NotFoundError unless the video is the owner's."""
+        video = self.store.get_video(video_id, owner_id)
+        return self.store.list_scenes(video.id)
+
+    def scene(self, owner_id: str, scene_id: str) -> Scene:
+        """One scene (`<video id>-<index>`) of the owner's; NotFoundError otherwise, never a hint that
+        it exists. The store has no lookup of one scene by id yet: this reads the video's scenes."""
+        video_id, _, index = scene_id.rpartition("-")
+        if not video_id or not index.isdigit():
+            raise NotFoundError(f"no scene {scene_id!r}")
+        for scene in self.scenes(owner_id, video_id):
+            if scene.id == scene_id:
+                return scene
+        raise NotFoundError(f"no scene {scene_id!r}")
+
+    def scene_count(self, owner_id: str) -> int:
+        return self.store.scene_count(owner_id)
 
     def stages(self, video_id: str) -> list[StageRecord]:
         return self.store.stage_records(video_id)
@@ -211,6 +230,13 @@ class Heimdex:
     # ------------------------------------------------------------ people
     def people(self, owner_id: str = LOCAL_OWNER) -> list[Person]:
         return self.store.list_people(owner_id)
+
+    def person(self, owner_id: str, name_or_id: str) -> Person:
+        return self.store.get_person(owner_id, name_or_id)
+
+    def add_person(self, owner_id: str, name: str) -> Person:
+        """A new person without photos (ConflictError if the owner has one of that name)."""
+        return self.store.add_person(owner_id, name)
 
     def enrol(self, name: str, photos: Iterable[Path | bytes], owner_id: str = LOCAL_OWNER) -> Person:
         """Add photos of a person (or a pet), creating them if new, then find them in every video

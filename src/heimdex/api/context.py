@@ -43,5 +43,5 @@ class AppContext:
         found = []
         for user in self.accounts.store.list_users():
             for state in (VideoState.PROCESSING, VideoState.QUEUED):
-                found += self.heimdex.store.list_videos(user.id, state)
+                found += self.heimdex.videos(user.id, state)
         return [v.id for v in sorted(found, key=lambda v: v.created_at)]

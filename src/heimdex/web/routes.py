@@ -132,7 +132,7 @@ def search_page(
         error=error,
         min_confidence=min_confidence.value,
         people=[p.name for p in ctx.heimdex.people(user.id)],
-        scene_count=ctx.heimdex.store.scene_count(user.id),
+        scene_count=ctx.heimdex.scene_count(user.id),
     )
 
 
@@ -144,7 +144,7 @@ def watch(
         video = ctx.heimdex.video(video_id, user.id)
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="video")
-    scenes = ctx.heimdex.store.list_scenes(video.id)
+    scenes = ctx.heimdex.scenes(user.id, video.id)
     sections = [
         {"scene": scene_json(s, with_words=False), "lines": transcript_lines(s.words)} for s in scenes
     ]
@@ -169,7 +169,7 @@ def people_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
 @router.get("/app/people/{person_id}", response_class=HTMLResponse)
 def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> Response:
     try:
-        person = ctx.heimdex.store.get_person(user.id, person_id)
+        person = ctx.heimdex.person(user.id, person_id)
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="person")
     hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, per_video=None)
