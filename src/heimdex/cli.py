@@ -666,7 +666,7 @@ def users_create(
 @users_app.command("list")
 def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Accounts on this server."""
-    users = _accounts().store.list_users()
+    users = _accounts().users()
     if as_json:
         out.print_json(
             data=[u.model_dump(mode="json", exclude={"password_hash", "token_generation"}) for u in users]
@@ -681,7 +681,7 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 def _find_user(accounts, email: str):
-    user = accounts.store.find_user_by_email(email.strip().lower())
+    user = accounts.user_by_email(email)
     if user is None:
         raise HeimdexError(f"no user {email}")
     return user

@@ -198,5 +198,5 @@ def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> R
 
 @router.get("/app/account", response_class=HTMLResponse)
 def account_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
-    tokens = ctx.accounts.store.list_api_tokens(user.id)
+    tokens = ctx.accounts.api_tokens(user)
     return render(request, "account.html", user=user, page="account", tokens=tokens)
