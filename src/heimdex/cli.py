@@ -362,12 +362,12 @@ def search(
 ) -> None:
     """Search indexed scenes."""
     heimdex = _app()
-    cap = None if all_scenes else (per_video or -1)
     result = heimdex.search(
         query,
         limit=limit,
         offset=offset,
-        per_video=cap,
+        per_video=None if all_scenes else per_video,  # --all wins over --per-video
+        all_scenes=all_scenes,
         video_ids=tuple(video or ()),
         min_confidence=min_confidence.value,
     )

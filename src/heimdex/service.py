@@ -216,10 +216,15 @@ class Heimdex:
         owner_id: str = LOCAL_OWNER,
         limit: int = 10,
         offset: int = 0,
-        per_video: int | None = -1,
+        per_video: int | None = None,
+        all_scenes: bool = False,
         **filters,
     ) -> SearchResult:
-        if per_video == -1:
+        """At most `per_video` hits per video (None: the results_per_video setting), or with
+        `all_scenes` no cap at all; not both."""
+        if all_scenes and per_video is not None:
+            raise ValueError("per_video and all_scenes exclude each other")
+        if per_video is None and not all_scenes:
             per_video = self.settings.results_per_video
         return self.search_engine.search(
             SearchRequest(

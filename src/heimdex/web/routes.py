@@ -172,7 +172,7 @@ def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> R
         person = ctx.heimdex.person(user.id, person_id)
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="person")
-    hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, per_video=None)
+    hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, all_scenes=True)
     # To review: one card per scene (its nearest face first), judging every possible face in it.
     # Sure: the faces of each scene that count as the person, for its "Not <name>" button. The
     # person filter of a search also finds possible matches: those scenes are in the review only.

@@ -171,7 +171,7 @@ def person_scenes(
 ) -> dict:
     person = ctx.heimdex.person(user.id, person_id)
     hits, took_ms = run_search(
-        ctx, user.id, "", people=(person.id,), limit=limit, offset=offset, per_video=None
+        ctx, user.id, "", people=(person.id,), limit=limit, offset=offset, all_scenes=True
     )
     return {"person": person_json(person), "took_ms": round(took_ms, 1), "hits": [hit_json(h) for h in hits]}
 
