@@ -362,12 +362,12 @@ def search(
 ) -> None:
     """Search indexed scenes."""
     heimdex = _app()
-    cap = None if all_scenes else (per_video or -1)
     result = heimdex.search(
         query,
         limit=limit,
         offset=offset,
-        per_video=cap,
+        per_video=None if all_scenes else per_video,  # --all wins over --per-video
+        all_scenes=all_scenes,
         video_ids=tuple(video or ()),
         min_confidence=min_confidence.value,
     )
@@ -666,7 +666,7 @@ def users_create(
 @users_app.command("list")
 def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Accounts on this server."""
-    users = _accounts().store.list_users()
+    users = _accounts().users()
     if as_json:
         out.print_json(
             data=[u.model_dump(mode="json", exclude={"password_hash", "token_generation"}) for u in users]
@@ -681,7 +681,7 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 def _find_user(accounts, email: str):
-    user = accounts.store.find_user_by_email(email.strip().lower())
+    user = accounts.user_by_email(email)
     if user is None:
         raise HeimdexError(f"no user {email}")
     return user

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from heimdex.blobs import BlobStore, open_blob_store
-from heimdex.domain import Person, StageRecord, Video, VideoState
+from heimdex.domain import Person, Scene, StageRecord, Video, VideoState
 from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, NotFoundError
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
@@ -170,11 +170,22 @@ class Heimdex:
         self.store.delete_video(owner_id, video.id)
         self.blobs.delete_prefix(video_prefix(video.id))
 
-    def videos(self, owner_id: str = LOCAL_OWNER) -> list[Video]:
-        return self.store.list_videos(owner_id)
+    def videos(self, owner_id: str = LOCAL_OWNER, state: VideoState | None = None) -> list[Video]:
+        return self.store.list_videos(owner_id, state)
 
     def video(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
         return self.store.get_video(owner_id, video_id)
+
+    def scenes(self, owner_id: str, video_id: str) -> list[Scene]:
+        """The video's scenes in order; NotFoundError unless the video is the owner's."""
+        return self.store.list_scenes(owner_id, self.store.get_video(owner_id, video_id).id)
+
+    def scene(self, owner_id: str, scene_id: str) -> Scene:
+        """One scene of the owner's; NotFoundError otherwise, never a hint that it exists."""
+        return self.store.get_scene(owner_id, scene_id)
+
+    def scene_count(self, owner_id: str) -> int:
+        return self.store.scene_count(owner_id)
 
     def stages(self, video_id: str, owner_id: str = LOCAL_OWNER) -> list[StageRecord]:
         return self.store.video_stages(owner_id, video_id)
@@ -195,10 +206,15 @@ class Heimdex:
         owner_id: str = LOCAL_OWNER,
         limit: int = 10,
         offset: int = 0,
-        per_video: int | None = -1,
+        per_video: int | None = None,
+        all_scenes: bool = False,
         **filters,
     ) -> SearchResult:
-        if per_video == -1:
+        """At most `per_video` hits per video (None: the results_per_video setting), or with
+        `all_scenes` no cap at all; not both."""
+        if all_scenes and per_video is not None:
+            raise ValueError("per_video and all_scenes exclude each other")
+        if per_video is None and not all_scenes:
             per_video = self.settings.results_per_video
         return self.search_engine.search(
             SearchRequest(
@@ -209,6 +225,13 @@ class Heimdex:
     # ------------------------------------------------------------ people
     def people(self, owner_id: str = LOCAL_OWNER) -> list[Person]:
         return self.store.list_people(owner_id)
+
+    def person(self, owner_id: str, name_or_id: str) -> Person:
+        return self.store.get_person(owner_id, name_or_id)
+
+    def add_person(self, owner_id: str, name: str) -> Person:
+        """A new person without photos (ConflictError if the owner has one of that name)."""
+        return self.store.add_person(owner_id, name)
 
     def enrol(self, name: str, photos: Iterable[Path | bytes], owner_id: str = LOCAL_OWNER) -> Person:
         """Add photos of a person (or a pet), creating them if new, then find them in every video

@@ -21,8 +21,8 @@ from heimdex.accounts.base import AccountStore
 from heimdex.accounts.postgres import PostgresAccountStore
 from heimdex.accounts.service import digest
 from heimdex.accounts.sqlite import SqliteAccountStore
-from heimdex.settings import Settings
 from heimdex.db.postgres import alembic_config as _alembic_config
+from heimdex.settings import Settings
 from tests import assets, services
 from tests.api.backends import blob_keys, job_over
 from tests.api.live import PASSWORD, LiveServer, eventually, upload, wait_for

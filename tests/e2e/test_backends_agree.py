@@ -37,8 +37,8 @@ QUERIES: list[tuple[str, dict]] = [
     ("person:Donna rooftop garden", {}),  # a person, words ranking their scenes
     ('"train station"', {}),  # a quoted phrase is required
     ("harbour", {}),  # a word of one short clip's speech and caption
-    ("today we visit the town", {"per_video": None, "limit": 20}),  # every clip, no per-video cap
-    ("today we visit the town", {"per_video": None, "limit": 3, "offset": 2}),  # a later page
+    ("today we visit the town", {"all_scenes": True, "limit": 20}),  # every clip, no per-video cap
+    ("today we visit the town", {"all_scenes": True, "limit": 3, "offset": 2}),  # a later page
     ("ferry timetable this winter", {}),
     ("기차역 근처의 저렴한 주택", {}),  # Korean: the centred query vector
     ("quantum chromodynamics lecture", {}),  # about nothing here: whatever ranks, ranks alike
@@ -157,7 +157,7 @@ def test_video_filter_agrees(apps):
     for backend in BACKENDS:
         app = apps[backend]
         (news,) = [v for v in app.videos() if v.filename == "e2e_news.mp4"]
-        results.append(app.search(f"video:{news.id} garden", per_video=None).hits)
+        results.append(app.search(f"video:{news.id} garden", all_scenes=True).hits)
     embedded, server = results
     assert embedded and {h.filename for h in embedded} == {"e2e_news.mp4"}
     assert ranking(embedded) == ranking(server)

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
+from heimdex.db.postgres import head_revision, migrate, schema_revision
 from heimdex.domain import Box, FaceObservation, SceneDraft
 from heimdex.errors import HeimdexError
 from heimdex.matching import FaceMatch
 from heimdex.store import CommitBundle, SceneFilter, VectorSet
-from heimdex.db.postgres import head_revision, migrate, schema_revision
 from heimdex.store.postgres import PostgresStore
 from tests import services
 

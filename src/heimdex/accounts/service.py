@@ -114,6 +114,16 @@ class Accounts:
         log.info("user.created", user_id=user.id, admin=is_admin)
         return user
 
+    def users(self) -> list[User]:
+        return self.store.list_users()
+
+    def user(self, user_id: str) -> User:
+        """NotFoundError when there is no such account."""
+        return self.store.get_user(user_id)
+
+    def user_by_email(self, email: str) -> User | None:
+        return self.store.find_user_by_email(email.strip().lower())
+
     def register(self, email: str, password: str, client: str) -> Registration:
         """Create an account and log it in, without telling whether the address was taken.
 
@@ -300,3 +310,10 @@ class Accounts:
         if record is None:  # revoked while this request was under way
             raise AuthError("the session was ended; log in again")
         return record, secret
+
+    def api_tokens(self, user: User) -> list[ApiToken]:
+        return self.store.list_api_tokens(user.id)
+
+    def delete_api_token(self, user: User, token_id: str) -> None:
+        """NotFoundError when the user has no such token."""
+        self.store.delete_api_token(user.id, token_id)

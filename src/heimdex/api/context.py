@@ -41,7 +41,7 @@ class AppContext:
     def recover_jobs(self) -> list[str]:
         """Videos of any account left queued or processing by an earlier run, oldest first."""
         found = []
-        for user in self.accounts.store.list_users():
+        for user in self.accounts.users():
             for state in (VideoState.PROCESSING, VideoState.QUEUED):
-                found += self.heimdex.store.list_videos(user.id, state)
+                found += self.heimdex.videos(user.id, state)
         return [v.id for v in sorted(found, key=lambda v: v.created_at)]

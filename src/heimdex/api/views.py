@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from heimdex.api.context import AppContext
 from heimdex.domain import STAGES, Scene, SearchHit, Video, VideoState, Word
-from heimdex.errors import NotFoundError
 from heimdex.queue.base import DEAD_LETTER_PREFIX, STAGE_WEIGHTS
 
 
@@ -86,18 +85,6 @@ def hit_json(hit: SearchHit) -> dict:
         "video": f"/videos/{hit.video_id}",
     }
     return data
-
-
-def owned_scene(ctx: AppContext, scene_id: str, owner_id: str) -> Scene:
-    """The scene if its video belongs to the owner; NotFoundError otherwise (never a hint it exists)."""
-    video_id, _, index = scene_id.rpartition("-")
-    if not video_id or not index.isdigit():
-        raise NotFoundError(f"no scene {scene_id!r}")
-    ctx.heimdex.video(video_id, owner_id)
-    for scene in ctx.heimdex.store.list_scenes(owner_id, video_id):
-        if scene.id == scene_id:
-            return scene
-    raise NotFoundError(f"no scene {scene_id!r}")
 
 
 def transcript_lines(words: list[Word], max_words: int = 12, pause_s: float = 0.7) -> list[dict]:

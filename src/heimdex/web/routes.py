@@ -132,7 +132,7 @@ def search_page(
         error=error,
         min_confidence=min_confidence.value,
         people=[p.name for p in ctx.heimdex.people(user.id)],
-        scene_count=ctx.heimdex.store.scene_count(user.id),
+        scene_count=ctx.heimdex.scene_count(user.id),
     )
 
 
@@ -144,7 +144,7 @@ def watch(
         video = ctx.heimdex.video(video_id, user.id)
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="video")
-    scenes = ctx.heimdex.store.list_scenes(video.owner_id, video.id)
+    scenes = ctx.heimdex.scenes(user.id, video.id)
     sections = [
         {"scene": scene_json(s, with_words=False), "lines": transcript_lines(s.words)} for s in scenes
     ]
@@ -169,10 +169,10 @@ def people_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
 @router.get("/app/people/{person_id}", response_class=HTMLResponse)
 def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> Response:
     try:
-        person = ctx.heimdex.store.get_person(user.id, person_id)
+        person = ctx.heimdex.person(user.id, person_id)
     except NotFoundError:
         return render(request, "missing.html", 404, user=user, page="", what="person")
-    hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, per_video=None)
+    hits, _ = run_search(ctx, user.id, "", people=(person.id,), limit=60, all_scenes=True)
     # To review: one card per scene (its nearest face first), judging every possible face in it.
     # Sure: the faces of each scene that count as the person, for its "Not <name>" button. The
     # person filter of a search also finds possible matches: those scenes are in the review only.
@@ -198,5 +198,5 @@ def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> R
 
 @router.get("/app/account", response_class=HTMLResponse)
 def account_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
-    tokens = ctx.accounts.store.list_api_tokens(user.id)
+    tokens = ctx.accounts.api_tokens(user)
     return render(request, "account.html", user=user, page="account", tokens=tokens)

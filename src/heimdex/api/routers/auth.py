@@ -166,7 +166,7 @@ def create_token(body: TokenBody, user: CurrentUser, ctx: Ctx) -> dict:
 
 @router.get("/tokens", summary="Your personal API tokens (without their secrets)", responses=errors(401))
 def list_tokens(user: CurrentUser, ctx: Ctx) -> list[dict]:
-    return [t.model_dump() for t in ctx.accounts.store.list_api_tokens(user.id)]
+    return [t.model_dump() for t in ctx.accounts.api_tokens(user)]
 
 
 @router.delete(
@@ -176,4 +176,4 @@ def list_tokens(user: CurrentUser, ctx: Ctx) -> list[dict]:
     responses=errors(401, 403, 404),
 )
 def delete_token(token_id: str, user: CurrentUser, ctx: Ctx) -> None:
-    ctx.accounts.store.delete_api_token(user.id, token_id)
+    ctx.accounts.delete_api_token(user, token_id)

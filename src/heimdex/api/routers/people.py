@@ -79,7 +79,7 @@ def _clean_name(name: str) -> str:
     responses=errors(409, _409="you already have a person of that name"),
 )
 def create_person(body: PersonBody, user: CurrentUser, ctx: Ctx) -> dict:
-    return person_json(ctx.heimdex.store.add_person(user.id, _clean_name(body.name)))
+    return person_json(ctx.heimdex.add_person(user.id, _clean_name(body.name)))
 
 
 @router.get("", summary="Your people")
@@ -89,7 +89,7 @@ def list_people(user: CurrentUser, ctx: Ctx) -> list[dict]:
 
 @router.get("/{person_id}", summary="One person", responses=errors(404))
 def get_person(person_id: str, user: CurrentUser, ctx: Ctx) -> dict:
-    return person_json(ctx.heimdex.store.get_person(user.id, person_id))
+    return person_json(ctx.heimdex.person(user.id, person_id))
 
 
 @router.patch(
@@ -98,7 +98,7 @@ def get_person(person_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     responses=errors(404, 409, _409="you already have a person of that name"),
 )
 def rename_person(person_id: str, body: PersonBody, user: CurrentUser, ctx: Ctx) -> dict:
-    person = ctx.heimdex.store.get_person(user.id, person_id)
+    person = ctx.heimdex.person(user.id, person_id)
     return person_json(ctx.heimdex.rename_person(person.id, _clean_name(body.name), user.id))
 
 
@@ -109,7 +109,7 @@ def rename_person(person_id: str, body: PersonBody, user: CurrentUser, ctx: Ctx)
     responses=errors(404),
 )
 def delete_person(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
-    person = ctx.heimdex.store.get_person(user.id, person_id)
+    person = ctx.heimdex.person(user.id, person_id)
     ctx.heimdex.remove_person(person.id, user.id)
     return Response(status_code=204)
 
@@ -121,7 +121,7 @@ def delete_person(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     openapi_extra=multipart_files("The photos, each in a field named `file`."),
 )
 async def add_photos(person_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> dict:
-    person = ctx.heimdex.store.get_person(user.id, person_id)
+    person = ctx.heimdex.person(user.id, person_id)
     files = await receive_files(
         request,
         ctx.settings.home / "uploads",
@@ -152,7 +152,7 @@ async def add_photos(person_id: str, request: Request, user: CurrentUser, ctx: C
     responses={200: binary("The photo", "image/jpeg", "image/png", "image/webp"), **errors(404)},
 )
 def person_photo(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
-    person = ctx.heimdex.store.get_person(user.id, person_id)
+    person = ctx.heimdex.person(user.id, person_id)
     key = f"people/{person.id}/0000.jpg"
     if not ctx.heimdex.blobs.exists(key):
         raise ApiError(404, "no photo enrolled")
@@ -169,9 +169,9 @@ def person_scenes(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    person = ctx.heimdex.store.get_person(user.id, person_id)
+    person = ctx.heimdex.person(user.id, person_id)
     hits, took_ms = run_search(
-        ctx, user.id, "", people=(person.id,), limit=limit, offset=offset, per_video=None
+        ctx, user.id, "", people=(person.id,), limit=limit, offset=offset, all_scenes=True
     )
     return {"person": person_json(person), "took_ms": round(took_ms, 1), "hits": [hit_json(h) for h in hits]}
 
@@ -189,7 +189,7 @@ def person_matches(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    person = ctx.heimdex.store.get_person(user.id, person_id)
+    person = ctx.heimdex.person(user.id, person_id)
     matches = ctx.heimdex.person_matches(person.id, user.id, possible_only=possible)
     return {
         "person": person_json(person),
@@ -210,5 +210,5 @@ def judge_match(
     user: CurrentUser,
     ctx: Ctx,
 ) -> dict:
-    person = ctx.heimdex.store.get_person(user.id, person_id)
+    person = ctx.heimdex.person(user.id, person_id)
     return person_json(ctx.heimdex.judge_match(person.id, face, body.verdict, user.id))

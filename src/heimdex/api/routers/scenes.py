@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.openapi import USER, binary, errors
 from heimdex.api.routers.videos import thumbnail_response
-from heimdex.api.views import owned_scene, scene_json, transcript_lines
+from heimdex.api.views import scene_json, transcript_lines
 
 router = APIRouter(prefix="/scenes", tags=["scenes"], responses=USER)
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/scenes", tags=["scenes"], responses=USER)
     responses=errors(404),
 )
 def get_scene(scene_id: str, user: CurrentUser, ctx: Ctx) -> dict:
-    scene = owned_scene(ctx, scene_id, user.id)
+    scene = ctx.heimdex.scene(user.id, scene_id)
     video = ctx.heimdex.video(scene.video_id, user.id)
     return {**scene_json(scene), "filename": video.filename, "lines": transcript_lines(scene.words)}
 
@@ -31,4 +31,4 @@ def get_scene(scene_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     responses={200: binary("The thumbnail", "image/webp"), **errors(404)},
 )
 def scene_thumbnail(scene_id: str, user: CurrentUser, ctx: Ctx) -> Response:
-    return thumbnail_response(ctx, owned_scene(ctx, scene_id, user.id).thumbnail_key)
+    return thumbnail_response(ctx, ctx.heimdex.scene(user.id, scene_id).thumbnail_key)

@@ -61,9 +61,11 @@ def run_search(
     created_from: float | None = None,
     created_to: float | None = None,
     sort: SearchSort = SearchSort.relevance,
-    per_video: int | None = -1,
+    per_video: int | None = None,
+    all_scenes: bool = False,
     min_confidence: MinConfidence = MinConfidence.auto,
 ) -> tuple[list[SearchHit], float]:
+    """per_video None: the setting; all_scenes: no per-video cap (see Heimdex.search)."""
     check_text(q, "the query (q)", allow_whitespace=True)  # the URL guard refuses these first
     if not q.strip() and not people:
         raise ApiError(400, "give a query (q) or a person")
@@ -75,6 +77,7 @@ def run_search(
         limit=max(DATE_SORT_POOL, offset + limit) if by_date else limit,
         offset=0 if by_date else offset,
         per_video=per_video,
+        all_scenes=all_scenes,
         people=people,
         video_ids=videos,
         created_from=created_from,
@@ -129,7 +132,7 @@ def search(
         created_from=parse_time(from_, "from"),
         created_to=parse_time(to, "to"),
         sort=sort,
-        per_video=per_video or -1,
+        per_video=per_video,
         min_confidence=min_confidence,
     )
     return {

@@ -35,7 +35,7 @@ def user_json(user: User) -> dict:
 
 @router.get("", summary="Every account on this server (administrators only)")
 def list_users(admin: Admin, ctx: Ctx) -> list[dict]:
-    return [user_json(u) for u in ctx.accounts.store.list_users()]
+    return [user_json(u) for u in ctx.accounts.users()]
 
 
 @router.delete(
@@ -48,7 +48,7 @@ def list_users(admin: Admin, ctx: Ctx) -> list[dict]:
     },
 )
 def delete_user(user_id: Annotated[str, PathParam(max_length=64)], admin: Admin, ctx: Ctx) -> Response:
-    user = ctx.accounts.store.get_user(user_id)  # 404 when unknown
+    user = ctx.accounts.user(user_id)  # 404 when unknown
     result = delete_account(
         ctx.accounts, ctx.heimdex, user, delete_video=lambda video_id: _delete_video(ctx, video_id, user.id)
     )

@@ -17,7 +17,7 @@ from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.errors import ApiError, error_response
 from heimdex.api.openapi import USER, binary, errors, multipart_files
 from heimdex.api.uploads import receive_files
-from heimdex.api.views import owned_scene, scene_json, stages_json, video_json
+from heimdex.api.views import scene_json, stages_json, video_json
 from heimdex.domain import VideoState
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.logging import get_logger
@@ -174,7 +174,7 @@ def list_videos(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    videos = ctx.heimdex.store.list_videos(user.id, state)
+    videos = ctx.heimdex.videos(user.id, state)
     if q:
         videos = [v for v in videos if q.lower() in v.filename.lower()]
     keys = {
@@ -207,8 +207,7 @@ def video_scenes(
     ctx: Ctx,
     words: Annotated[bool, Query(description="Include word timings")] = False,
 ) -> list[dict]:
-    video = ctx.heimdex.video(video_id, user.id)
-    return [scene_json(s, with_words=words) for s in ctx.heimdex.store.list_scenes(video.owner_id, video.id)]
+    return [scene_json(s, with_words=words) for s in ctx.heimdex.scenes(user.id, video_id)]
 
 
 @router.delete(
@@ -357,11 +356,10 @@ def stream(video_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Resp
     responses={200: binary("The thumbnail", "image/webp"), **errors(404)},
 )
 def video_thumbnail(video_id: str, user: CurrentUser, ctx: Ctx) -> Response:
-    video = ctx.heimdex.video(video_id, user.id)
-    scenes = [s for s in ctx.heimdex.store.list_scenes(video.owner_id, video.id) if s.thumbnail_key]
+    scenes = [s for s in ctx.heimdex.scenes(user.id, video_id) if s.thumbnail_key]
     if not scenes:
         raise NotFoundError("the video has no thumbnail yet")
-    return thumbnail_response(ctx, owned_scene(ctx, scenes[0].id, user.id).thumbnail_key)
+    return thumbnail_response(ctx, scenes[0].thumbnail_key)
 
 
 def thumbnail_response(ctx, key: str | None) -> Response:
