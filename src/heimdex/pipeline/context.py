@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, TypeAdapter
 
 from heimdex.blobs import BlobStore
+from heimdex.blobs.keys import work_prefix
 from heimdex.domain import Video
 from heimdex.ml.registry import Models
 from heimdex.settings import Settings
@@ -24,14 +25,10 @@ T = TypeVar("T")
 ProgressFn = Callable[[float], None]
 
 
-def video_prefix(video_id: str) -> str:
-    return f"videos/{video_id}/"
-
-
 class Artifacts:
     def __init__(self, blobs: BlobStore, video_id: str) -> None:
         self.blobs = blobs
-        self.prefix = f"{video_prefix(video_id)}work/"
+        self.prefix = work_prefix(video_id)
 
     def key(self, name: str) -> str:
         return self.prefix + name

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 
+from heimdex.blobs import keys
 from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft, Transcript
 from heimdex.matching import FaceMatch, match_faces
 from heimdex.pipeline.context import StageContext
-from heimdex.pipeline.stages.scenes import run_prefix
+from heimdex.pipeline.stages.scenes import run_id
 from heimdex.store import CommitBundle, VectorSet, WindowVectors
 
 
@@ -29,9 +30,9 @@ def sidecar_build(ctx: StageContext) -> None:
     faces = ctx.artifacts.load("faces_placed.json", list[FaceObservation])
     transcript = ctx.artifacts.load("transcript.json", Transcript)
     models = _model_names(ctx)
-    prefix = run_prefix(ctx)
+    run = run_id(ctx)
     for draft in drafts:
-        draft.sidecar_key = f"{prefix}scenes/{draft.index:04d}.json"
+        draft.sidecar_key = keys.sidecar_key(ctx.video.id, run, draft.index)
         doc = {
             "schema_version": SIDECAR_SCHEMA_VERSION,
             "video_id": ctx.video.id,
@@ -62,7 +63,8 @@ def commit(ctx: StageContext) -> None:
     meta = ctx.artifacts.load("text_model.json", dict)
     label_vectors = ctx.artifacts.load_array("label_vectors.npy")
     old_prefixes = {
-        _run_of(s.thumbnail_key or s.sidecar_key or "") for s in ctx.store.list_scenes(ctx.video.id)
+        keys.run_prefix_of(s.thumbnail_key or s.sidecar_key or "")
+        for s in ctx.store.list_scenes(ctx.video.id)
     }
     bundle = CommitBundle(
         video_id=ctx.video.id,
@@ -74,7 +76,7 @@ def commit(ctx: StageContext) -> None:
         windows=_windows(ctx, meta),
     )
     ctx.store.commit_video(bundle, _person_matches(ctx, faces))
-    current = run_prefix(ctx)
+    current = keys.run_prefix(ctx.video.id, run_id(ctx))
     for prefix in old_prefixes - {current, ""}:  # the previous index's thumbnails and sidecars
         ctx.blobs.delete_prefix(prefix)
 
@@ -85,11 +87,6 @@ def _windows(ctx: StageContext, meta: dict) -> WindowVectors | None:
     if not scenes:
         return None
     return WindowVectors(scenes, VectorSet(meta["model"], ctx.artifacts.load_array("window_vectors.npy")))
-
-
-def _run_of(key: str) -> str:
-    head, sep, _ = key.partition("/runs/")
-    return f"{head}/runs/{key[len(head) + len(sep) :].split('/')[0]}/" if sep else ""
 
 
 def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, FaceMatch]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from heimdex.blobs import keys
 from heimdex.domain import FaceObservation, FrameRef, MediaInfo, SceneDraft, Transcript
 from heimdex.media import (
     FrameSampler,
@@ -21,7 +22,7 @@ from heimdex.pipeline.assemble import (
     sharpest_frame,
     speech_pauses,
 )
-from heimdex.pipeline.context import StageContext, video_prefix
+from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.framestore import store_frame
 
 
@@ -44,9 +45,9 @@ def scene_detect(ctx: StageContext) -> None:
     ctx.artifacts.save("cuts.json", cuts)
 
 
-def run_prefix(ctx: StageContext) -> str:
-    run_id = ctx.artifacts.load("run.json", dict)["run_id"]
-    return f"{video_prefix(ctx.video.id)}runs/{run_id}/"
+def run_id(ctx: StageContext) -> str:
+    """This run's id (upload_validate made it): its thumbnails and sidecars go under keys.run_prefix."""
+    return ctx.artifacts.load("run.json", dict)["run_id"]
 
 
 def align_merge(ctx: StageContext) -> None:
@@ -68,9 +69,9 @@ def align_merge(ctx: StageContext) -> None:
         min_tag_score=ctx.settings.tag_min_score,
     )
     frames = ctx.artifacts.load("frames.json", list[FrameRef])
-    prefix = run_prefix(ctx)
+    run = run_id(ctx)
     for scene, draft in zip(scenes, drafts, strict=True):
-        draft.thumbnail_key = f"{prefix}thumbs/{scene.index:04d}.webp"
+        draft.thumbnail_key = keys.thumbnail_key(ctx.video.id, run, scene.index)
         _write_thumbnail(ctx, sharpest_frame(frames, scene), (scene.start_s + scene.end_s) / 2, draft)
     faces = place_faces(ctx.artifacts.load("faces.json", list[FaceObservation]), scenes)
     ctx.artifacts.save("drafts.json", drafts)
