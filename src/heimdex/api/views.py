@@ -5,7 +5,8 @@ from __future__ import annotations
 from heimdex.api.context import AppContext
 from heimdex.domain import STAGES, Scene, SearchHit, Video, VideoState, Word
 from heimdex.errors import NotFoundError
-from heimdex.queue.base import DEAD_LETTER_PREFIX, STAGE_WEIGHTS
+from heimdex.pipeline.events import STAGE_WEIGHTS
+from heimdex.queue.base import DEAD_LETTER_PREFIX
 
 
 def video_links(video_id: str) -> dict[str, str]:
