@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from heimdex.api.context import AppContext
-from heimdex.domain import STAGES, Scene, SearchHit, Video, VideoState, Word
+from heimdex.domain import Scene, SearchHit, Video, VideoState, Word
 from heimdex.errors import NotFoundError
-from heimdex.pipeline.events import STAGE_WEIGHTS
+from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
 from heimdex.queue.base import DEAD_LETTER_PREFIX
 
 

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from heimdex.domain import STAGES, StageState, VideoState
-from heimdex.pipeline.events import STAGE_WEIGHTS, StageEvent
+from heimdex.domain import StageState, VideoState
+from heimdex.pipeline.events import StageEvent
+from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
 
 
 @dataclass
