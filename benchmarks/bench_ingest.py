@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.make_long_video import make_long_video  # noqa: E402
-from heimdex.domain import STAGES  # noqa: E402
+from heimdex.pipeline.graph import STAGES  # noqa: E402
 from heimdex.service import Heimdex  # noqa: E402
 from heimdex.settings import Settings  # noqa: E402
 

@@ -20,10 +20,11 @@ from rich.table import Table
 from rich.text import Text
 
 from heimdex import __version__
-from heimdex.domain import STAGES, Person, StageState, VideoState
+from heimdex.domain import Person, StageState, VideoState
 from heimdex.errors import HeimdexError
 from heimdex.logging import configure_logging
-from heimdex.pipeline.events import STAGE_WEIGHTS, StageEvent
+from heimdex.pipeline.events import StageEvent
+from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
 from heimdex.queue.base import DEAD_LETTER_PREFIX
 from heimdex.settings import Settings
 

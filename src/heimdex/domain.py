@@ -10,21 +10,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-STAGES: tuple[str, ...] = (
-    "upload_validate",
-    "audio_extract",
-    "asr_fast",
-    "scene_detect",
-    "align_merge",
-    "embed_text",
-    "vision_sample_frames",
-    "vision_embed_frames",
-    "vision_affect_tags",
-    "faces_enroll_match",
-    "sidecar_build",
-    "commit",
-)
-
 SIDECAR_SCHEMA_VERSION = 1
 
 
@@ -137,6 +122,21 @@ class FrameRef(BaseModel):
     key: str
     sharpness: float = 0.0
     thumbprint: list[int] = Field(default_factory=list)  # 16x9 grey levels: spots near-duplicate frames
+
+
+class FrameText(BaseModel):
+    """What OCR read in one frame."""
+
+    t_s: float
+    lines: list[OcrLine] = Field(default_factory=list)
+
+
+class FrameTags(BaseModel):
+    """What the tagger saw in one frame."""
+
+    t_s: float
+    tags: list[Tag] = Field(default_factory=list)
+    objects: list[DetectedObject] = Field(default_factory=list)  # the detector's boxes, for pets
 
 
 class FaceObservation(BaseModel):

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from heimdex.blobs import BlobStore, open_blob_store
+from heimdex.blobs.keys import original_key_template, person_photo_key, person_prefix, video_prefix
 from heimdex.domain import Person, Scene, StageRecord, Video, VideoState
 from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, NotFoundError
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
 from heimdex.ml.registry import Models
-from heimdex.pipeline.context import Artifacts, video_prefix
+from heimdex.pipeline.context import Artifacts
 from heimdex.pipeline.events import EventFn
 from heimdex.private_files import private_dir
 from heimdex.search.engine import SearchEngine, SearchRequest, SearchResult
@@ -101,7 +102,7 @@ class Heimdex:
         video = self.store.add_video(
             owner_id,
             filename or path.name,
-            "videos/{video_id}/original" + suffix,
+            original_key_template(suffix),
             path.stat().st_size,
             digest,
         )
@@ -116,7 +117,7 @@ class Heimdex:
             raise NotFoundError("nothing was uploaded at that key")
         suffix = Path(filename).suffix.lower()[:10] or ".bin"
         video = self.store.add_video(
-            owner_id, filename, "videos/{video_id}/original" + suffix, self.blobs.size(key), None
+            owner_id, filename, original_key_template(suffix), self.blobs.size(key), None
         )
         self.blobs.move(key, video.original_key)
         return video
@@ -242,7 +243,7 @@ class Heimdex:
         except NotFoundError:
             person = self.store.add_person(owner_id, name)
         for i, (data, model, embedding) in enumerate(identities):
-            key = f"people/{person.id}/{person.photo_count + i:04d}.jpg"
+            key = person_photo_key(person.id, person.photo_count + i)
             self.blobs.put_bytes(key, data)
             self.store.add_person_photo(owner_id, person.id, key, model, embedding)
         self.rematch_people(owner_id)
@@ -314,7 +315,7 @@ class Heimdex:
     def remove_person(self, name_or_id: str, owner_id: str = LOCAL_OWNER) -> None:
         person = self.store.get_person(owner_id, name_or_id)
         self.store.delete_person(owner_id, person.id)
-        self.blobs.delete_prefix(f"people/{person.id}/")
+        self.blobs.delete_prefix(person_prefix(person.id))
 
     def rename_person(self, name_or_id: str, new_name: str, owner_id: str = LOCAL_OWNER) -> Person:
         person = self.store.get_person(owner_id, name_or_id)

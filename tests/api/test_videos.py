@@ -15,9 +15,10 @@ import psycopg
 import pytest
 import redis
 
-from heimdex.domain import STAGES, SearchHit, VideoState
+from heimdex.domain import SearchHit, VideoState
 from heimdex.errors import NotFoundError
 from heimdex.pipeline.assemble import DANGLE_S
+from heimdex.pipeline.graph import STAGES
 from heimdex.store import SceneFilter
 from tests import assets
 from tests.api.backends import (

@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from heimdex.domain import STAGES, StageState
+from heimdex.domain import StageState
 from heimdex.errors import InvalidMediaError, NotFoundError
 from heimdex.pipeline.assemble import DANGLE_S
+from heimdex.pipeline.graph import STAGES
 from tests import assets
 from tests.api.backends import blob_keys
 from tests.e2e.conftest import BACKENDS, backend_app, heimdex_cli, news_video, settings_env

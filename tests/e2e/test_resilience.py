@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from heimdex.domain import STAGES, StageState, VideoState
+from heimdex.domain import StageState, VideoState
 from heimdex.pipeline.context import Artifacts
 from heimdex.pipeline.events import RunAbandoned, StageEvent
+from heimdex.pipeline.graph import STAGES
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 from tests import assets

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from heimdex.domain import STAGES, StageState, VideoState
+from heimdex.domain import StageState, VideoState
+from heimdex.pipeline.graph import STAGES
 from heimdex.queue.redis import RedisJobQueue
 from heimdex.service import Heimdex
 from heimdex.settings import Settings

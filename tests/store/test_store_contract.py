@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from heimdex.domain import (
-    STAGES,
     Box,
     FaceObservation,
     MediaInfo,
@@ -21,6 +20,7 @@ from heimdex.domain import (
 )
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.matching import FaceMatch
+from heimdex.pipeline.graph import STAGES
 from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet, WindowVectors
 
 DIM = 8

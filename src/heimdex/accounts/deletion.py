@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from heimdex.accounts.base import User
+from heimdex.blobs.keys import upload_prefix
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.logging import get_logger
 
@@ -65,7 +66,7 @@ def delete_account(
             except NotFoundError:
                 continue
             result.people += 1
-        heimdex.blobs.delete_prefix(f"uploads/{user.id}/")  # presigned uploads never completed
+        heimdex.blobs.delete_prefix(upload_prefix(user.id))  # presigned uploads never completed
         if sweep == 0:
             accounts.store.delete_user(user.id)
     result.deferred_videos = len(deferred)

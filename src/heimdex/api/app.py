@@ -21,6 +21,7 @@ from heimdex.api.routers import auth, health, jobs, people, scenes, search, user
 from heimdex.api.session import SessionMiddleware
 from heimdex.api.timeouts import BodyTimeoutMiddleware
 from heimdex.api.uploads import UploadArea
+from heimdex.blobs.keys import CSP_PROBE_KEY
 from heimdex.logging import get_logger
 from heimdex.ml.registry import Models
 from heimdex.queue import Progress, Worker, open_queue
@@ -123,7 +124,7 @@ def create_app(
     # turns an unhandled exception into the JSON 500 that both of them see.
     app.add_middleware(UnhandledErrors)
     # With object storage the player's source is a presigned URL there: the policy lets media come from it.
-    stream_origin = origin_of(ctx.heimdex.blobs.url("videos/csp-probe/original.mp4"))
+    stream_origin = origin_of(ctx.heimdex.blobs.url(CSP_PROBE_KEY))
     app.add_middleware(
         SecurityHeaders,
         media_sources=[stream_origin] if stream_origin else [],

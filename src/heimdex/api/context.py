@@ -12,7 +12,7 @@ from heimdex.accounts.ratelimit import RateLimiter
 from heimdex.api.metrics import Metrics
 from heimdex.domain import VideoState
 from heimdex.queue import JobQueue, Worker
-from heimdex.queue.base import ProgressBoard
+from heimdex.queue.progress import ProgressBoard
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from heimdex.api.context import AppContext
-from heimdex.domain import STAGES, Scene, SearchHit, Video, VideoState, Word
-from heimdex.queue.base import DEAD_LETTER_PREFIX, STAGE_WEIGHTS
+from heimdex.domain import Scene, SearchHit, Video, VideoState, Word
+from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
+from heimdex.queue.base import DEAD_LETTER_PREFIX
 
 
 def video_links(video_id: str) -> dict[str, str]:

@@ -7,13 +7,11 @@ import math
 import re
 from collections.abc import Sequence
 
-from pydantic import BaseModel, Field
-
 from heimdex.domain import (
-    DetectedObject,
     FaceObservation,
     FrameRef,
-    OcrLine,
+    FrameTags,
+    FrameText,
     SceneDraft,
     SceneSpan,
     Tag,
@@ -21,17 +19,6 @@ from heimdex.domain import (
     Word,
 )
 from heimdex.text_windows import transcript_windows
-
-
-class FrameText(BaseModel):
-    t_s: float
-    lines: list[OcrLine] = Field(default_factory=list)
-
-
-class FrameTags(BaseModel):
-    t_s: float
-    tags: list[Tag] = Field(default_factory=list)
-    objects: list[DetectedObject] = Field(default_factory=list)  # the detector's boxes, for pets
 
 
 def shots_from_cuts(cuts: Sequence[float], duration_s: float) -> list[SceneSpan]:

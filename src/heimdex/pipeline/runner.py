@@ -1,6 +1,6 @@
 """Runs a video's stages with checkpoints, retries, timings and progress events.
 
-Stages form a small dependency graph (stages.STAGE_DEPENDENCIES). The runner starts every stage
+Stages form a small dependency graph (pipeline/graph.py). The runner starts every stage
 whose inputs are ready, up to `parallel` at once, so the speech branch and the vision branch
 overlap. Each stage's start, end, duration, attempts and error go to the job ledger in the store;
 a stage marked done is never run again for the same run, which is what makes `index` resumable
@@ -16,13 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from heimdex.blobs import BlobStore
-from heimdex.domain import STAGES, StageState, Video, VideoState
+from heimdex.domain import StageState, Video, VideoState
 from heimdex.errors import HeimdexError
 from heimdex.logging import get_logger
 from heimdex.ml.registry import Models
 from heimdex.pipeline.context import Artifacts, StageContext
 from heimdex.pipeline.events import EventFn, RunAbandoned, StageEvent
-from heimdex.pipeline.stages import STAGE_DEPENDENCIES, STAGE_FUNCTIONS
+from heimdex.pipeline.graph import GRAPH, STAGES
 from heimdex.pipeline.stages.finish import cleanup_work
 from heimdex.settings import Settings
 from heimdex.store import Store
@@ -60,6 +60,7 @@ class PipelineRunner:
         # the new owner through the remaining stages or writing into its ledger.
         self.keep_going = keep_going or (lambda: True)
         self.failure: StageFailed | None = None  # why the last run failed, for a queue deciding on retries
+        self.functions = {stage.name: stage.run.resolve() for stage in GRAPH.stages}  # imports the stages
 
     def run(self, video_id: str) -> Video:
         """Take the video through every stage not yet done. Returns the video in its final state."""
@@ -120,18 +121,24 @@ class PipelineRunner:
         return [
             s
             for s in STAGES
-            if s not in done and s not in running and all(d in done for d in STAGE_DEPENDENCIES[s])
+            if s not in done and s not in running and all(d in done for d in GRAPH.dependencies[s])
         ]
 
     def _run_stage(self, ctx: StageContext, stage: str) -> None:
-        function = STAGE_FUNCTIONS[stage]
+        function = self.functions[stage]
+        declared = GRAPH[stage]
+        artifacts = ctx.artifacts.only(stage, reads=declared.inputs, writes=declared.outputs)
         attempts = 1 + self.settings.stage_retries
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
             self.store.stage_started(ctx.video.id, stage)
             self._emit(ctx, stage, StageState.RUNNING, 0.0)
             stage_ctx = StageContext(
-                **{**ctx.__dict__, "progress": lambda f, s=stage: self._emit(ctx, s, StageState.RUNNING, f)}
+                **{
+                    **ctx.__dict__,
+                    "artifacts": artifacts,
+                    "progress": lambda f, s=stage: self._emit(ctx, s, StageState.RUNNING, f),
+                }
             )
             try:
                 function(stage_ctx)

@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable
 
 from heimdex.logging import get_logger
-from heimdex.queue.base import JobQueue, Worker
+from heimdex.queue.base import JobQueue
+from heimdex.queue.worker import Worker
 
 log = get_logger(__name__)
 _STOP = object()

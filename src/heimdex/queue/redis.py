@@ -45,12 +45,14 @@ from contextlib import suppress
 
 import redis
 
+from heimdex.blobs.keys import video_prefix
 from heimdex.domain import StageState, VideoState
 from heimdex.errors import NotFoundError
 from heimdex.logging import get_logger
-from heimdex.pipeline.context import Artifacts, video_prefix
+from heimdex.pipeline.context import Artifacts
 from heimdex.pipeline.events import STAGE_BUCKETS, RunAbandoned, StageEvent
-from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue, Progress, VideoProgress
+from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue
+from heimdex.queue.progress import Progress, VideoProgress
 
 log = get_logger(__name__)
 

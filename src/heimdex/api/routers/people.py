@@ -14,6 +14,7 @@ from heimdex.api.openapi import USER, binary, errors, multipart_files
 from heimdex.api.routers.search import run_search
 from heimdex.api.uploads import receive_files
 from heimdex.api.views import hit_json
+from heimdex.blobs.keys import person_photo_key
 from heimdex.domain import Person
 from heimdex.store import MatchView
 from heimdex.validation import CleanFreeText
@@ -153,7 +154,7 @@ async def add_photos(person_id: str, request: Request, user: CurrentUser, ctx: C
 )
 def person_photo(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     person = ctx.heimdex.person(user.id, person_id)
-    key = f"people/{person.id}/0000.jpg"
+    key = person_photo_key(person.id, 0)
     if not ctx.heimdex.blobs.exists(key):
         raise ApiError(404, "no photo enrolled")
     data = ctx.heimdex.blobs.get_bytes(key)

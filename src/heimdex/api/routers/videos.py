@@ -18,6 +18,7 @@ from heimdex.api.errors import ApiError, error_response
 from heimdex.api.openapi import USER, binary, errors, multipart_files
 from heimdex.api.uploads import receive_files
 from heimdex.api.views import scene_json, stages_json, video_json
+from heimdex.blobs.keys import upload_key, upload_prefix
 from heimdex.domain import VideoState
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.logging import get_logger
@@ -132,7 +133,7 @@ def presign(body: PresignRequest, user: CurrentUser, ctx: Ctx) -> dict:
         raise ApiError(413, message)
     if ctx.upload_limiter is not None:
         ctx.upload_limiter.hit(user.id, "uploads")
-    key = f"uploads/{user.id}/{secrets.token_hex(12)}/original{_suffix(body.filename)}"
+    key = upload_key(user.id, secrets.token_hex(12), _suffix(body.filename))
     post = ctx.heimdex.blobs.presigned_upload(key, body.content_type, body.size_bytes)
     if post is None:
         raise ApiError(
@@ -150,7 +151,7 @@ def presign(body: PresignRequest, user: CurrentUser, ctx: Ctx) -> dict:
     responses=errors(404, 415),
 )
 def uploaded(body: UploadedRequest, user: CurrentUser, ctx: Ctx) -> dict:
-    if not body.key.startswith(f"uploads/{user.id}/") or ".." in body.key:
+    if not body.key.startswith(upload_prefix(user.id)) or ".." in body.key:
         raise ApiError(404, "no upload of yours at that key")
     if _suffix(body.filename) not in VIDEO_SUFFIXES:
         raise ApiError(415, f"{body.filename}: not a video file name (expected one of .mp4, .mov, .mkv, ...)")

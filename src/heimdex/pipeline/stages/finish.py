@@ -6,32 +6,46 @@ import json
 
 import numpy as np
 
-from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft, Transcript
+from heimdex.blobs import keys
+from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation
 from heimdex.matching import FaceMatch, match_faces
+from heimdex.pipeline.artifacts import (
+    DRAFTS,
+    FACES_MODEL,
+    FACES_PLACED,
+    LABEL_VECTORS,
+    OCR_MODEL,
+    SIDECAR_DRAFTS,
+    TAGGER_MODEL,
+    TEXT_MODEL,
+    TEXT_VECTORS,
+    TRANSCRIPT,
+    WINDOW_VECTORS,
+)
 from heimdex.pipeline.context import StageContext
-from heimdex.pipeline.stages.scenes import run_prefix
+from heimdex.pipeline.stages.scenes import run_id
 from heimdex.store import CommitBundle, VectorSet, WindowVectors
 
 
 def _model_names(ctx: StageContext) -> dict[str, str]:
-    transcript = ctx.artifacts.load("transcript.json", Transcript)
+    transcript = ctx.artifacts.load(TRANSCRIPT)
     return {
         "asr": transcript.model,
-        "text": ctx.artifacts.load("text_model.json", dict)["model"],
-        "tagger": ctx.artifacts.load("model-tagger.json", str),
-        "ocr": ctx.artifacts.load("model-ocr.json", str),
-        "faces": ctx.artifacts.load("model-faces.json", str),
+        "text": ctx.artifacts.load(TEXT_MODEL)["model"],
+        "tagger": ctx.artifacts.load(TAGGER_MODEL),
+        "ocr": ctx.artifacts.load(OCR_MODEL),
+        "faces": ctx.artifacts.load(FACES_MODEL),
     }
 
 
 def sidecar_build(ctx: StageContext) -> None:
-    drafts = ctx.artifacts.load("drafts.json", list[SceneDraft])
-    faces = ctx.artifacts.load("faces_placed.json", list[FaceObservation])
-    transcript = ctx.artifacts.load("transcript.json", Transcript)
+    drafts = ctx.artifacts.load(DRAFTS)
+    faces = ctx.artifacts.load(FACES_PLACED)
+    transcript = ctx.artifacts.load(TRANSCRIPT)
     models = _model_names(ctx)
-    prefix = run_prefix(ctx)
+    run = run_id(ctx)
     for draft in drafts:
-        draft.sidecar_key = f"{prefix}scenes/{draft.index:04d}.json"
+        draft.sidecar_key = keys.sidecar_key(ctx.video.id, run, draft.index)
         doc = {
             "schema_version": SIDECAR_SCHEMA_VERSION,
             "video_id": ctx.video.id,
@@ -53,28 +67,28 @@ def sidecar_build(ctx: StageContext) -> None:
             "models": models,
         }
         ctx.blobs.put_text(draft.sidecar_key, json.dumps(doc, ensure_ascii=False, indent=1))
-    ctx.artifacts.save("drafts.json", drafts)
+    ctx.artifacts.save(SIDECAR_DRAFTS, drafts)
 
 
 def commit(ctx: StageContext) -> None:
-    drafts = ctx.artifacts.load("drafts.json", list[SceneDraft])
-    faces = ctx.artifacts.load("faces_placed.json", list[FaceObservation])
-    meta = ctx.artifacts.load("text_model.json", dict)
-    label_vectors = ctx.artifacts.load_array("label_vectors.npy")
+    drafts = ctx.artifacts.load(SIDECAR_DRAFTS)
+    faces = ctx.artifacts.load(FACES_PLACED)
+    meta = ctx.artifacts.load(TEXT_MODEL)
+    label_vectors = ctx.artifacts.load(LABEL_VECTORS)
     old_prefixes = {
-        _run_of(s.thumbnail_key or s.sidecar_key or "") for s in ctx.store.job_scenes(ctx.video.id)
+        keys.run_prefix_of(s.thumbnail_key or s.sidecar_key or "") for s in ctx.store.job_scenes(ctx.video.id)
     }
     bundle = CommitBundle(
         video_id=ctx.video.id,
-        language=ctx.artifacts.load("transcript.json", Transcript).language,
+        language=ctx.artifacts.load(TRANSCRIPT).language,
         scenes=drafts,
-        text_vectors=VectorSet(meta["model"], ctx.artifacts.load_array("text_vectors.npy")),
+        text_vectors=VectorSet(meta["model"], ctx.artifacts.load(TEXT_VECTORS)),
         faces=faces,
         label_vectors=dict(zip(meta["labels"], label_vectors, strict=True)),
         windows=_windows(ctx, meta),
     )
     ctx.store.commit_video(bundle, _person_matches(ctx, faces))
-    current = run_prefix(ctx)
+    current = keys.run_prefix(ctx.video.id, run_id(ctx))
     for prefix in old_prefixes - {current, ""}:  # the previous index's thumbnails and sidecars
         ctx.blobs.delete_prefix(prefix)
 
@@ -84,12 +98,7 @@ def _windows(ctx: StageContext, meta: dict) -> WindowVectors | None:
     scenes = meta.get("window_scenes", [])
     if not scenes:
         return None
-    return WindowVectors(scenes, VectorSet(meta["model"], ctx.artifacts.load_array("window_vectors.npy")))
-
-
-def _run_of(key: str) -> str:
-    head, sep, _ = key.partition("/runs/")
-    return f"{head}/runs/{key[len(head) + len(sep) :].split('/')[0]}/" if sep else ""
+    return WindowVectors(scenes, VectorSet(meta["model"], ctx.artifacts.load(WINDOW_VECTORS)))
 
 
 def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, FaceMatch]:

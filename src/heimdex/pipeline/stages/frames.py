@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from heimdex.domain import FaceObservation, FrameRef, MediaInfo
+from heimdex.domain import FaceObservation, FrameRef, FrameTags, FrameText
 from heimdex.media import decode_frames, decode_image
-from heimdex.pipeline.assemble import (
-    FrameTags,
-    FrameText,
-    choose_in_shots,
-    distinct_frames,
-    pick_frames,
-    shots_from_cuts,
+from heimdex.pipeline.artifacts import (
+    CANDIDATES,
+    CLIP_TIMES,
+    CLIP_VECTORS,
+    CUTS,
+    FACES,
+    FACES_MODEL,
+    FRAMES,
+    MEDIA_INFO,
+    OCR,
+    OCR_MODEL,
+    TAGGER_MODEL,
+    TAGS,
 )
+from heimdex.pipeline.assemble import choose_in_shots, distinct_frames, pick_frames, shots_from_cuts
 from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.framestore import store_frame
 
@@ -25,9 +32,9 @@ OCR_FRAMES_PER_SHOT = 2  # captions persist through a shot; OCR costs 0.2-0.6 s 
 def vision_sample_frames(ctx: StageContext) -> None:
     """About one frame a second per shot, capped, chosen from the frames scene_detect kept; shots too
     short to hold one get their middle frame decoded."""
-    info = ctx.artifacts.load("media_info.json", MediaInfo)
-    shots = shots_from_cuts(ctx.artifacts.load("cuts.json", list[float]), info.duration_s)
-    candidates = ctx.artifacts.load("candidates.json", list[FrameRef])
+    info = ctx.artifacts.load(MEDIA_INFO)
+    shots = shots_from_cuts(ctx.artifacts.load(CUTS), info.duration_s)
+    candidates = ctx.artifacts.load(CANDIDATES)
     s = ctx.settings
     chosen, empty = choose_in_shots(candidates, shots, s.max_frames_per_scene, s.max_scene_s)
     if empty:
@@ -35,12 +42,12 @@ def vision_sample_frames(ctx: StageContext) -> None:
             middles = {round((shot.start_s + shot.end_s) / 2, 3): shot for shot in empty}
             for t, image in decode_frames(path, sorted(middles), max_side=s.frame_max_side):
                 chosen.append(store_frame(ctx, t, image, middles[t].index))
-    ctx.artifacts.save("frames.json", sorted(chosen, key=lambda f: f.t_s))
+    ctx.artifacts.save(FRAMES, sorted(chosen, key=lambda f: f.t_s))
 
 
 def _frames(ctx: StageContext, per_shot: int) -> list[FrameRef]:
     """The sharpest frames of each shot that differ from each other: the ones worth a model's time."""
-    return distinct_frames(pick_frames(ctx.artifacts.load("frames.json", list[FrameRef]), per_shot))
+    return distinct_frames(pick_frames(ctx.artifacts.load(FRAMES), per_shot))
 
 
 def vision_embed_frames(ctx: StageContext) -> None:
@@ -51,13 +58,13 @@ def vision_embed_frames(ctx: StageContext) -> None:
         lines = ctx.models.ocr.read(decode_image(ctx.blobs.get_bytes(frame.key)))
         texts.append(FrameText(t_s=frame.t_s, lines=lines))
         ctx.progress((i + 1) / len(frames))
-    ctx.artifacts.save("ocr.json", texts)
-    ctx.artifacts.save("model-ocr.json", ctx.models.ocr.name)
+    ctx.artifacts.save(OCR, texts)
+    ctx.artifacts.save(OCR_MODEL, ctx.models.ocr.name)
     clip = ctx.models.clip
     if clip is not None:
         images = [decode_image(ctx.blobs.get_bytes(f.key)) for f in frames]
-        ctx.artifacts.save_array("clip.npy", clip.embed_images(images) if images else np.zeros((0, clip.dim)))
-        ctx.artifacts.save("clip_times.json", [f.t_s for f in frames])
+        ctx.artifacts.save(CLIP_VECTORS, clip.embed_images(images) if images else np.zeros((0, clip.dim)))
+        ctx.artifacts.save(CLIP_TIMES, [f.t_s for f in frames])
 
 
 def vision_affect_tags(ctx: StageContext) -> None:
@@ -68,8 +75,8 @@ def vision_affect_tags(ctx: StageContext) -> None:
         tags, objects = tagger.analyze(decode_image(ctx.blobs.get_bytes(frame.key)))
         out.append(FrameTags(t_s=frame.t_s, tags=tags, objects=objects))
         ctx.progress((i + 1) / len(frames))
-    ctx.artifacts.save("tags.json", out)
-    ctx.artifacts.save("model-tagger.json", tagger.name)
+    ctx.artifacts.save(TAGS, out)
+    ctx.artifacts.save(TAGGER_MODEL, tagger.name)
 
 
 def faces_enroll_match(ctx: StageContext) -> None:
@@ -79,8 +86,8 @@ def faces_enroll_match(ctx: StageContext) -> None:
     again whenever someone is enrolled later, so nothing here depends on who is enrolled now.
     """
     observations = _faces(ctx) + _subjects(ctx)
-    ctx.artifacts.save("faces.json", observations)
-    ctx.artifacts.save("model-faces.json", ctx.models.faces.name)
+    ctx.artifacts.save(FACES, observations)
+    ctx.artifacts.save(FACES_MODEL, ctx.models.faces.name)
 
 
 def _faces(ctx: StageContext) -> list[FaceObservation]:
@@ -105,10 +112,10 @@ def _faces(ctx: StageContext) -> list[FaceObservation]:
 
 def _subjects(ctx: StageContext) -> list[FaceObservation]:
     """Animals the tagger's detector boxed, embedded by appearance (no second detector pass)."""
-    tagged = {round(f.t_s, 3): f for f in ctx.artifacts.load("tags.json", list[FrameTags]) if f.objects}
+    tagged = {round(f.t_s, 3): f for f in ctx.artifacts.load(TAGS) if f.objects}
     embedder = ctx.models.appearance
     found: list[FaceObservation] = []
-    for frame in ctx.artifacts.load("frames.json", list[FrameRef]):
+    for frame in ctx.artifacts.load(FRAMES):
         detections = tagged.get(round(frame.t_s, 3))
         if detections is None:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from heimdex.blobs.keys import frame_key
 from heimdex.domain import FrameRef
 from heimdex.media import encode_jpeg, sharpness
 from heimdex.pipeline.context import StageContext
@@ -17,7 +18,7 @@ def thumbprint(image: np.ndarray) -> list[int]:
 
 
 def store_frame(ctx: StageContext, t: float, image: np.ndarray, scene_index: int = -1) -> FrameRef:
-    key = ctx.artifacts.key(f"frames/{round(t * 1000):09d}.jpg")
+    key = frame_key(ctx.video.id, t)
     ctx.blobs.put_bytes(key, encode_jpeg(image))
     return FrameRef(
         scene_index=scene_index, t_s=t, key=key, sharpness=sharpness(image), thumbprint=thumbprint(image)

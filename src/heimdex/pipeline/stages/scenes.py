@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from heimdex.domain import FaceObservation, FrameRef, MediaInfo, SceneDraft, Transcript
+from heimdex.blobs import keys
+from heimdex.domain import FrameRef, SceneDraft
 from heimdex.media import (
     FrameSampler,
     decode_frames,
@@ -13,22 +14,28 @@ from heimdex.media import (
     encode_webp,
     plan_scenes,
 )
-from heimdex.pipeline.assemble import (
-    FrameTags,
-    FrameText,
-    build_drafts,
-    place_faces,
-    sharpest_frame,
-    speech_pauses,
+from heimdex.pipeline.artifacts import (
+    CANDIDATES,
+    CUTS,
+    DRAFTS,
+    FACES,
+    FACES_PLACED,
+    FRAMES,
+    MEDIA_INFO,
+    OCR,
+    RUN,
+    TAGS,
+    TRANSCRIPT,
 )
-from heimdex.pipeline.context import StageContext, video_prefix
+from heimdex.pipeline.assemble import build_drafts, place_faces, sharpest_frame, speech_pauses
+from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.framestore import store_frame
 
 
 def scene_detect(ctx: StageContext) -> None:
     """Camera cuts; and, in the same decoding pass, candidate frames for the vision stages (decoding
     is most of the cost of both, so the video is decoded once)."""
-    info = ctx.artifacts.load("media_info.json", MediaInfo)
+    info = ctx.artifacts.load(MEDIA_INFO)
     candidates: dict[int, FrameRef] = {}
 
     def keep(t: float, image: np.ndarray) -> None:
@@ -40,19 +47,19 @@ def scene_detect(ctx: StageContext) -> None:
     )
     with ctx.blobs.local_path(ctx.video.original_key) as path:
         cuts = detect_cuts(path, sampler=sampler)
-    ctx.artifacts.save("candidates.json", sorted(candidates.values(), key=lambda f: f.t_s))
-    ctx.artifacts.save("cuts.json", cuts)
+    ctx.artifacts.save(CANDIDATES, sorted(candidates.values(), key=lambda f: f.t_s))
+    ctx.artifacts.save(CUTS, cuts)
 
 
-def run_prefix(ctx: StageContext) -> str:
-    run_id = ctx.artifacts.load("run.json", dict)["run_id"]
-    return f"{video_prefix(ctx.video.id)}runs/{run_id}/"
+def run_id(ctx: StageContext) -> str:
+    """This run's id (upload_validate made it): its thumbnails and sidecars go under keys.run_prefix."""
+    return ctx.artifacts.load(RUN)["run_id"]
 
 
 def align_merge(ctx: StageContext) -> None:
-    info = ctx.artifacts.load("media_info.json", MediaInfo)
-    transcript = ctx.artifacts.load("transcript.json", Transcript)
-    cuts = ctx.artifacts.load("cuts.json", list[float])
+    info = ctx.artifacts.load(MEDIA_INFO)
+    transcript = ctx.artifacts.load(TRANSCRIPT)
+    cuts = ctx.artifacts.load(CUTS)
     scenes = plan_scenes(
         cuts,
         info.duration_s,
@@ -63,18 +70,18 @@ def align_merge(ctx: StageContext) -> None:
     drafts = build_drafts(
         scenes,
         transcript,
-        ocr=ctx.artifacts.load("ocr.json", list[FrameText]),
-        tags=ctx.artifacts.load("tags.json", list[FrameTags]),
+        ocr=ctx.artifacts.load(OCR),
+        tags=ctx.artifacts.load(TAGS),
         min_tag_score=ctx.settings.tag_min_score,
     )
-    frames = ctx.artifacts.load("frames.json", list[FrameRef])
-    prefix = run_prefix(ctx)
+    frames = ctx.artifacts.load(FRAMES)
+    run = run_id(ctx)
     for scene, draft in zip(scenes, drafts, strict=True):
-        draft.thumbnail_key = f"{prefix}thumbs/{scene.index:04d}.webp"
+        draft.thumbnail_key = keys.thumbnail_key(ctx.video.id, run, scene.index)
         _write_thumbnail(ctx, sharpest_frame(frames, scene), (scene.start_s + scene.end_s) / 2, draft)
-    faces = place_faces(ctx.artifacts.load("faces.json", list[FaceObservation]), scenes)
-    ctx.artifacts.save("drafts.json", drafts)
-    ctx.artifacts.save("faces_placed.json", faces)
+    faces = place_faces(ctx.artifacts.load(FACES), scenes)
+    ctx.artifacts.save(DRAFTS, drafts)
+    ctx.artifacts.save(FACES_PLACED, faces)
 
 
 def _write_thumbnail(ctx: StageContext, frame: FrameRef | None, midpoint_s: float, draft: SceneDraft) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from heimdex.domain import SceneDraft
+from heimdex.pipeline.artifacts import DRAFTS, LABEL_VECTORS, TEXT_MODEL, TEXT_VECTORS, WINDOW_VECTORS
 from heimdex.pipeline.assemble import scene_text, scene_windows
 from heimdex.pipeline.context import StageContext
 
 
 def embed_text(ctx: StageContext) -> None:
-    drafts = ctx.artifacts.load("drafts.json", list[SceneDraft])
+    drafts = ctx.artifacts.load(DRAFTS)
     model = ctx.models.text
     texts = [scene_text(d) for d in drafts]
     filled = [i for i, t in enumerate(texts) if t.strip()]
@@ -22,11 +22,11 @@ def embed_text(ctx: StageContext) -> None:
     if filled:  # a scene with nothing to say keeps a zero vector: it matches no query by accident
         vectors[filled] = embedded[: len(filled)]
     labels = sorted({tag.label for d in drafts for tag in d.tags})
-    ctx.artifacts.save_array("text_vectors.npy", vectors)
-    ctx.artifacts.save_array("window_vectors.npy", np.asarray(embedded[len(filled) :], dtype=np.float32))
-    ctx.artifacts.save_array(
-        "label_vectors.npy", model.embed_passages(labels) if labels else np.zeros((0, model.dim), np.float32)
+    ctx.artifacts.save(TEXT_VECTORS, vectors)
+    ctx.artifacts.save(WINDOW_VECTORS, np.asarray(embedded[len(filled) :], dtype=np.float32))
+    ctx.artifacts.save(
+        LABEL_VECTORS, model.embed_passages(labels) if labels else np.zeros((0, model.dim), np.float32)
     )
     ctx.artifacts.save(
-        "text_model.json", {"model": model.name, "labels": labels, "window_scenes": [i for i, _ in windows]}
+        TEXT_MODEL, {"model": model.name, "labels": labels, "window_scenes": [i for i, _ in windows]}
     )

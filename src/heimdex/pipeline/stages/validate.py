@@ -6,6 +6,7 @@ import uuid
 
 from heimdex.errors import InvalidMediaError
 from heimdex.media import probe
+from heimdex.pipeline.artifacts import MEDIA_INFO, RUN
 from heimdex.pipeline.context import StageContext
 
 
@@ -27,7 +28,7 @@ def upload_validate(ctx: StageContext) -> None:
             f"video is {_hours(info.duration_s)} long; the limit is {_hours(ctx.settings.max_duration_s)}"
         )
     ctx.store.set_video_info(ctx.video.id, info)
-    ctx.artifacts.save("media_info.json", info)
+    ctx.artifacts.save(MEDIA_INFO, info)
     # A fresh run id keeps this run's thumbnails and sidecars apart from the ones still being served.
-    if not ctx.artifacts.exists("run.json"):
-        ctx.artifacts.save("run.json", {"run_id": uuid.uuid4().hex[:8]})
+    if not ctx.artifacts.exists(RUN):
+        ctx.artifacts.save(RUN, {"run_id": uuid.uuid4().hex[:8]})
