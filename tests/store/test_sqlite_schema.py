@@ -16,7 +16,7 @@ from heimdex.store import SceneFilter
 from heimdex.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 FIXTURE = Path(__file__).with_name("fixtures") / "heimdex-0.1.db"
-# What fixtures/make_heimdex_0_1.py wrote (its ids are in the file).
+# What the script in fixtures/README.md wrote (the ids it printed).
 OWNER, VIDEO, PERSON = "b3dfc68a7a954878", "af465be8c6b249e7", "8183e5ddac4b469f"
 
 

@@ -371,15 +371,6 @@ class PostgresStore(SqlStore):
         )
         return statement, [self.db.vector(query), *params, limit]
 
-    def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
-        rows = self._all(
-            'SELECT label, dim, vector FROM label_vectors WHERE model = ? ORDER BY label COLLATE "C"',
-            (model,),
-            binary=True,
-        )
-        dim = rows[0]["dim"] if rows else 0
-        return [r["label"] for r in rows], self.db.matrix(rows, "vector", dim)
-
     def scenes_with_labels(
         self, flt: SceneFilter, label_weights: dict[str, float], limit: int
     ) -> list[ScoredScene]:

@@ -371,6 +371,13 @@ class SqlStore(Store):
             flt.video_ids or flt.person_ids or flt.created_from is not None or flt.created_to is not None
         )
 
+    def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
+        rows = self._vector_rows(
+            f"SELECT label, dim, vector FROM label_vectors WHERE model = ? ORDER BY label{self.db.collate_c}",
+            (model,),
+        )
+        return [r["label"] for r in rows], self.db.matrix(rows, "vector", rows[0]["dim"] if rows else 0)
+
     def scenes_with_people(self, flt: SceneFilter, limit: int) -> list[ScoredScene]:
         if not flt.person_ids:
             return []

@@ -77,16 +77,12 @@ class _VectorCache:
 # before versioning; tests/store/fixtures/ keeps a database made by the last one.
 
 
-def _add_columns(db: sqlite3.Connection, added: Sequence[tuple[str, str, str]]) -> None:
-    for table, column, kind in added:
-        if column not in _columns(db, table):
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-
-
-def _rename_columns(db: sqlite3.Connection, renamed: Sequence[tuple[str, str, str]]) -> None:
-    for table, old, new in renamed:
-        if old in _columns(db, table):
-            db.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+def _alter(db: sqlite3.Connection, changes: Sequence[tuple[str, str, str]], *, if_present: bool) -> None:
+    """ALTER TABLE `table` `clause` for each (table, column, clause) whose column is there (or not):
+    a step applied to a database that already has it changes nothing."""
+    for table, column, clause in changes:
+        if (column in _columns(db, table)) == if_present:
+            db.execute(f"ALTER TABLE {table} {clause}")
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
@@ -96,25 +92,27 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
 SCHEMA_STEPS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     (  # -> 1
         "claims and possible face matches (added before versions were kept)",
-        lambda db: _add_columns(
+        lambda db: _alter(
             db,
             (
-                ("videos", "claimed_by", "TEXT"),
-                ("videos", "claim_expires", "REAL"),
-                ("face_matches", "possible", "INTEGER NOT NULL DEFAULT 0"),
-                ("face_matches", "verdict", "TEXT"),
+                ("videos", "claimed_by", "ADD COLUMN claimed_by TEXT"),
+                ("videos", "claim_expires", "ADD COLUMN claim_expires REAL"),
+                ("face_matches", "possible", "ADD COLUMN possible INTEGER NOT NULL DEFAULT 0"),
+                ("face_matches", "verdict", "ADD COLUMN verdict TEXT"),
             ),
+            if_present=False,
         ),
     ),
     (  # -> 2
         "JSON columns named as on PostgreSQL, so that both stores share their SQL",
-        lambda db: _rename_columns(
+        lambda db: _alter(
             db,
             (
-                ("videos", "info_json", "info"),
-                ("scenes", "words_json", "words"),
-                ("faces", "box_json", "box"),
+                ("videos", "info_json", "RENAME COLUMN info_json TO info"),
+                ("scenes", "words_json", "RENAME COLUMN words_json TO words"),
+                ("faces", "box_json", "RENAME COLUMN box_json TO box"),
             ),
+            if_present=True,
         ),
     ),
 )
@@ -375,15 +373,8 @@ class SqliteStore(SqlStore):
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
         # Cached like scene vectors (a commit bumps the generation): reading 1000 labels' vectors
         # back from SQLite cost 4 ms a query.
-        labels, matrix = self._labels.get((model, ""), self._generation(), lambda: self._load_labels(model))
-        return labels, matrix
-
-    def _load_labels(self, model: str) -> tuple[list[str], np.ndarray]:
-        rows = self._db.execute(
-            "SELECT label, dim, vector FROM label_vectors WHERE model = ? ORDER BY label", (model,)
-        ).fetchall()
-        dim = rows[0]["dim"] if rows else 0
-        return [r["label"] for r in rows], self.db.matrix(rows, "vector", dim)
+        load = lambda: super(SqliteStore, self).label_vectors(model)  # noqa: E731
+        return self._labels.get((model, ""), self._generation(), load)
 
     def scenes_with_labels(
         self, flt: SceneFilter, label_weights: dict[str, float], limit: int
