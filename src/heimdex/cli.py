@@ -38,6 +38,8 @@ people_app = typer.Typer(help="Enrol people by photo and find where they appear.
 app.add_typer(people_app, name="people")
 users_app = typer.Typer(help="Accounts of the server (`heimdex serve`).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+export_app = typer.Typer(help="Take what Heimdex found out of it: subtitles.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 out = Console()
 err = Console(stderr=True)
@@ -411,6 +413,32 @@ def delete(video_id: Annotated[str, typer.Argument(help="The video id (see `heim
     name = heimdex.video(video_id).filename
     heimdex.delete_video(video_id)
     out.print(f"deleted {name} ({video_id})")
+
+
+class SubtitleFormat(StrEnum):
+    vtt = "vtt"
+    srt = "srt"
+
+
+@export_app.command("subtitles")
+def export_subtitles(
+    video_id: Annotated[str, typer.Argument(help="The video id (see `heimdex status`).")],
+    fmt: Annotated[
+        SubtitleFormat, typer.Option("--format", "-f", help="WebVTT or SubRip.")
+    ] = SubtitleFormat.vtt,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: standard output).")
+    ] = None,
+) -> None:
+    """The video's speech as subtitles, timed by the recognised words."""
+    from heimdex.service import LOCAL_OWNER
+
+    text = _app().subtitles(LOCAL_OWNER, video_id, fmt.value)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    err.print(f"wrote {output} ({text.count(' --> ')} cues)")
 
 
 @app.command()

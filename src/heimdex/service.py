@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from heimdex import subtitles
 from heimdex.blobs import BlobStore, open_blob_store
 from heimdex.blobs.keys import original_key_template, person_photo_key, person_prefix, video_prefix
 from heimdex.domain import Person, Scene, StageRecord, Video, VideoState
@@ -184,6 +185,15 @@ class Heimdex:
     def scene(self, owner_id: str, scene_id: str) -> Scene:
         """One scene of the owner's; NotFoundError otherwise, never a hint that it exists."""
         return self.store.get_scene(owner_id, scene_id)
+
+    def subtitles(self, owner_id: str, video_id: str, fmt: str = "vtt") -> str:
+        """The video's speech as a WebVTT or SubRip document, timed by the recognised words.
+        ConflictError while the video has no committed scenes (an empty document: no speech)."""
+        video = self.store.get_video(owner_id, video_id)
+        if video.state != VideoState.INDEXED and not video.scene_count:
+            raise ConflictError("the video is not indexed yet: subtitles come from its transcript")
+        words = [w for scene in self.scenes(owner_id, video.id) for w in scene.words]
+        return subtitles.render(subtitles.cues(words), fmt)
 
     def scene_count(self, owner_id: str) -> int:
         return self.store.scene_count(owner_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from heimdex import subtitles
 from heimdex.api.context import AppContext
 from heimdex.domain import Scene, SearchHit, Video, VideoState, Word
 from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
@@ -14,6 +15,7 @@ def video_links(video_id: str) -> dict[str, str]:
         "stream": f"/videos/{video_id}/stream",
         "thumbnail": f"/videos/{video_id}/thumbnail",
         "scenes": f"/videos/{video_id}/scenes",
+        "subtitles": f"/videos/{video_id}/subtitles.vtt",
         "watch": f"/app/watch/{video_id}",
     }
 
@@ -88,24 +90,6 @@ def hit_json(hit: SearchHit) -> dict:
     return data
 
 
-def transcript_lines(words: list[Word], max_words: int = 12, pause_s: float = 0.7) -> list[dict]:
+def transcript_lines(words: list[Word]) -> list[dict]:
     """Words grouped into short lines (broken at pauses and sentence ends) for the player's transcript."""
-    lines: list[dict] = []
-    current: list[Word] = []
-    for word in words:
-        if current and (
-            len(current) >= max_words
-            or word.start_s - current[-1].end_s > pause_s
-            or current[-1].text.rstrip().endswith((".", "?", "!"))
-        ):
-            lines.append(_line(current))
-            current = []
-        current.append(word)
-    if current:
-        lines.append(_line(current))
-    return lines
-
-
-def _line(words: list[Word]) -> dict:
-    text = " ".join(w.text.strip() for w in words)
-    return {"start_s": round(words[0].start_s, 3), "end_s": round(words[-1].end_s, 3), "text": text}
+    return [{"start_s": ln.start_s, "end_s": ln.end_s, "text": ln.text} for ln in subtitles.lines(words)]

@@ -38,8 +38,22 @@ def size(n: int) -> str:
     return str(n)
 
 
+# Names of the languages Whisper most often reports, for the captions menu; others show their code.
+LANGUAGE_NAMES = {
+    "en": "English", "ko": "Korean", "ja": "Japanese", "zh": "Chinese", "de": "German", "fr": "French",
+    "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch", "da": "Danish", "sv": "Swedish",
+    "no": "Norwegian", "fi": "Finnish", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian", "tr": "Turkish",
+    "ar": "Arabic", "hi": "Hindi",
+}  # fmt: skip
+
+
+def language(code: str | None) -> str:
+    return "Transcript" if not code else f"Transcript ({LANGUAGE_NAMES.get(code, code)})"
+
+
 templates.env.filters["clock"] = clock
 templates.env.filters["size"] = size
+templates.env.filters["language"] = language
 templates.env.globals["version"] = __version__
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
+from pathlib import PurePath
 from stat import S_ISREG
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -348,6 +350,43 @@ def stream(video_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Resp
         stat_result=stat,
         headers={"Cache-Control": "private, max-age=3600"},
     )
+
+
+SUBTITLE_TYPES = {"vtt": "text/vtt", "srt": "application/x-subrip"}
+
+
+@router.get(
+    "/{video_id}/subtitles.{fmt}",
+    summary="The video's speech as subtitles (WebVTT or SubRip), timed by the recognised words",
+    response_class=Response,
+    responses={
+        200: binary("The subtitles", *(f"{t}; charset=utf-8" for t in SUBTITLE_TYPES.values())),
+        **errors(404, 409, _409="The video is not indexed yet"),
+    },
+)
+def video_subtitles(
+    video_id: str,
+    fmt: Literal["vtt", "srt"],
+    user: CurrentUser,
+    ctx: Ctx,
+    download: Annotated[bool, Query(description="Ask the browser to save the file")] = False,
+) -> Response:
+    video = ctx.heimdex.video(video_id, user.id)
+    headers = {"Cache-Control": "private, no-cache"}
+    if download:
+        headers["Content-Disposition"] = attachment(f"{PurePath(video.filename).stem}.{fmt}")
+    return Response(
+        ctx.heimdex.subtitles(user.id, video.id, fmt),
+        media_type=f"{SUBTITLE_TYPES[fmt]}; charset=utf-8",
+        headers=headers,
+    )
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition that saves under `filename`: an ASCII fallback, and the name itself
+    percent-encoded (RFC 6266) so that any name survives the header."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.get(

@@ -275,6 +275,27 @@ function initPlayer() {
     line.addEventListener("keydown", (e) => { if (e.key === "Enter") seek(parseFloat(line.dataset.start)); });
   });
   $$("[data-seek]").forEach(b => b.addEventListener("click", () => seek(parseFloat(b.dataset.seek))));
+  initCaptions(video);
+}
+
+// The transcript as a subtitle track: off until asked for, remembered across videos.
+function initCaptions(video) {
+  const toggle = $("#captions-toggle");
+  const track = video.textTracks && video.textTracks[0];
+  if (!toggle || !track) return;
+  const show = (on) => {
+    track.mode = on ? "showing" : "hidden";
+    toggle.setAttribute("aria-pressed", String(on));
+    toggle.classList.toggle("on", on);
+    localStorage.setItem("heimdex.captions", on ? "on" : "off");
+  };
+  show(localStorage.getItem("heimdex.captions") === "on");
+  toggle.addEventListener("click", () => show(track.mode !== "showing"));
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "c" && !e.ctrlKey && !e.metaKey && !e.altKey && !e.target.closest("input, textarea")) {
+      show(track.mode !== "showing");
+    }
+  });
 }
 
 // ---------------------------------------------------------------- people
