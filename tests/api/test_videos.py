@@ -379,6 +379,8 @@ def test_broken_file_fails_with_a_reason(alice, tmp_path) -> None:
     assert r.status_code == 201
     failed = wait_for(alice, r.json()["videos"][0]["id"])
     assert failed["state"] == "failed" and failed["error"]
+    # The reason names the file the user uploaded, not the copy the worker decoded.
+    assert failed["error"].startswith("upload_validate: broken.mp4 is an incomplete or damaged"), failed
     stage = next(s for s in alice.get(f"/videos/{failed['id']}").json()["stages"] if s["state"] == "failed")
     assert stage["stage"] == "upload_validate" and stage["error"]
 
