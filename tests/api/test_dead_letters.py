@@ -34,7 +34,7 @@ def test_a_job_out_of_retries_is_a_dead_letter_until_reprocessed(tmp_path) -> No
         broken = tmp_path / "broken.mp4"
         broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
         broken_id = upload(owner, broken).json()["videos"][0]["id"]
-        originals = {vid: store.get_video(vid).original_key for vid in (api_video, cli_video)}
+        originals = {vid: store.job_video(vid).original_key for vid in (api_video, cli_video)}
         for vid, key in originals.items():
             blobs.move(key, f"held-aside/{vid}.mp4")  # no worker runs yet: the jobs will miss them
 
@@ -44,7 +44,7 @@ def test_a_job_out_of_retries_is_a_dead_letter_until_reprocessed(tmp_path) -> No
             return r.json()
 
         def buried(vid: str) -> bool:
-            error = store.get_video(vid).error
+            error = store.job_video(vid).error
             return bool(error and error.startswith(DEAD_LETTER_PREFIX))
 
         with ThreadWorker(server.settings):
@@ -81,7 +81,7 @@ def test_a_job_out_of_retries_is_a_dead_letter_until_reprocessed(tmp_path) -> No
         with ThreadWorker(server.settings):
             done = wait_for(owner, api_video)
             eventually(
-                lambda: store.get_video(cli_video).state.value == "indexed", timeout=120, what="indexed"
+                lambda: store.job_video(cli_video).state.value == "indexed", timeout=120, what="indexed"
             )
         assert done["state"] == "indexed" and done["error"] is None and done["dead_letter"] is False
         assert _status_row(server, cli_video)[2] == "indexed"

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from heimdex.accounts import Accounts, open_account_store
-from heimdex.domain import STAGES
+from heimdex.pipeline.graph import STAGES
 from heimdex.settings import Settings
 from tests import assets, services
 
@@ -266,7 +266,7 @@ def test_migrate_on_sqlite_has_nothing_to_do(library) -> None:
 
 
 def test_migrate_creates_and_upgrades_a_postgres_schema(tmp_path) -> None:
-    from heimdex.store.postgres import head_revision
+    from heimdex.db.postgres import head_revision
 
     home = tmp_path / "home"
     with services.fresh_postgres(migrated=False) as url:
