@@ -175,11 +175,19 @@ def upload_filename(params: dict[str, str]) -> str | None:
     return Path(filename.replace("\\", "/")).name[:255] or "upload"
 
 
+@dataclass(frozen=True)
+class Limit:
+    """At most `bytes` in every file of an upload (`per_file`) or in all of them together."""
+
+    bytes: int
+    message: str  # the 413's message when passed
+    per_file: bool = True
+
+
 @dataclass
 class _Sink:
     area: UploadArea
-    limit: int
-    limit_message: str
+    limits: tuple[Limit, ...]
     files: list[UploadedFile] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     _headers: dict[str, bytes] = field(default_factory=dict)
@@ -218,8 +226,10 @@ class _Sink:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._file is not None:
             self._file.size += end - start
-            if self._file.size > self.limit:
-                raise ApiError(413, self.limit_message)
+            total = sum(f.size for f in self.files)
+            for limit in self.limits:
+                if (self._file.size if limit.per_file else total) > limit.bytes:
+                    raise ApiError(413, limit.message)
             self._out.write(data[start:end])  # type: ignore[attr-defined]
         elif self._field is not None:
             self._text += data[start:end]
@@ -240,16 +250,18 @@ class _Sink:
             f.path.unlink(missing_ok=True)
 
 
-async def receive_files(request: Request, folder: Path, limit: int, limit_message: str) -> list[UploadedFile]:
+async def receive_files(request: Request, folder: Path, *limits: Limit) -> list[UploadedFile]:
     """Parse a multipart/form-data body into temporary files under `folder` (same disk as the blobs,
-    so keeping the original is a hard link, not a copy). The caller deletes the files."""
+    so keeping the original is a hard link, not a copy), within the `limits` (413 as soon as a file,
+    or all of them together, passes one). The caller deletes the files."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise ApiError(415, "send the files as multipart/form-data")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:  # room for part headers
-        raise ApiError(413, limit_message)
-    sink = _Sink(UploadArea.claim(folder), limit, limit_message)
+    for limit in limits:  # refused before reading: a body past any limit, with room for part headers
+        if declared and declared.isdigit() and int(declared) > limit.bytes + 1024**2:
+            raise ApiError(413, limit.message)
+    sink = _Sink(UploadArea.claim(folder), limits)
     callbacks = {
         name: getattr(sink, name)
         for name in (

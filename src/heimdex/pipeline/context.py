@@ -7,8 +7,10 @@ Artifacts are the stages' typed outputs (pipeline/artifacts.py), kept in blob st
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -100,3 +102,13 @@ class StageContext:
     models: Models
     artifacts: Artifacts
     progress: ProgressFn = field(default=lambda fraction: None)
+    # The local files the original was opened as (a stored copy, a cache entry): decoders' errors
+    # name them, and the runner says the user's file name instead.
+    opened_as: set[str] = field(default_factory=set)
+
+    @contextmanager
+    def original(self) -> Iterator[Path]:
+        """The original as a local file, for decoders."""
+        with self.blobs.local_path(self.video.original_key) as path:
+            self.opened_as.update((str(path), path.name))
+            yield path

@@ -186,7 +186,8 @@ class PipelineRunner:
 
 
 def _in_users_words(ctx: StageContext, message: str) -> str:
-    """Errors from decoders name the file they opened: our stored copy ("original.mp4"). Say the
-    name the user knows instead."""
-    stored = ctx.video.original_key.rsplit("/", 1)[-1]
-    return message.replace(stored, ctx.video.filename) if stored else message
+    """Errors from decoders name the file they opened: our stored copy, or a cache entry of it.
+    Say the name the user knows instead (whole paths first, then bare names)."""
+    for opened in sorted(ctx.opened_as, key=len, reverse=True):
+        message = message.replace(opened, ctx.video.filename)
+    return message

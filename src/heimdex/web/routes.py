@@ -17,6 +17,7 @@ from heimdex.api.routers.people import match_json, person_json
 from heimdex.api.routers.search import MinConfidence, run_search
 from heimdex.api.views import hit_json, scene_json, stages_json, transcript_lines, video_json
 from heimdex.errors import HeimdexError, NotFoundError
+from heimdex.units import size_text
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(files("heimdex.web").joinpath("templates")))
@@ -28,14 +29,6 @@ def clock(seconds: float | None) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 # Names of the languages Whisper most often reports, for the captions menu; others show their code.
@@ -52,7 +45,7 @@ def language(code: str | None) -> str:
 
 
 templates.env.filters["clock"] = clock
-templates.env.filters["size"] = size
+templates.env.filters["size"] = size_text
 templates.env.filters["language"] = language
 templates.env.globals["version"] = __version__
 

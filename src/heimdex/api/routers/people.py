@@ -12,7 +12,7 @@ from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.errors import ApiError
 from heimdex.api.openapi import USER, binary, errors, multipart_files
 from heimdex.api.routers.search import run_search
-from heimdex.api.uploads import receive_files
+from heimdex.api.uploads import Limit, receive_files
 from heimdex.api.views import hit_json
 from heimdex.blobs.keys import person_photo_key
 from heimdex.domain import Person
@@ -126,8 +126,7 @@ async def add_photos(person_id: str, request: Request, user: CurrentUser, ctx: C
     files = await receive_files(
         request,
         ctx.settings.home / "uploads",
-        MAX_PHOTO_BYTES,
-        f"a photo may be at most {MAX_PHOTO_BYTES // 1024**2} MB",
+        Limit(MAX_PHOTO_BYTES, f"a photo may be at most {MAX_PHOTO_BYTES // 1024**2} MB"),
     )
     try:
         if not files:

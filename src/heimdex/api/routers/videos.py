@@ -18,13 +18,14 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.errors import ApiError, error_response
 from heimdex.api.openapi import USER, binary, errors, multipart_files
-from heimdex.api.uploads import receive_files
+from heimdex.api.uploads import Limit, receive_files
 from heimdex.api.views import scene_json, stages_json, video_json
 from heimdex.blobs.keys import upload_key, upload_prefix
 from heimdex.domain import VideoState
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.logging import get_logger
 from heimdex.service import VIDEO_SUFFIXES
+from heimdex.units import size_text
 from heimdex.validation import CleanText
 
 log = get_logger(__name__)
@@ -39,21 +40,24 @@ class VideoSort(StrEnum):
     state = "state"
 
 
-def _size_text(n: int) -> str:
-    return f"{n / 1024**3:.1f} GB" if n >= 1024**3 else f"{n / 1024**2:.0f} MB"
-
-
-def _upload_limit(ctx, user) -> tuple[int, str]:
+def _upload_limits(ctx, user) -> tuple[Limit, ...]:
+    """The upload limit of each file and, with a quota, what all files of an upload may add up to."""
     settings = ctx.settings
-    limit = settings.upload_max_bytes
-    message = f"the file is larger than the upload limit of {_size_text(limit)}"
+    limits = [
+        Limit(
+            settings.upload_max_bytes,
+            f"the file is larger than the upload limit of {size_text(settings.upload_max_bytes)}",
+        )
+    ]
     if settings.user_quota_bytes:
-        used = sum(v.size_bytes for v in ctx.heimdex.videos(user.id))
-        remaining = max(0, settings.user_quota_bytes - used)
-        if remaining < limit:
-            limit = remaining
-            message = f"the upload would pass your storage quota of {_size_text(settings.user_quota_bytes)}"
-    return limit, message
+        remaining = max(0, settings.user_quota_bytes - _used_bytes(ctx, user))
+        message = f"the upload would pass your storage quota of {size_text(settings.user_quota_bytes)}"
+        limits.append(Limit(remaining, message, per_file=False))
+    return tuple(limits)
+
+
+def _used_bytes(ctx, user) -> int:
+    return sum(v.size_bytes for v in ctx.heimdex.videos(user.id))
 
 
 @router.post(
@@ -69,8 +73,7 @@ def _upload_limit(ctx, user) -> tuple[int, str]:
 async def upload(request: Request, user: CurrentUser, ctx: Ctx) -> JSONResponse:
     if ctx.upload_limiter is not None:
         ctx.upload_limiter.hit(user.id, "uploads")
-    limit, message = _upload_limit(ctx, user)
-    files = await receive_files(request, ctx.settings.home / "uploads", limit, message)
+    files = await receive_files(request, ctx.settings.home / "uploads", *_upload_limits(ctx, user))
     try:
         if not files:
             raise ApiError(400, "no file in the upload: send it in a multipart field named `file`")
@@ -130,9 +133,9 @@ def presign(body: PresignRequest, user: CurrentUser, ctx: Ctx) -> dict:
     last, in a field named `file`), then call POST /videos/uploaded with the `key`."""
     if _suffix(body.filename) not in VIDEO_SUFFIXES:
         raise ApiError(415, f"{body.filename}: not a video file name (expected one of .mp4, .mov, .mkv, ...)")
-    limit, message = _upload_limit(ctx, user)
-    if body.size_bytes > limit:
-        raise ApiError(413, message)
+    for limit in _upload_limits(ctx, user):
+        if body.size_bytes > limit.bytes:
+            raise ApiError(413, limit.message)
     if ctx.upload_limiter is not None:
         ctx.upload_limiter.hit(user.id, "uploads")
     key = upload_key(user.id, secrets.token_hex(12), _suffix(body.filename))
@@ -150,13 +153,19 @@ def presign(body: PresignRequest, user: CurrentUser, ctx: Ctx) -> dict:
     "/uploaded",
     status_code=201,
     summary="Step 2 of a direct upload: index what was uploaded",
-    responses=errors(404, 415),
+    responses=errors(404, 413, 415),
 )
 def uploaded(body: UploadedRequest, user: CurrentUser, ctx: Ctx) -> dict:
     if not body.key.startswith(upload_prefix(user.id)) or ".." in body.key:
         raise ApiError(404, "no upload of yours at that key")
     if _suffix(body.filename) not in VIDEO_SUFFIXES:
         raise ApiError(415, f"{body.filename}: not a video file name (expected one of .mp4, .mov, .mkv, ...)")
+    blobs = ctx.heimdex.blobs
+    size = blobs.size(body.key) if blobs.exists(body.key) else 0
+    for limit in _upload_limits(ctx, user):  # several presigned uploads may each have fit the quota
+        if size > limit.bytes:
+            blobs.delete_prefix(body.key.rsplit("/", 1)[0] + "/")  # the upload's own folder
+            raise ApiError(413, limit.message)
     try:
         video = ctx.heimdex.add_uploaded(body.key, user.id, body.filename)
     except NotFoundError as exc:

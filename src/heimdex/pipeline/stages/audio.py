@@ -17,7 +17,7 @@ def audio_extract(ctx: StageContext) -> None:
     info = ctx.artifacts.load(MEDIA_INFO)
     audio = np.zeros(0, dtype=np.float32)
     if info.has_audio:
-        with ctx.blobs.local_path(ctx.video.original_key) as path:
+        with ctx.original() as path:
             audio = extract_audio(path, sample_rate=SAMPLE_RATE)
     ctx.artifacts.save(AUDIO, audio.astype(np.float32, copy=False))
 

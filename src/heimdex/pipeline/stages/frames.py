@@ -38,7 +38,7 @@ def vision_sample_frames(ctx: StageContext) -> None:
     s = ctx.settings
     chosen, empty = choose_in_shots(candidates, shots, s.max_frames_per_scene, s.max_scene_s)
     if empty:
-        with ctx.blobs.local_path(ctx.video.original_key) as path:
+        with ctx.original() as path:
             middles = {round((shot.start_s + shot.end_s) / 2, 3): shot for shot in empty}
             for t, image in decode_frames(path, sorted(middles), max_side=s.frame_max_side):
                 chosen.append(store_frame(ctx, t, image, middles[t].index))

@@ -45,7 +45,7 @@ def scene_detect(ctx: StageContext) -> None:
     sampler = FrameSampler(
         every_s=1.0 / ctx.settings.frames_per_second, max_side=ctx.settings.frame_max_side, on_frame=keep
     )
-    with ctx.blobs.local_path(ctx.video.original_key) as path:
+    with ctx.original() as path:
         cuts = detect_cuts(path, sampler=sampler)
     ctx.artifacts.save(CANDIDATES, sorted(candidates.values(), key=lambda f: f.t_s))
     ctx.artifacts.save(CUTS, cuts)
@@ -88,7 +88,7 @@ def _write_thumbnail(ctx: StageContext, frame: FrameRef | None, midpoint_s: floa
     if frame is not None:
         image = decode_image(ctx.blobs.get_bytes(frame.key))
     else:  # a scene too short to have a sampled frame: decode its middle
-        with ctx.blobs.local_path(ctx.video.original_key) as path:
+        with ctx.original() as path:
             decoded = decode_frames(path, [midpoint_s], max_side=ctx.settings.frame_max_side)
         if not decoded:
             draft.thumbnail_key = None
