@@ -4,8 +4,10 @@ people, delete; screenshots of every page (desktop and phone) go to build/screen
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -110,7 +112,9 @@ def test_login_upload_index_search_play(page, web_server, screenshots) -> None:
 
     # Open the hit: the player starts at the scene.
     href = first.locator("a.title").get_attribute("href")
-    start = float(href.split("t=")[1])
+    params = parse_qs(urlsplit(href).query)
+    start = float(params["t"][0])
+    assert params["q"] == ["rocket launch"], "the player gets the query, to mark its matches"
     assert start > 1.0  # the rocket is the second scene
     first.locator("a.title").click()
     page.wait_for_url("**/app/watch/**")
@@ -137,6 +141,65 @@ def test_login_upload_index_search_play(page, web_server, screenshots) -> None:
     page.evaluate("document.getElementById('player').pause()")
     assert abs(current_time(page) - line_start) < 1.5
     assert "garden" in page.locator(".line.active").inner_text().lower()
+
+
+def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(page, screenshots) -> None:
+    page.goto("/app")
+    page.locator(".video-card", has_text="web-tour.mp4").locator("a.title").click()
+    page.wait_for_url("**/app/watch/**")
+    video_id = urlsplit(page.url).path.rsplit("/", 1)[1]
+
+    # Search in this video: the matches are marked on a timeline; next and previous jump to them.
+    page.fill("#in-video-q", "rocket garden")
+    page.press("#in-video-q", "Enter")
+    page.wait_for_selector(".hit-marker")
+    assert (
+        urlsplit(page.url).path == f"/app/watch/{video_id}"
+        and page.input_value("#in-video-q") == "rocket garden"
+    )
+    starts = [float(s) for s in page.eval_on_selector_all(".hit-marker", "ms => ms.map(m => m.dataset.seek)")]
+    assert starts == sorted(starts) and len(starts) == 2, "one match per scene: the garden, then the rocket"
+    assert page.inner_text("#hit-count") == "2 matches"
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    for expected in (starts[1], starts[0]):  # from the start: next is the second match, then it wraps
+        page.click("#next-hit") if expected == starts[1] else page.keyboard.press("n")
+        page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {expected}) < 0.3")
+    page.keyboard.press("p")  # previous from the first match wraps to the last
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {starts[1]}) < 0.3")
+    page.evaluate("document.getElementById('player').pause()")
+    page.screenshot(path=screenshots / "player-matches.png")
+
+    # Captions: the transcript as a subtitle track, off until asked for, toggled by button and key.
+    page.wait_for_function("document.getElementById('player').textTracks[0]?.mode === 'hidden'")
+    page.click("#captions-toggle")
+    page.wait_for_function(
+        "(() => { const t = document.getElementById('player').textTracks[0];"
+        " return t.mode === 'showing' && t.cues && t.cues.length >= 2; })()"
+    )
+    cues = page.evaluate("Array.from(document.getElementById('player').textTracks[0].cues, c => c.text)")
+    assert any("garden" in c.lower() for c in cues) and any("rocket" in c.lower() for c in cues), cues
+    assert page.get_attribute("#captions-toggle", "aria-pressed") == "true"
+    page.keyboard.press("c")
+    page.wait_for_function("document.getElementById('player').textTracks[0].mode === 'hidden'")
+
+    # Subtitle downloads, with the page's own session.
+    for link, head in (("WebVTT", "WEBVTT"), ("SubRip", "1\n")):
+        href = page.get_attribute(f".player-tools a:text('{link}')", "href")
+        r = page.request.get(href)
+        assert (
+            r.status == 200 and r.text().startswith(head) and "attachment" in r.headers["content-disposition"]
+        )
+
+    # A link to this moment, to the second.
+    page.evaluate(f"document.getElementById('player').currentTime = {starts[1]}")
+    page.click("#share-moment")
+    page.wait_for_function("document.getElementById('share-moment').dataset.link")
+    link = page.get_attribute("#share-moment", "data-link")
+    assert re.fullmatch(rf"http://[^/]+/app/watch/{video_id}\?t={int(starts[1])}", link), link
+    page.goto(link)
+    page.wait_for_function(
+        f"Math.abs(document.getElementById('player').currentTime - {int(starts[1])}) < 0.3"
+    )
 
 
 def test_people_enrol_and_pages(page, screenshots) -> None:

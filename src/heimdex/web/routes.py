@@ -145,7 +145,12 @@ def search_page(
 
 @router.get("/app/watch/{video_id}", response_class=HTMLResponse)
 def watch(
-    request: Request, video_id: str, user: PageUser, ctx: Ctx, t: Annotated[float, Query(ge=0)] = 0.0
+    request: Request,
+    video_id: str,
+    user: PageUser,
+    ctx: Ctx,
+    t: Annotated[float, Query(ge=0)] = 0.0,
+    q: Annotated[str, Query(max_length=1000)] = "",
 ) -> Response:
     try:
         video = ctx.heimdex.video(video_id, user.id)
@@ -155,6 +160,7 @@ def watch(
     sections = [
         {"scene": scene_json(s, with_words=False), "lines": transcript_lines(s.words)} for s in scenes
     ]
+    markers, error = _hits_in_video(ctx, user.id, video.id, q)
     return render(
         request,
         "watch.html",
@@ -164,7 +170,21 @@ def watch(
         start=t,
         sections=sections,
         stages=stages_json(ctx, video),
+        q=q,
+        markers=markers,
+        error=error,
     )
+
+
+def _hits_in_video(ctx, owner_id: str, video_id: str, q: str) -> tuple[list[dict], str | None]:
+    """The query's hits in one video, in time order: the player's timeline markers."""
+    if not q.strip():
+        return [], None
+    try:
+        found, _ = run_search(ctx, owner_id, q, videos=(video_id,), all_scenes=True, limit=100)
+    except HeimdexError as exc:
+        return [], str(exc)
+    return sorted((hit_json(h) for h in found), key=lambda h: h["start_s"]), None
 
 
 @router.get("/app/people", response_class=HTMLResponse)

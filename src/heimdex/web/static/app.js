@@ -276,6 +276,49 @@ function initPlayer() {
   });
   $$("[data-seek]").forEach(b => b.addEventListener("click", () => seek(parseFloat(b.dataset.seek))));
   initCaptions(video);
+  initHitMarkers(video, seek);
+  initShare(video);
+}
+
+function typing(e) {
+  return e.ctrlKey || e.metaKey || e.altKey || e.target.closest("input, textarea, select");
+}
+
+// The query's matches on a timeline under the player: previous / next, also with p and n.
+function initHitMarkers(video, seek) {
+  const starts = $$(".hit-marker").map(m => parseFloat(m.dataset.seek));
+  if (!starts.length) return;
+  const next = () => {
+    const t = starts.find(s => s > video.currentTime + 0.5);
+    seek(t === undefined ? starts[0] : t);
+  };
+  const previous = () => {
+    const earlier = starts.filter(s => s < video.currentTime - 0.5);
+    seek(earlier.length ? earlier[earlier.length - 1] : starts[starts.length - 1]);
+  };
+  $("#next-hit").addEventListener("click", next);
+  $("#prev-hit").addEventListener("click", previous);
+  document.addEventListener("keydown", (e) => {
+    if (typing(e)) return;
+    if (e.key === "n") next();
+    if (e.key === "p") previous();
+  });
+}
+
+// A link to this moment, for someone else with an account here.
+function initShare(video) {
+  const button = $("#share-moment");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    const url = `${location.origin}${location.pathname}?t=${Math.floor(video.currentTime)}`;
+    try {
+      await navigator.clipboard.writeText(url);
+      toast("Link copied: " + url);
+    } catch {
+      window.prompt("Copy this link", url);  // no clipboard outside https or localhost
+    }
+    button.dataset.link = url;
+  });
 }
 
 // The transcript as a subtitle track: off until asked for, remembered across videos.
@@ -292,9 +335,7 @@ function initCaptions(video) {
   show(localStorage.getItem("heimdex.captions") === "on");
   toggle.addEventListener("click", () => show(track.mode !== "showing"));
   document.addEventListener("keydown", (e) => {
-    if (e.key === "c" && !e.ctrlKey && !e.metaKey && !e.altKey && !e.target.closest("input, textarea")) {
-      show(track.mode !== "showing");
-    }
+    if (e.key === "c" && !typing(e)) show(track.mode !== "showing");
   });
 }
 
