@@ -21,7 +21,7 @@ from rich.text import Text
 
 from heimdex import __version__
 from heimdex.domain import Person, StageState, VideoState
-from heimdex.errors import HeimdexError
+from heimdex.errors import HeimdexError, InvalidRequestError
 from heimdex.logging import configure_logging
 from heimdex.pipeline.events import StageEvent
 from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
@@ -38,7 +38,7 @@ people_app = typer.Typer(help="Enrol people by photo and find where they appear.
 app.add_typer(people_app, name="people")
 users_app = typer.Typer(help="Accounts of the server (`heimdex serve`).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-export_app = typer.Typer(help="Take what Heimdex found out of it: subtitles.", no_args_is_help=True)
+export_app = typer.Typer(help="Take what Heimdex found out of it: subtitles, clips.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 
 out = Console()
@@ -439,6 +439,34 @@ def export_subtitles(
         return
     output.write_text(text, encoding="utf-8")
     err.print(f"wrote {output} ({text.count(' --> ')} cues)")
+
+
+@export_app.command("clip")
+def export_clip(
+    scene_or_video: Annotated[
+        str,
+        typer.Argument(help="A scene id (from `heimdex search --json`), or a video id with --start/--end."),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The MP4 to write.")],
+    start: Annotated[float | None, typer.Option(help="With a video id: where the clip starts (s).")] = None,
+    end: Annotated[float | None, typer.Option(help="With a video id: where it ends (s).")] = None,
+    exact: Annotated[
+        bool,
+        typer.Option(help="Encode again to start within a frame (default: copy from the keyframe before)."),
+    ] = False,
+) -> None:
+    """An MP4 of a scene, or of a video between two times."""
+    from heimdex.service import LOCAL_OWNER
+
+    heimdex = _app()
+    if start is None and end is None:
+        clip = heimdex.scene_clip(LOCAL_OWNER, scene_or_video, output, exact=exact)
+    elif start is None or end is None:
+        raise InvalidRequestError("give both --start and --end (or neither, with a scene id)")
+    else:
+        clip = heimdex.clip(LOCAL_OWNER, scene_or_video, start, end, output, exact=exact)
+    how = "re-encoded" if clip.exact else "copied from the keyframe at or before the start"
+    err.print(f"wrote {output}: {clip.start_s:.2f}-{clip.end_s:.2f} s of the video ({how})")
 
 
 @app.command()

@@ -17,5 +17,9 @@ class ConflictError(HeimdexError):
     """The request clashes with existing state (a duplicate name, a job already running...)."""
 
 
+class InvalidRequestError(HeimdexError):
+    """A request the caller can correct: times outside a video, a clip too long..."""
+
+
 class ModelUnavailableError(HeimdexError):
     """A configured model cannot be loaded (missing package, bad folder, no network for a hub id)."""

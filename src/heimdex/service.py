@@ -16,7 +16,7 @@ from heimdex import subtitles
 from heimdex.blobs import BlobStore, open_blob_store
 from heimdex.blobs.keys import original_key_template, person_photo_key, person_prefix, video_prefix
 from heimdex.domain import Person, Scene, StageRecord, Video, VideoState
-from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, NotFoundError
+from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, InvalidRequestError, NotFoundError
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
 from heimdex.ml.registry import Models
@@ -28,6 +28,7 @@ from heimdex.settings import Settings
 from heimdex.store import MatchView, Store, open_store
 
 if TYPE_CHECKING:
+    from heimdex.media.clips import Clip
     from heimdex.pipeline.runner import PipelineRunner
 
 log = get_logger(__name__)
@@ -194,6 +195,30 @@ class Heimdex:
             raise ConflictError("the video is not indexed yet: subtitles come from its transcript")
         words = [w for scene in self.scenes(owner_id, video.id) for w in scene.words]
         return subtitles.render(subtitles.cues(words), fmt)
+
+    def clip(
+        self, owner_id: str, video_id: str, start_s: float, end_s: float, out: Path, *, exact: bool = False
+    ) -> Clip:
+        """Cut the video between two times into `out` (an MP4): copied from the last keyframe, or
+        `exact` (encoded again). InvalidRequestError for times outside the video, a clip too long."""
+        video = self.store.get_video(owner_id, video_id)
+        if video.info is None:
+            raise ConflictError("the video has not been read yet: clips come once it is validated")
+        end_s = min(end_s, video.info.duration_s)
+        if not 0 <= start_s < end_s:
+            raise InvalidRequestError(
+                f"a clip runs from 0 to {video.info.duration_s:.2f} s, with start before end"
+            )
+        if end_s - start_s > self.settings.clip_max_s:
+            raise InvalidRequestError(f"a clip may be at most {self.settings.clip_max_s:.0f} s long")
+        from heimdex.media.clips import cut_clip  # decoders: not needed to search
+
+        with self.blobs.local_path(video.original_key) as path:
+            return cut_clip(path, start_s, end_s, out, exact=exact)
+
+    def scene_clip(self, owner_id: str, scene_id: str, out: Path, *, exact: bool = False) -> Clip:
+        scene = self.store.get_scene(owner_id, scene_id)
+        return self.clip(owner_id, scene.video_id, scene.start_s, scene.end_s, out, exact=exact)
 
     def scene_count(self, owner_id: str) -> int:
         return self.store.scene_count(owner_id)

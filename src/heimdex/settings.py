@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Search.
     results_per_video: int = Field(3, ge=1, description="At most this many hits per video unless asked.")
 
+    # Exports.
+    clip_max_s: float = Field(600.0, gt=0, description="Longest clip cut out of a video, in seconds.")
+
     # Server (heimdex serve): API, web app and in-process worker.
     host: str = Field("127.0.0.1", description="Address `heimdex serve` listens on.")
     port: int = Field(8000, ge=0, le=65535)

@@ -46,8 +46,8 @@ def test_subtitles_are_the_owners_and_need_an_indexed_video(alice, bob, news, tm
     assert bob.get(f"/videos/{news['id']}/subtitles.vtt").status_code == 404
     assert alice.get("/videos/nope/subtitles.vtt").status_code == 404
     assert alice.get(f"/videos/{news['id']}/subtitles.ass").status_code == 422
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    broken = tmp_path / "broken.mp4"  # bytes of its own: the same file twice is one video
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(255, -1, -1)) * 40)
     failed = wait_for(alice, upload(alice, broken, "no speech.mp4").json()["videos"][0]["id"])
     assert failed["state"] == "failed"
     r = alice.get(failed["links"]["subtitles"])

@@ -330,3 +330,57 @@ def _revision(url: str) -> str:
     with psycopg.connect(url) as conn:
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     return revision
+
+
+def test_export_subtitles_and_clips(library, tmp_path) -> None:
+    import av
+
+    # The clip has no speech: valid, empty subtitles.
+    assert ok(library.home, "export", "subtitles", library.video_id) == "WEBVTT\n\n"
+    srt_file = tmp_path / "out.srt"
+    ok(library.home, "export", "subtitles", library.video_id, "--format", "srt", "-o", str(srt_file))
+    assert srt_file.read_text() == ""
+    refused(library.home, "export", "subtitles", NO_SUCH_ID, reason=f"no video '{NO_SUCH_ID}'")
+
+    def length(path: Path) -> float:
+        with av.open(str(path)) as container:
+            times = [frame.time for frame in container.decode(video=0)]
+            return times[-1] + 1 / float(container.streams.video[0].average_rate)
+
+    scene = json.loads(ok(library.home, "search", CAPTION.lower(), "--json"))[0]
+    assert scene["scene_id"].startswith(f"{library.video_id}-")
+    exact = tmp_path / "scene.mp4"
+    proc = heimdex(library.home, "export", "clip", scene["scene_id"], "--exact", "-o", str(exact))
+    assert proc.returncode == 0 and "re-encoded" in proc.stderr, proc.stderr
+    assert length(exact) == pytest.approx(scene["end_s"] - scene["start_s"], abs=0.1)
+    between = tmp_path / "between.mp4"
+    ok(
+        library.home,
+        "export",
+        "clip",
+        library.video_id,
+        "--start",
+        "0.5",
+        "--end",
+        "1.5",
+        "--exact",
+        "-o",
+        str(between),
+    )
+    assert length(between) == pytest.approx(1.0, abs=0.1)
+    refused(
+        library.home, "export", "clip", library.video_id, "--start", "1", "-o", str(between), reason="--end"
+    )
+    refused(
+        library.home,
+        "export",
+        "clip",
+        library.video_id,
+        "--start",
+        "3",
+        "--end",
+        "1",
+        "-o",
+        str(between),
+        reason="start before end",
+    )

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heimdex.accounts.ratelimit import RateLimited
 from heimdex.accounts.service import AuthError, ForbiddenError
-from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, NotFoundError
+from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, InvalidRequestError, NotFoundError
 from heimdex.logging import get_logger
 
 log = get_logger(__name__)
@@ -41,6 +41,7 @@ def _status(exc: HeimdexError) -> int:
         (ConflictError, 409),
         (RateLimited, 429),
         (InvalidMediaError, 422),
+        (InvalidRequestError, 422),
     ):
         if isinstance(exc, kind):
             return status

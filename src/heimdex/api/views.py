@@ -64,6 +64,7 @@ def scene_links(scene: Scene) -> dict[str, str]:
         "thumbnail": f"/scenes/{scene.id}/thumbnail",
         "play": f"/app/watch/{scene.video_id}?t={start}",
         "stream": f"/videos/{scene.video_id}/stream#t={start}",
+        "clip": f"/scenes/{scene.id}/clip.mp4",
     }
 
 
@@ -86,6 +87,7 @@ def hit_json(hit: SearchHit) -> dict:
         "scene": f"/scenes/{hit.scene_id}",
         "stream": f"/videos/{hit.video_id}/stream#t={start}",
         "video": f"/videos/{hit.video_id}",
+        "clip": f"/scenes/{hit.scene_id}/clip.mp4",
     }
     return data
 

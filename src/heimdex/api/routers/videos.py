@@ -7,7 +7,6 @@ from enum import StrEnum
 from pathlib import PurePath
 from stat import S_ISREG
 from typing import Annotated, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -17,6 +16,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.errors import ApiError, error_response
+from heimdex.api.exports import attachment, clip_response
 from heimdex.api.openapi import USER, binary, errors, multipart_files
 from heimdex.api.uploads import Limit, receive_files
 from heimdex.api.views import scene_json, stages_json, video_json
@@ -361,6 +361,43 @@ def stream(video_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Resp
     )
 
 
+class ClipRequest(BaseModel):
+    start_s: float = Field(ge=0, description="Where the clip starts, seconds from the start of the video")
+    end_s: float = Field(gt=0, description="Where it ends (past the video's end: at its end)")
+    exact: bool = Field(
+        False,
+        description="Encode again to start within one frame of start_s; by default the clip is copied"
+        " from the last keyframe at or before start_s (up to one keyframe interval earlier), at no cost",
+    )
+
+
+CLIP_HEADERS = {
+    "X-Heimdex-Clip-Start": {
+        "description": "Where the clip really starts in the video (s)",
+        "schema": {"type": "string"},
+    },
+    "X-Heimdex-Clip-End": {"description": "Where it really ends (s)", "schema": {"type": "string"}},
+}
+
+
+@router.post(
+    "/{video_id}/clips",
+    summary="An MP4 of a moment: the video between two times",
+    response_class=Response,
+    responses={
+        200: {**binary("The clip", "video/mp4"), "headers": CLIP_HEADERS},
+        **errors(404, 409, 422, _409="The video has not been read yet"),
+    },
+)
+def video_clip(video_id: str, body: ClipRequest, user: CurrentUser, ctx: Ctx) -> Response:
+    video = ctx.heimdex.video(video_id, user.id)
+    return clip_response(
+        ctx.settings.home,
+        video.filename,
+        lambda out: ctx.heimdex.clip(user.id, video.id, body.start_s, body.end_s, out, exact=body.exact),
+    )
+
+
 SUBTITLE_TYPES = {"vtt": "text/vtt", "srt": "application/x-subrip"}
 
 
@@ -389,13 +426,6 @@ def video_subtitles(
         media_type=f"{SUBTITLE_TYPES[fmt]}; charset=utf-8",
         headers=headers,
     )
-
-
-def attachment(filename: str) -> str:
-    """A Content-Disposition that saves under `filename`: an ASCII fallback, and the name itself
-    percent-encoded (RFC 6266) so that any name survives the header."""
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.get(
