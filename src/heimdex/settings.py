@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         None, description="Folder or hub id of a CLIP-style ONNX model; off if unset."
     )
     cpu_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    ocr_korean: bool = Field(
+        True, description="Read Korean on screen with Tesseract (needs tesseract-ocr-kor; off if missing)."
+    )
 
     # Scenes and frames.
     min_scene_s: float = Field(1.0, gt=0)

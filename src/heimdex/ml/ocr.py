@@ -1,16 +1,22 @@
 """On-screen text with RapidOCR (PP-OCRv4 detection + recognition, ONNX Runtime on CPU).
 
-Reads Latin script and Chinese; Korean is not in this recogniser's alphabet.
+Its recogniser reads Latin script and Chinese; Korean is not in its alphabet. A line the detector
+finds but the recogniser cannot read goes to a second reader for Hangul (ml/hangul.py) when one is
+given.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from heimdex.domain import Box, OcrLine
+
+if TYPE_CHECKING:
+    from heimdex.ml.hangul import HangulLineReader
 
 MIN_SCORE = 0.5
 # RapidOCR's default ("min" side >= 736) upscales a 640x360 frame to 1308x736 before detection: four
@@ -28,11 +34,19 @@ class OcrReader:
     name = "rapidocr-ppocrv4"
 
     def __init__(
-        self, *, threads: int = 1, min_score: float = MIN_SCORE, use_angle_classifier: bool = False
+        self,
+        *,
+        threads: int = 1,
+        min_score: float = MIN_SCORE,
+        use_angle_classifier: bool = False,
+        hangul: HangulLineReader | None = None,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
         self.min_score = min_score
+        self.hangul = hangul
+        if hangul is not None:
+            self.name = f"{OcrReader.name}+{hangul.name}"
         # The 180-degree classifier costs a pass per line and upside-down captions are rare in video.
         self._engine = RapidOCR(
             det_limit_type=_DET_LIMIT_TYPE,
@@ -40,7 +54,7 @@ class OcrReader:
             use_cls=use_angle_classifier,
             intra_op_num_threads=threads,
             inter_op_num_threads=1,
-            text_score=min_score,
+            text_score=0.0,  # every detected line: the ones it cannot read may be Korean
         )
         self._lock = threading.Lock()  # RapidOCR keeps per-call state on the engine object
 
@@ -53,7 +67,21 @@ class OcrReader:
         with self._lock:
             result, _elapsed = self._engine(bgr)
         lines = [_line(points, text, score, w, h) for points, text, score in (result or [])]
+        if self.hangul is not None:
+            lines = [self._or_hangul(line, image) for line in lines]
         return _reading_order([ln for ln in lines if _keep(ln, self.min_score)])
+
+    def _or_hangul(self, line: OcrLine, image: np.ndarray) -> OcrLine:
+        """The line as the Korean reader reads it, when the recogniser could not."""
+        if line.score >= self.min_score or line.box is None:
+            return line
+        h, w = image.shape[:2]
+        pad = 0.15 * line.box.h * h  # a little margin: detector boxes hug the glyphs
+        x0, y0 = max(0, int(line.box.x * w - pad)), max(0, int(line.box.y * h - pad))
+        x1 = min(w, int((line.box.x + line.box.w) * w + pad))
+        y1 = min(h, int((line.box.y + line.box.h) * h + pad))
+        found = self.hangul.read(image[y0:y1, x0:x1])
+        return line if found is None else OcrLine(text=found[0], score=found[1], box=line.box)
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:

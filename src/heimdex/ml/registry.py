@@ -139,7 +139,12 @@ class Models:
     def _load_ocr(self) -> OcrReader:
         from heimdex.ml.ocr import OcrReader
 
-        return OcrReader(threads=self.settings.cpu_threads)
+        hangul = None
+        if self.settings.ocr_korean:
+            from heimdex.ml.hangul import load_hangul_reader
+
+            hangul = load_hangul_reader()
+        return OcrReader(threads=self.settings.cpu_threads, hangul=hangul)
 
     def _load_faces(self) -> FaceEmbedderDlib:
         from heimdex.ml.faces import FaceEmbedderDlib

@@ -1,0 +1,34 @@
+"""A video with a Korean caption and an English one, indexed for real: the Korean text on screen is
+found by full text with a Korean query, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import assets
+from tests.e2e.conftest import BACKENDS, backend_app
+
+CAPTION = "옥상 정원 채소 판매"
+
+
+def video():
+    return assets.narrated_video(
+        "korean-caption",
+        [
+            {"image": assets.kphotoalbum_photo("donna_2.jpg"), "say": None, "text": CAPTION,
+             "font": assets.HANGUL_FONT, "seconds": 3.0},
+            {"image": assets.skimage_photo("chelsea"), "say": None, "text": "CAT CAFE OPEN", "seconds": 3.0},
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_korean_text_on_screen_is_read_and_found(backend, tmp_path, models) -> None:
+    with backend_app(backend, tmp_path / "home", models) as app:
+        added = app.add_file(video())
+        assert app.process(added.video.id).state.value == "indexed"
+        scenes = app.scenes("local", added.video.id)
+        assert [s.ocr_text for s in scenes] == [CAPTION, "CAT CAFE OPEN"]
+        hits = app.search("옥상 정원", limit=3).hits
+        assert hits and hits[0].scene_index == 0 and "fulltext" in hits[0].channels
+        assert hits[0].ocr_text == CAPTION
