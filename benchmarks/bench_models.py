@@ -136,23 +136,36 @@ def bench_tagger(threads: int, repeat: int, rows: list[tuple[str, str, str]]) ->
     )
 
 
+def korean_caption_frame() -> np.ndarray:
+    image = Image.fromarray(frame(load_rgb(assets.skimage_photo("coffee")))).resize((640, 360))
+    draw = ImageDraw.Draw(image)
+    draw.text(
+        (20, 300), "옥상 정원 채소 판매", font=ImageFont.truetype(assets.HANGUL_FONT, 24), fill=(255, 255, 0)
+    )
+    return np.asarray(image)
+
+
 def bench_ocr(threads: int, repeat: int, rows: list[tuple[str, str, str]]) -> None:
+    """RapidOCR alone, then with the Korean reader for the lines it cannot read (ml/hangul.py)."""
+    from heimdex.ml.hangul import load_hangul_reader
     from heimdex.ml.ocr import OcrReader
 
-    model = OcrReader(threads=threads)
-    caption, heavy = caption_frame(), text_heavy_frame()
-    photo = frame(load_rgb(assets.skimage_photo("chelsea")))
-    took = {
-        name: best_of(lambda img=img: model.read(img), repeat)
-        for name, img in (("caption", caption), ("heavy", heavy), ("none", photo))
+    frames = {
+        "caption": caption_frame(),
+        "Korean caption": korean_caption_frame(),
+        "12-line frame": text_heavy_frame(),
+        "no text": frame(load_rgb(assets.skimage_photo("chelsea"))),
     }
-    rows.append(
-        (
-            f"OCR {model.name}",
-            f"{took['caption']:.2f} s/frame",
-            f"1 caption line; 12-line frame {took['heavy']:.2f} s; no text {took['none']:.2f} s",
+    for model in (OcrReader(threads=threads), OcrReader(threads=threads, hangul=load_hangul_reader())):
+        read = model.read
+        took = {name: best_of(lambda img=img, read=read: read(img), repeat) for name, img in frames.items()}
+        rows.append(
+            (
+                f"OCR {model.name}",
+                f"{took['caption']:.2f} s/frame",
+                "1 caption line; " + "; ".join(f"{name} {took[name]:.2f} s" for name in list(frames)[1:]),
+            )
         )
-    )
 
 
 def bench_faces(repeat: int, rows: list[tuple[str, str, str]]) -> None:
