@@ -38,7 +38,9 @@ people_app = typer.Typer(help="Enrol people by photo and find where they appear.
 app.add_typer(people_app, name="people")
 users_app = typer.Typer(help="Accounts of the server (`heimdex serve`).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-export_app = typer.Typer(help="Take what Heimdex found out of it: subtitles, clips.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Take what Heimdex found out of it: subtitles, clips, reels.", no_args_is_help=True
+)
 app.add_typer(export_app, name="export")
 
 out = Console()
@@ -467,6 +469,30 @@ def export_clip(
         clip = heimdex.clip(LOCAL_OWNER, scene_or_video, start, end, output, exact=exact)
     how = "re-encoded" if clip.exact else "copied from the keyframe at or before the start"
     err.print(f"wrote {output}: {clip.start_s:.2f}-{clip.end_s:.2f} s of the video ({how})")
+
+
+@export_app.command("reel")
+def export_reel(
+    scene_ids: Annotated[
+        list[str], typer.Argument(help="Scene ids (see `heimdex search --json`), in order.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The MP4 to write.")],
+    fade: Annotated[bool, typer.Option(help="Fade each scene in and out (--no-fade: hard cuts).")] = True,
+) -> None:
+    """A highlight reel: the scenes one after the other in one MP4."""
+    from heimdex.reels import Reels
+    from heimdex.service import LOCAL_OWNER
+
+    reels = Reels(_app())
+    try:
+        with Progress(TextColumn("reel"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
+            task = bar.add_task("reel", total=1.0)
+            length = reels.make(
+                LOCAL_OWNER, scene_ids, output, fade=fade, progress=lambda f: bar.update(task, completed=f)
+            )
+    finally:
+        reels.close()
+    err.print(f"wrote {output}: {len(scene_ids)} scenes, {length:.1f} s")
 
 
 @app.command()

@@ -103,6 +103,7 @@ class Settings(BaseSettings):
 
     # Exports.
     clip_max_s: float = Field(600.0, gt=0, description="Longest clip cut out of a video, in seconds.")
+    reel_max_s: float = Field(1800.0, gt=0, description="Longest highlight reel, in seconds.")
 
     # Server (heimdex serve): API, web app and in-process worker.
     host: str = Field("127.0.0.1", description="Address `heimdex serve` listens on.")

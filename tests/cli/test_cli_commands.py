@@ -384,3 +384,17 @@ def test_export_subtitles_and_clips(library, tmp_path) -> None:
         str(between),
         reason="start before end",
     )
+
+
+def test_export_a_reel_of_both_scenes(library, tmp_path) -> None:
+    import av
+
+    reel = tmp_path / "reel.mp4"
+    scenes = [f"{library.video_id}-0001", f"{library.video_id}-0000"]
+    proc = heimdex(library.home, "export", "reel", *scenes, "--no-fade", "-o", str(reel))
+    assert proc.returncode == 0 and "2 scenes" in proc.stderr, proc.stderr
+    with av.open(str(reel)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+        seconds = frames / float(container.streams.video[0].average_rate)
+    assert seconds == pytest.approx(4.0, abs=0.2), "both scenes of the 4 s clip"
+    refused(library.home, "export", "reel", NO_SUCH_ID + "-0000", "-o", str(reel), reason="no scene")

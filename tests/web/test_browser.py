@@ -202,6 +202,23 @@ def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(page, scree
     )
 
 
+def test_pick_search_hits_and_make_a_reel(page, screenshots) -> None:
+    page.goto("/app/search?q=" + "garden rocket".replace(" ", "+"))
+    page.wait_for_selector("#results .scene-card")
+    assert page.is_hidden("#reel-bar"), "no bar until a scene is picked"
+    boxes = page.locator("#results .pick")
+    assert boxes.count() >= 2
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.wait_for_selector("#reel-bar:not([hidden])")
+    assert page.inner_text("#reel-count") == "2 scenes picked"
+    page.click("#make-reel")
+    page.wait_for_selector("#reel-download:not([hidden])", timeout=120_000)
+    page.screenshot(path=screenshots / "search-reel.png")
+    r = page.request.get(page.get_attribute("#reel-download", "href"))
+    assert r.status == 200 and r.headers["content-type"] == "video/mp4" and r.body()[4:8] == b"ftyp"
+
+
 def test_people_enrol_and_pages(page, screenshots) -> None:
     page.goto("/app/people")
     page.fill("#new-person input[name=name]", "Donna")

@@ -17,7 +17,7 @@ from heimdex.api.errors import UnhandledErrors, install_error_handlers
 from heimdex.api.guards import UrlGuardMiddleware
 from heimdex.api.headers import SecurityHeaders, origin_of
 from heimdex.api.metrics import Metrics
-from heimdex.api.routers import auth, health, jobs, people, scenes, search, users, videos
+from heimdex.api.routers import auth, health, jobs, people, reels, scenes, search, users, videos
 from heimdex.api.session import SessionMiddleware
 from heimdex.api.timeouts import BodyTimeoutMiddleware
 from heimdex.api.uploads import UploadArea
@@ -26,6 +26,7 @@ from heimdex.logging import get_logger
 from heimdex.ml.registry import Models
 from heimdex.queue import Progress, Worker, open_queue
 from heimdex.queue.base import is_remote
+from heimdex.reels import Reels
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 
@@ -57,6 +58,7 @@ def build_context(
         progress=progress,
         metrics=metrics,
         upload_limiter=uploads,
+        reels=Reels(heimdex),
     )
     ctx.queue = holder["queue"] = open_queue(settings.queue_url, worker, ctx.recover_jobs)
     worker.after_job = lambda video_id, state: _after_job(ctx, video_id, state)
@@ -108,12 +110,13 @@ def create_app(
         )
         yield
         ctx.queue.stop()
+        ctx.reels.close()
         ctx.heimdex.close()
 
     app = FastAPI(title="Heimdex", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, auth, users, videos, scenes, search, people, jobs):
+    for module in (health, auth, users, videos, scenes, reels, search, people, jobs):
         app.include_router(module.router)
     from heimdex.web.routes import router as web_router
 

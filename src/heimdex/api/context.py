@@ -13,6 +13,7 @@ from heimdex.api.metrics import Metrics
 from heimdex.domain import VideoState
 from heimdex.queue import JobQueue, Worker
 from heimdex.queue.progress import ProgressBoard
+from heimdex.reels import Reels
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 
@@ -35,6 +36,7 @@ class AppContext:
     progress: ProgressBoard
     metrics: Metrics
     upload_limiter: RateLimiter | None
+    reels: Reels
     deferred: Deferred = field(default_factory=Deferred)
     started_at: float = field(default_factory=time.time)
 

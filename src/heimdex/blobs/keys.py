@@ -10,6 +10,7 @@ change here must leave the keys of existing videos, thumbnails and photos as the
     videos/<video_id>/runs/<run_id>/scenes/<index:04d>.json   scene sidecars of that run
     people/<person_id>/<n:04d>.jpg                        enrolled photos (0000 is the one shown)
     uploads/<user_id>/<token>/original<suffix>            direct uploads, until they become a video
+    reels/<owner_id>/<reel_id>.mp4, .json                 highlight reels and their jobs' state
 """
 
 from __future__ import annotations
@@ -85,3 +86,16 @@ def upload_prefix(user_id: str) -> str:
 def upload_key(user_id: str, token: str, suffix: str) -> str:
     """Where a presigned direct upload goes; POST /videos/uploaded moves it to the original's key."""
     return f"{upload_prefix(user_id)}{token}/original{suffix}"
+
+
+def reel_prefix(owner_id: str) -> str:
+    """An owner's highlight reels: each an MP4 with its job's state beside it."""
+    return f"reels/{owner_id}/"
+
+
+def reel_key(owner_id: str, reel_id: str) -> str:
+    return f"{reel_prefix(owner_id)}{reel_id}.mp4"
+
+
+def reel_state_key(owner_id: str, reel_id: str) -> str:
+    return f"{reel_prefix(owner_id)}{reel_id}.json"

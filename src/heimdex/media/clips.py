@@ -14,13 +14,14 @@ the origin). The returned Clip says where the clip really starts and ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import av.audio.resampler
+import numpy as np
 from av.audio.fifo import AudioFifo
 
 from heimdex.errors import InvalidMediaError
@@ -192,3 +193,142 @@ def _encode_audio(container, audio, start: float, end: float, output, encoder) -
         samples += frame.samples
         output.mux(encoder.encode(frame))
     output.mux(encoder.encode(None))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One moment of a reel: a file and two times in it (seconds from the file's start)."""
+
+    source: Path
+    start_s: float
+    end_s: float
+
+
+FADE_S = 0.4  # a fade through black: this long out of a part, as long into the next
+_REEL_RATE = 48000  # the reel's sound: 48 kHz stereo AAC, whatever the parts had
+
+
+def join_parts(
+    parts: list[Part],
+    out: Path,
+    *,
+    fade: bool = True,
+    progress: Callable[[float], None] = lambda fraction: None,
+) -> float:
+    """Encode the parts one after the other into one MP4 (H.264 and AAC), in the picture size and
+    frame rate of the first, each cut exactly; with `fade`, each part fades in from black and out to
+    black, picture and sound. Returns the reel's length in seconds."""
+    if not parts:
+        raise ValueError("a reel needs at least one part")
+    with open_container(parts[0].source) as first:
+        if not first.streams.video:
+            raise InvalidMediaError(f"{parts[0].source.name} has no picture to make a reel of")
+        video = first.streams.video[0]
+        rate = video.average_rate or video.guessed_rate or Fraction(25)
+        size = (video.codec_context.width, video.codec_context.height)
+    total = sum(p.end_s - p.start_s for p in parts)
+    reel = _Reel(rate, size, fade)
+    with av.open(str(out), "w", format="mp4", options=_MUX_OPTIONS) as output:
+        reel.open(output)
+        done = 0.0
+        for part in parts:
+            length = part.end_s - part.start_s
+            reel.add(part, lambda f, done=done, length=length: progress((done + f * length) / total))
+            done += length
+        reel.close()
+    progress(1.0)
+    return reel.frames / float(rate)
+
+
+class _Reel:
+    """The encoders of one reel and where they are: frames and samples written so far."""
+
+    def __init__(self, rate: Fraction, size: tuple[int, int], fade: bool) -> None:
+        self.rate, self.size, self.fade = rate, size, fade
+        self.frames = self.samples = 0
+
+    def open(self, output) -> None:
+        self.output = output
+        self.pictures = output.add_stream(
+            "libx264", rate=self.rate, options={"preset": "veryfast", "crf": "21"}
+        )
+        self.pictures.width, self.pictures.height = self.size
+        self.pictures.pix_fmt = "yuv420p"
+        self.sound = output.add_stream("aac", rate=_REEL_RATE, layout="stereo")
+        self.fifo = AudioFifo()
+
+    def add(self, part: Part, progress: Callable[[float], None]) -> None:
+        with open_container(part.source) as container:
+            origin = time_origin(container)
+            start, end = origin + part.start_s, origin + part.end_s
+            frames_before = self.frames
+            video = next(iter(container.streams.video), None)
+            if video is not None:
+                container.seek(round(start / video.time_base), stream=video)
+                for frame in _between(container, video, start, end):
+                    self._picture(frame, frame.time - start, end - start)
+                    progress(min(1.0, (frame.time - start) / (end - start)))
+            seconds = (self.frames - frames_before) / float(self.rate)
+            audio = next(iter(container.streams.audio), None)
+            sound = _samples(container, audio, start, start + seconds) if audio is not None else None
+        self._sound(sound, round(seconds * _REEL_RATE))
+
+    def _gain(self, t: float, length: float) -> float:
+        """Brightness and loudness at `t` seconds into a part of `length`: ramps at both ends."""
+        if not self.fade:
+            return 1.0
+        return max(0.0, min(1.0, t / FADE_S, (length - t) / FADE_S))
+
+    def _picture(self, frame, t: float, length: float) -> None:
+        frame = frame.reformat(width=self.size[0], height=self.size[1], format="rgb24")
+        gain = self._gain(t, length)
+        if gain < 1.0:
+            pixels = (frame.to_ndarray().astype(np.float32) * gain).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts, frame.time_base = self.frames, 1 / self.rate
+        self.frames += 1
+        self.output.mux(self.pictures.encode(frame))
+
+    def _sound(self, samples: np.ndarray | None, count: int) -> None:
+        """`count` samples of the part's sound (silence where it has none), faded, into the fifo."""
+        block = np.zeros((2, count), dtype=np.float32)
+        if samples is not None:
+            n = min(count, samples.shape[1])
+            block[:, :n] = samples[:, :n]
+        if self.fade and count:
+            t = np.arange(count, dtype=np.float32) / _REEL_RATE
+            block *= np.clip(np.minimum(t, count / _REEL_RATE - t) / FADE_S, 0.0, 1.0)
+        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="stereo")
+        frame.sample_rate = _REEL_RATE
+        self.fifo.write(frame)
+        self._drain(final=False)
+
+    def _drain(self, final: bool) -> None:
+        size = self.sound.codec_context.frame_size or 1024
+        while self.fifo.samples >= size or (final and self.fifo.samples):
+            frame = self.fifo.read(min(size, self.fifo.samples))
+            frame.pts, frame.time_base = self.samples, Fraction(1, _REEL_RATE)
+            self.samples += frame.samples
+            self.output.mux(self.sound.encode(frame))
+
+    def close(self) -> None:
+        self._drain(final=True)
+        self.output.mux(self.pictures.encode(None))
+        self.output.mux(self.sound.encode(None))
+
+
+def _samples(container, audio, start: float, end: float) -> np.ndarray:
+    """The sound between two times as 48 kHz stereo float32, shape (2, n)."""
+    resampler = av.audio.resampler.AudioResampler(format="fltp", layout="stereo", rate=_REEL_RATE)
+    chunks = []
+    container.seek(round(start / audio.time_base), stream=audio)
+    for frame in decoded_frames(container, audio):
+        if frame.time is None or frame.time + frame.samples / frame.sample_rate <= start:
+            continue
+        if frame.time >= end:
+            break
+        for out in resampler.resample(frame):
+            skip = max(0, round((start - frame.time) * _REEL_RATE))
+            chunks.append(out.to_ndarray()[:, skip:])
+    return np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), dtype=np.float32)

@@ -475,7 +475,45 @@ function initAccount() {
   });
 }
 
+// ---------------------------------------------------------------- highlight reels (search page)
+function initReels() {
+  const bar = $("#reel-bar");
+  if (!bar) return;
+  const picked = () => $$(".pick:checked").map(box => box.value);
+  const refresh = () => {
+    const n = picked().length;
+    bar.hidden = n === 0;
+    $("#reel-count").textContent = `${n} scene${n === 1 ? "" : "s"} picked`;
+  };
+  $$(".pick").forEach(box => box.addEventListener("change", refresh));
+  $("#make-reel").addEventListener("click", async () => {
+    const button = $("#make-reel"), progress = $("#reel-progress"), link = $("#reel-download");
+    button.disabled = true;
+    link.hidden = true;
+    progress.hidden = false;
+    progress.value = 0;
+    try {
+      let reel = await api("/reels", { method: "POST", json: { scene_ids: picked(), fade: $("#reel-fade").checked } });
+      while (reel.state === "queued" || reel.state === "running") {
+        await new Promise(done => setTimeout(done, 700));
+        reel = await api(reel.links.self);
+        progress.value = reel.progress;
+      }
+      if (reel.state !== "done") throw new Error(reel.error || "the reel could not be made");
+      link.href = reel.links.file;
+      link.hidden = false;
+      toast(`Reel ready: ${reel.length_s.toFixed(1)} s`);
+    } catch (err) {
+      toast(err.message, true);
+    } finally {
+      button.disabled = false;
+      progress.hidden = true;
+    }
+  });
+}
+
 initAuth();
+initReels();
 initVideoActions();
 initLibrary();
 initPlayer();
