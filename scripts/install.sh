@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core)
 if [[ "${HEIMDEX_WITH_TEST_DEPS:-0}" == 1 ]]; then
-  # redis-server: the queue tests; chromium: the browser tests (driven by Playwright, never its own download)
-  APT_PACKAGES+=(redis-server chromium)
+  # redis-server and rabbitmq-server: the queue tests (both Dramatiq brokers); chromium: the browser
+  # tests (driven by Playwright, never its own download)
+  APT_PACKAGES+=(redis-server rabbitmq-server chromium)
 fi
 
 missing=()

@@ -66,7 +66,7 @@ class Counter:
 
 
 class WorkerMetrics(Protocol):
-    """Stage timings and job outcomes counted by workers in other processes (queue/redis.py)."""
+    """Stage timings and job outcomes counted by workers in other processes (queue/channel.py)."""
 
     def stage_series(self) -> dict[str, Series]: ...
 
@@ -79,6 +79,7 @@ class Metrics:
     def __init__(self, queue_depth: Callable[[], int], workers: WorkerMetrics | None = None) -> None:
         self._queue_depth = queue_depth
         self.workers = workers
+        self.broker = None  # server mode: the Dramatiq queues (StageQueue.counts)
         self.search_latency = Histogram(
             "heimdex_search_latency_seconds", "Search request latency.", LATENCY_BUCKETS
         )
@@ -90,7 +91,7 @@ class Metrics:
 
     def render(self) -> str:
         lines = [
-            "# HELP heimdex_queue_depth Videos waiting to be indexed.",
+            "# HELP heimdex_queue_depth Jobs waiting (videos in process; stage messages in server mode).",
             "# TYPE heimdex_queue_depth gauge",
             f"heimdex_queue_depth {self._queue_depth()}",
         ]
@@ -101,7 +102,25 @@ class Metrics:
             lines += self.stage_duration.render(self._from_workers(self.workers.stage_series))
             lines += self.jobs.render(self._from_workers(self.workers.job_counts))
         lines += self.http.render()
+        if self.broker is not None:
+            lines += self._broker_lines()
         return "\n".join(lines) + "\n"
+
+    def _broker_lines(self) -> list[str]:
+        """Dramatiq's queues as the broker counts them: stage messages ready, delayed (a retry's
+        backoff) and dead-lettered, per queue."""
+        try:
+            counts = self.broker.counts()
+        except Exception:  # the broker away: /metrics still answers
+            return []
+        lines = [
+            "# HELP dramatiq_queue_messages Stage messages in the broker, by queue and kind.",
+            "# TYPE dramatiq_queue_messages gauge",
+        ]
+        for queue, values in sorted(counts.items()):
+            for kind, n in zip(("ready", "delayed", "dead"), values, strict=True):
+                lines.append(f'dramatiq_queue_messages{{queue="{queue}",kind="{kind}"}} {n}')
+        return lines
 
     @staticmethod
     def _from_workers(read: Callable[[], dict]) -> dict:
