@@ -420,9 +420,20 @@ def delete(video_id: Annotated[str, typer.Argument(help="The video id (see `heim
 
 @app.command()
 def reprocess(video_id: Annotated[str, typer.Argument(help="The video id (see `heimdex status`).")]) -> None:
-    """Index a video again from scratch (for example after changing models)."""
+    """Index a video again from scratch (for example after changing models, or a dead letter).
+    With a broker queue (server mode) the workers do it; `heimdex status` shows progress."""
+    from heimdex.queue.base import is_remote
+
     heimdex = _app()
     heimdex.reprocess(video_id)
+    if is_remote(state.settings.queue_url):
+        from heimdex.queue.broker import StageQueue
+
+        queue = StageQueue(state.settings, heimdex.store)
+        queue.enqueue(video_id)
+        queue.stop()
+        out.print(f"queued {video_id}; `heimdex status {video_id}` shows progress")
+        return
     _summary_reports_failures()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("[dim]{task.fields[stage]}"), console=err

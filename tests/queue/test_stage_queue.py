@@ -43,6 +43,7 @@ def home(tmp_path, broker) -> Iterator[Path]:
         redis.Redis.from_url(url).flushdb()
     else:
         purge = StageQueue(settings_for(tmp_path, url), None)
+        purge.counts()  # declares the queues, so that purging them finds them
         purge.broker.flush_all()
         purge.stop()
     (tmp_path / "url").write_text(url)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
@@ -79,7 +80,7 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def make_broker(url: str, lease_s: float) -> dramatiq.Broker:
+def make_broker(url: str, lease_s: float, worker: bool = False) -> dramatiq.Broker:
     if url.startswith(REDIS_SCHEMES):
         return RedisBroker(
             url=url,
@@ -88,7 +89,9 @@ def make_broker(url: str, lease_s: float) -> dramatiq.Broker:
             maintenance_chance=MAINTENANCE_SCALE,  # every fetch looks for dead workers' messages
         )
     if url.startswith(AMQP_SCHEMES):
-        return RabbitmqBroker(url=_with_heartbeat(url, lease_s), confirm_delivery=True)
+        # Workers' connections beat every few seconds; a producer's connection (the API), idle between
+        # sends, keeps the server's heartbeat and reconnects when one was dropped.
+        return RabbitmqBroker(url=_with_heartbeat(url, lease_s) if worker else url, confirm_delivery=True)
     raise ValueError(f"unsupported queue URL {url!r}: use redis://host:port/db or amqp://host:port/vhost")
 
 
@@ -123,7 +126,7 @@ class StageQueue(JobQueue):
         self.settings = settings
         self.store = store
         self._recover = recover or (lambda: [])
-        self.broker = make_broker(settings.queue_url, settings.queue_lease_s)
+        self.broker = make_broker(settings.queue_url, settings.queue_lease_s, worker=run is not None)
         self.broker.add_middleware(CurrentMessage())
         self.max_retries = settings.queue_retries
         self.actors = {
@@ -169,9 +172,21 @@ class StageQueue(JobQueue):
                     int(client.zcard(f"{NAMESPACE}:{xq_name(name)}")),
                 )
             else:
-                self.broker.declare_queue(name, ensure=True)
-                out[q] = tuple(self.broker.get_queue_message_counts(name))
+                out[q] = self._amqp_counts(name)
         return out
+
+    def _amqp_counts(self, name: str) -> tuple[int, int, int]:
+        import pika
+
+        for attempt in (1, 2):  # a connection idle past its heartbeats was closed: open another
+            try:
+                self.broker.declare_queue(name, ensure=True)
+                return tuple(self.broker.get_queue_message_counts(name))
+            except (pika.exceptions.AMQPError, ConnectionError):
+                del self.broker.connection
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def start(self) -> None:
         """The API consumes nothing: it only sends again what the store says is unfinished (a no-op
@@ -205,6 +220,29 @@ class DeadLetters(Middleware):
         except Exception as exc:  # deleted meanwhile, or the store is what fails
             log.warning("job.state_not_saved", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
         log.error("job.dead_letter", video_id=video_id, stage=stage, attempts=attempts, error=str(exception))
+
+
+class MessageMetrics(Middleware):
+    """Dramatiq's message metrics (those of its Prometheus middleware: messages, errors, retries,
+    rejects, durations per queue and actor), counted on the side channel for every worker, so that
+    the API's /metrics shows them for the whole fleet (a per-process exporter could not)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def before_process_message(self, broker, message):
+        with self._lock:
+            self._started[message.message_id] = time.monotonic()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        with self._lock:
+            started = self._started.pop(message.message_id, None)
+        outcome = "ok" if exception is None else "reject" if message.failed else "retry"
+        ms = (time.monotonic() - started) * 1000 if started is not None else None
+        with suppress(Exception):  # metrics are a courtesy
+            self.channel.record_message(message.queue_name, message.actor_name, outcome, ms)
 
 
 class StageRetry(Exception):
@@ -289,6 +327,8 @@ class StageHandler:
                 return
             self._will_retry(video_id, f"{type(exc).__name__}: {exc}")
             raise
+        if self._deleted(video_id):  # deleted while the stage ran: nothing follows
+            return
         log.info("stage.finished", video_id=video_id, stage=stage, worker_id=self.worker_id)
         if stage == STAGES[-1]:
             runner.finish(video_id)
@@ -391,6 +431,8 @@ class StageWorker:
         self.queue = StageQueue(settings, heimdex.store, run=lambda v, s: self.handler.handle(v, s))
         self.queue.broker.add_middleware(DeadLetters(heimdex.store), before=Retries)
         self.channel = progress_channel(settings)
+        if self.channel is not None:
+            self.queue.broker.add_middleware(MessageMetrics(self.channel), before=Retries)
         self.handler = StageHandler(heimdex, self.queue, self.worker_id, settings.queue_lease_s, self.channel)
         self.draining = threading.Event()
         self._stopped = threading.Event()

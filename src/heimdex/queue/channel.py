@@ -32,6 +32,27 @@ log = get_logger(__name__)
 PREFIX = "heimdex:live:"
 PUBLISH_EVERY_S = 0.5  # how often a worker publishes a running stage's fraction
 PROGRESS_TTL_S = 600.0
+# Dramatiq's Prometheus middleware's buckets for dramatiq_message_duration_milliseconds.
+MESSAGE_BUCKETS_MS = (
+    5,
+    10,
+    25,
+    50,
+    75,
+    100,
+    250,
+    500,
+    750,
+    1000,
+    2500,
+    5000,
+    7500,
+    10000,
+    30000,
+    60000,
+    600000,
+    900000,
+)
 
 
 class Channel:
@@ -95,6 +116,29 @@ class Channel:
             counts = [int(raw.get(f"le:{bound}", 0)) for bound in STAGE_BUCKETS]
             out[stage] = (counts, [float(raw.get("sum", 0.0)), float(raw.get("count", 0))])
         return out
+
+    def record_message(self, queue: str, actor: str, outcome: str, milliseconds: float | None) -> None:
+        """One message processed by a worker, in Dramatiq's Prometheus terms: `outcome` is `ok`,
+        `error` (it raised), `retry` (it raised and comes back) or `reject` (dead-lettered)."""
+        labels = f"{queue}|{actor}"
+        key = self.key("metrics:dramatiq")
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(key, f"messages|{labels}", 1)
+            if outcome != "ok":
+                pipe.hincrby(key, f"errors|{labels}", 1)
+            if outcome in ("retry", "reject"):
+                pipe.hincrby(key, f"{outcome}s|{labels}", 1)
+            if milliseconds is not None:
+                for bound in MESSAGE_BUCKETS_MS:
+                    if milliseconds <= bound:
+                        pipe.hincrby(key, f"le:{bound}|{labels}", 1)
+                pipe.hincrbyfloat(key, f"sum|{labels}", milliseconds)
+                pipe.hincrby(key, f"count|{labels}", 1)
+            pipe.execute()
+
+    def message_metrics(self) -> dict[str, str]:
+        """The raw counters record_message keeps (rendered by api/metrics.py)."""
+        return self.redis.hgetall(self.key("metrics:dramatiq"))
 
     def job_counts(self) -> dict[str, int]:
         return {state: int(n) for state, n in self.redis.hgetall(self.key("metrics:jobs")).items()}
