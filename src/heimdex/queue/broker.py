@@ -23,7 +23,7 @@ with an error starting with DEAD_LETTER_PREFIX, which `status`, the API and the 
 A worker killed mid-stage: Redis requeues its unacknowledged messages once its heartbeat is older
 than heartbeat_timeout (queue_lease_s), checked by the maintenance every other worker runs on each
 fetch (maintenance_chance at its maximum); RabbitMQ requeues them when the connection drops, and a
-frozen process's connection is dropped after missed heartbeats (heartbeat=queue_lease_s). Either way
+frozen process's connection is dropped after missed heartbeats (heartbeat=queue_lease_s / 2). Either way
 the stage restarts from its beginning on another worker, once the stage claim has expired.
 """
 
@@ -100,7 +100,8 @@ def _with_heartbeat(url: str, lease_s: float) -> str:
     and its messages requeued, after about that long."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    query.setdefault("heartbeat", str(max(2, round(lease_s))))
+    # RabbitMQ drops a peer after missing heartbeats for about twice the interval: half the lease.
+    query.setdefault("heartbeat", str(max(2, round(lease_s / 2))))
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -299,7 +300,7 @@ class StageHandler:
         from heimdex.pipeline.runner import StageFailed
 
         video_id = video.id
-        if video.state in (VideoState.QUEUED, VideoState.INDEXED):
+        if video.state == VideoState.QUEUED:
             self.store.set_video_state(video_id, VideoState.PROCESSING)
         reporter = StageReporter(self.channel, video_id)
         runner = self.heimdex.runner(
