@@ -256,7 +256,8 @@ def test_a_worker_frozen_past_its_lease_loses_the_stage_and_records_nothing(home
             taken = next(t for _, s, t in other.calls if s == "embed_text") - stopped
             print(f"{broker}: embed_text taken over {taken:.1f}s after SIGSTOP (lease {LEASE_S}s)")
             log = home / "staller.log"
-            wait_for(lambda: '"job.abandoned"' in log.read_text(), 30, "the staller to give up")
+            # Woken up, it sleeps out its stage (a stand-in's sleep counts the time it was frozen).
+            wait_for(lambda: '"job.abandoned"' in log.read_text(), 2 * LEASE_S + 30, "the staller to give up")
     finally:
         staller.send_signal(signal.SIGTERM)
         staller.wait(30)

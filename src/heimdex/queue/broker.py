@@ -207,8 +207,9 @@ def _producer_only(video_id: str, stage: str) -> None:
 class DeadLetters(Middleware):
     """After Dramatiq's Retries gave a message up: the video is failed, where users look."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store, channel: Channel | None = None) -> None:
         self.store = store
+        self.channel = channel
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if exception is None or not message.failed:
@@ -221,6 +222,9 @@ class DeadLetters(Middleware):
         except Exception as exc:  # deleted meanwhile, or the store is what fails
             log.warning("job.state_not_saved", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
         log.error("job.dead_letter", video_id=video_id, stage=stage, attempts=attempts, error=str(exception))
+        if self.channel is not None:
+            StageReporter(self.channel, video_id).quietly(self.channel.clear, video_id)
+            StageReporter(self.channel, video_id).quietly(self.channel.record_job, "failed")
 
 
 class MessageMetrics(Middleware):
@@ -430,8 +434,8 @@ class StageWorker:
         self.concurrency = max(1, concurrency)
         self.handler: StageHandler | None = None
         self.queue = StageQueue(settings, heimdex.store, run=lambda v, s: self.handler.handle(v, s))
-        self.queue.broker.add_middleware(DeadLetters(heimdex.store), before=Retries)
         self.channel = progress_channel(settings)
+        self.queue.broker.add_middleware(DeadLetters(heimdex.store, self.channel), before=Retries)
         if self.channel is not None:
             self.queue.broker.add_middleware(MessageMetrics(self.channel), before=Retries)
         self.handler = StageHandler(heimdex, self.queue, self.worker_id, settings.queue_lease_s, self.channel)
