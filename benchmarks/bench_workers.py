@@ -2,7 +2,8 @@
 
     python benchmarks/bench_workers.py [--workers 1 2] [--asr-model base]
 
-Real servers as in the tests (tests/services.py): PostgreSQL with pgvector, Redis, and a shared
+Real servers as in the tests (tests/services.py): PostgreSQL with pgvector, Redis as the Dramatiq
+broker, and a shared
 file:// blob folder. The corpus is the tests' real narrated clips (seven of about 7 s and the 31 s
 news clip). For each worker count: a fresh database and queue, the workers start and load their
 models (not timed), then every video is enqueued and the clock runs until all are indexed. Each
@@ -29,7 +30,7 @@ from tests import services  # noqa: E402
 from tests.e2e.conftest import news_video  # noqa: E402
 from tests.e2e.test_scale_out import small_video  # noqa: E402
 
-from heimdex.queue.redis import RedisJobQueue  # noqa: E402
+from heimdex.queue.broker import StageQueue  # noqa: E402
 from heimdex.service import Heimdex  # noqa: E402
 from heimdex.settings import Settings  # noqa: E402
 
@@ -61,23 +62,25 @@ def run(workers: int, asr_model: str, videos: list[Path]) -> dict[str, object]:
             "HEIMDEX_ASR_MODEL": asr_model,
             "HEIMDEX_CPU_THREADS": str(max(1, (os.cpu_count() or 2) // workers)),
         }
+        logs = [home / f"worker-{i}.log" for i in range(workers)]
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "heimdex.cli", "worker"],
                 env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
             )
-            for _ in range(workers)
+            for log in logs
         ]
-        queue = RedisJobQueue(queue_url)
+        app = Heimdex(settings)
+        queue = StageQueue(settings, app.store)
         try:
             deadline = time.monotonic() + 180
-            while len(queue.live_workers()) < workers:  # workers load their models before taking jobs
+            # workers load their models before taking stages
+            while not all("worker.started" in log.read_text() for log in logs):
                 if time.monotonic() > deadline:
                     raise RuntimeError("workers did not start")
                 time.sleep(0.2)
-            app = Heimdex(settings)
             started = time.perf_counter()
             ids = [app.add_file(path).video.id for path in videos]
             for video_id in ids:

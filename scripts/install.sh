@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 # tesseract-ocr-kor: Korean text on screen (ml/hangul.py)
 APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core tesseract-ocr-kor)
 if [[ "${HEIMDEX_WITH_TEST_DEPS:-0}" == 1 ]]; then
-  # redis-server: the queue tests; chromium: the browser tests (driven by Playwright, never its own download)
-  # fonts-nanum: Korean captions drawn into test media
-  APT_PACKAGES+=(redis-server chromium fonts-nanum)
+  # redis-server and rabbitmq-server: the queue tests (both Dramatiq brokers); chromium: the browser
+  # tests (driven by Playwright, never its own download); fonts-nanum: Korean captions in test media
+  APT_PACKAGES+=(redis-server rabbitmq-server chromium fonts-nanum)
 fi
 
 missing=()

@@ -20,6 +20,10 @@ deleted, when the session exits. `fresh_bucket()` makes a new bucket (one per te
 - HEIMDEX_TEST_S3_ENDPOINT=http://host:port (with HEIMDEX_TEST_S3_ACCESS_KEY and
   HEIMDEX_TEST_S3_SECRET_KEY) uses an existing S3 server instead.
 
+Redis: `redis_url(db)` (HEIMDEX_TEST_REDIS_URL, the machine's 127.0.0.1:6379, or a redis-server
+started for the session). RabbitMQ: `amqp_url()`, a vhost private to the session on
+HEIMDEX_TEST_AMQP_URL's server (default 127.0.0.1:5672), deleted at exit.
+
 A server that cannot start is an error, never a skip: every test that needs it fails with the reason.
 """
 
@@ -499,3 +503,79 @@ def _find_or_start_redis() -> str:
             raise RuntimeError(f"redis-server did not start on port {port} (exit code {proc.poll()})")
         time.sleep(0.05)
     return url
+
+
+# ---------------------------------------------------------------- RabbitMQ
+
+ENV_AMQP_URL = "HEIMDEX_TEST_AMQP_URL"
+_amqp_lock = threading.Lock()
+_amqp: str | BaseException | None = None
+
+
+def amqp_url() -> str:
+    """amqp://user:pass@host:port/<vhost> of a RabbitMQ virtual host private to this test session, so
+    that no other session's worker takes its messages: on HEIMDEX_TEST_AMQP_URL's server (default
+    amqp://guest:guest@127.0.0.1:5672), a vhost `heimdex-test-<pid>` made with rabbitmqctl and deleted
+    at exit. No server, or no rabbitmqctl allowed to manage it, is an error that says so."""
+    global _amqp
+    with _amqp_lock:
+        if _amqp is None:
+            try:
+                _amqp = _make_vhost()
+            except BaseException as exc:
+                _amqp = exc
+        if isinstance(_amqp, BaseException):
+            raise RuntimeError(f"no RabbitMQ for the tests: {_amqp}") from _amqp
+        return _amqp
+
+
+def _rabbitmqctl(*args: str) -> None:
+    binary = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    if not Path(binary).exists():
+        raise RuntimeError("rabbitmqctl not found (apt-get install rabbitmq-server), needed to make a vhost")
+    done = subprocess.run([binary, "-q", *args], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}"
+        )
+
+
+def _make_vhost() -> str:
+    base = os.environ.get(ENV_AMQP_URL, "amqp://guest:guest@127.0.0.1:5672").rstrip("/")
+    parts = urlsplit(base)
+    if not _port_open(f"amqp://{parts.hostname}:{parts.port or 5672}"):
+        raise RuntimeError(
+            f"nothing listens at {parts.hostname}:{parts.port or 5672}: start RabbitMQ"
+            f" (apt-get install rabbitmq-server) or point {ENV_AMQP_URL} at one"
+        )
+    _drop_dead_vhosts()
+    vhost = f"heimdex-test-{os.getpid()}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
+    atexit.register(_delete_vhost, vhost)
+    return urlunsplit(parts._replace(path=f"/{vhost}"))
+
+
+def _delete_vhost(vhost: str) -> None:
+    with suppress(Exception):
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+def _drop_dead_vhosts() -> None:
+    """The vhosts of test sessions that died before deleting theirs."""
+    binary = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    with suppress(Exception):
+        listed = subprocess.run([binary, "-q", "list_vhosts"], capture_output=True, text=True, timeout=60)
+        for name in listed.stdout.split():
+            pid = name.removeprefix("heimdex-test-")
+            if name.startswith("heimdex-test-") and pid.isdigit() and not _alive(int(pid)):
+                _rabbitmqctl("delete_vhost", name)
+
+
+def broker_url(broker: str, redis_db: int) -> str:
+    """The queue URL of a test broker: "redis" (database `redis_db`) or "rabbitmq" (this session's vhost)."""
+    if broker == "redis":
+        return redis_url(redis_db)
+    if broker == "rabbitmq":
+        return amqp_url()
+    raise ValueError(f"unknown broker {broker!r}")

@@ -196,11 +196,15 @@ def index(
 def _enqueue(heimdex, files: list[Path], force: bool) -> None:
     """Add the files and queue them for the workers (server mode); `status` shows their progress."""
     from heimdex.queue.base import is_remote
-    from heimdex.queue.redis import RedisJobQueue
 
     if not is_remote(state.settings.queue_url):
-        raise HeimdexError("--enqueue needs HEIMDEX_QUEUE_URL=redis://host:port/db (and `heimdex worker`s)")
-    queue = RedisJobQueue(state.settings.queue_url)
+        raise HeimdexError(
+            "--enqueue needs HEIMDEX_QUEUE_URL=redis://host:port/db or amqp://host/vhost"
+            " (and `heimdex worker`s)"
+        )
+    from heimdex.queue.broker import StageQueue
+
+    queue = StageQueue(state.settings, heimdex.store)
     queued = 0
     for path in files:
         added = heimdex.add_file(path)
@@ -213,6 +217,7 @@ def _enqueue(heimdex, files: list[Path], force: bool) -> None:
         out.print(f"queued {video.id} {path.name}")
         queued += 1
     out.print(f"queued {queued} of {len(files)}; `heimdex status` shows progress")
+    queue.stop()
 
 
 # ---------------------------------------------------------------- status
@@ -497,9 +502,20 @@ def export_reel(
 
 @app.command()
 def reprocess(video_id: Annotated[str, typer.Argument(help="The video id (see `heimdex status`).")]) -> None:
-    """Index a video again from scratch (for example after changing models)."""
+    """Index a video again from scratch (for example after changing models, or a dead letter).
+    With a broker queue (server mode) the workers do it; `heimdex status` shows progress."""
+    from heimdex.queue.base import is_remote
+
     heimdex = _app()
     heimdex.reprocess(video_id)
+    if is_remote(state.settings.queue_url):
+        from heimdex.queue.broker import StageQueue
+
+        queue = StageQueue(state.settings, heimdex.store)
+        queue.enqueue(video_id)
+        queue.stop()
+        out.print(f"queued {video_id}; `heimdex status {video_id}` shows progress")
+        return
     _summary_reports_failures()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("[dim]{task.fields[stage]}"), console=err
@@ -637,42 +653,48 @@ def people_rename(name: str, new_name: str) -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Videos indexed at once by this process.")] = 1,
-    warm: Annotated[bool, typer.Option(help="Load the models before taking the first job.")] = True,
+    concurrency: Annotated[int, typer.Option(help="Stages run at once by this process.")] = 1,
+    queues: Annotated[
+        str | None,
+        typer.Option(help="Queues to take, e.g. asr,vision (env HEIMDEX_WORKER_QUEUES; default: all)."),
+    ] = None,
+    warm: Annotated[bool, typer.Option(help="Load the models before taking the first stage.")] = True,
 ) -> None:
-    """Index the videos queued on Redis (HEIMDEX_QUEUE_URL=redis://...) by `heimdex serve` or `index`.
+    """Run the stages queued on the broker (HEIMDEX_QUEUE_URL=redis://... or amqp://...) by `serve` or
+    `index`: media (probe, audio, cuts, frames), asr, vision (OCR, tags, faces) and index (align,
+    embed, sidecar, commit).
 
-    SIGTERM or Ctrl-C: take no new job and finish the current one; a second one hands the current job
-    back to the queue at once (another worker resumes it from its last finished stage).
+    SIGTERM or Ctrl-C: take no new stage and finish the current one; a second one hands the current
+    stage back at once (another worker runs it again from its beginning).
     """
     import signal
 
-    from heimdex.queue.redis import RedisJobQueue, RedisWorker
+    from heimdex.queue.base import is_remote
+    from heimdex.queue.broker import StageWorker, parse_queues
     from heimdex.service import Heimdex
 
     settings = state.settings
-    if not settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
-        raise HeimdexError("`heimdex worker` needs HEIMDEX_QUEUE_URL=redis://host:port/db")
+    if not is_remote(settings.queue_url):
+        raise HeimdexError(
+            "`heimdex worker` needs HEIMDEX_QUEUE_URL=redis://host:port/db or amqp://host/vhost"
+        )
+    try:
+        names = parse_queues(queues if queues is not None else settings.worker_queues)
+    except ValueError as exc:
+        raise HeimdexError(str(exc)) from exc
     configure_logging(settings.log_level, settings.log_json)
     heimdex = Heimdex(settings)
     if warm:
-        _warm_models(heimdex)
-    runner = RedisWorker(
-        heimdex,
-        RedisJobQueue(settings.queue_url),
-        lease_s=settings.queue_lease_s,
-        retries=settings.queue_retries,
-        backoff_s=settings.queue_backoff_s,
-        concurrency=concurrency,
-    )
+        _warm_models(heimdex, names)
+    runner = StageWorker(heimdex, settings, queues=names, concurrency=concurrency)
 
     def stop(signum, frame) -> None:
         if runner.draining.is_set():
-            runner.release_all()
+            runner.handler.release_all()
             import os
 
-            os._exit(0)  # the pipeline threads cannot be interrupted mid-stage; the ledger resumes them
-        err.print("stopping after the current job (signal again to hand it back now)")
+            os._exit(0)  # a stage cannot be interrupted: its message comes back to another worker
+        err.print("stopping after the current stage (signal again to hand it back now)")
         runner.draining.set()
 
     signal.signal(signal.SIGTERM, stop)
@@ -681,11 +703,22 @@ def worker(
     heimdex.close()
 
 
-def _warm_models(heimdex) -> None:
-    """Load every model the pipeline uses once, before the first job, so jobs take predictable time."""
+# The models each queue's stages use (media stages decode only).
+_QUEUE_MODELS = {
+    "media": (),
+    "asr": ("asr",),
+    "vision": ("tagger", "ocr", "faces", "appearance", "clip"),
+    "index": ("text",),
+}
+
+
+def _warm_models(heimdex, queues: list[str]) -> None:
+    """Load the models the worker's queues use once, before the first stage, so stages take
+    predictable time."""
     models = heimdex.models
-    for name in ("asr", "text", "tagger", "ocr", "faces", "appearance", "clip"):
-        getattr(models, name)
+    for queue in queues:
+        for name in _QUEUE_MODELS[queue]:
+            getattr(models, name)
 
 
 @app.command()

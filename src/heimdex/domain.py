@@ -175,6 +175,7 @@ class StageRecord(BaseModel):
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    claimed_by: str | None = None  # the worker running it now (server mode)
 
 
 class Video(BaseModel):

@@ -161,7 +161,7 @@ class Heimdex:
         until the new ones are committed). ConflictError while a worker is indexing the video:
         clearing its work files and ledger under it would fail its run, or mix the two runs. Once the
         video reads indexed or failed, the worker only acknowledges the job (and queues it again if
-        a reprocess came meanwhile, see RedisWorker._acknowledge): that is no conflict."""
+        a stage message arriving for it later is a no-op): that is no conflict."""
         video = self.store.get_video(owner_id, video_id)
         if video.claimed_by is not None and video.state not in (VideoState.INDEXED, VideoState.FAILED):
             raise ConflictError("the video is being indexed right now; reprocess it when that finishes")

@@ -35,7 +35,10 @@ class Settings(BaseSettings):
         None, description="sqlite:///path or postgresql://...; default under home."
     )
     storage_url: str | None = Field(None, description="file:///path or s3://bucket; default under home.")
-    queue_url: str = Field("inline://", description="inline:// (in-process) or redis://host:port/db.")
+    queue_url: str = Field(
+        "inline://",
+        description="inline:// (in-process), or a Dramatiq broker: redis://host:port/db, amqp://host:port/vhost.",
+    )
 
     # Limits applied by upload_validate.
     max_duration_s: float = Field(4 * 3600, gt=0)
@@ -89,12 +92,19 @@ class Settings(BaseSettings):
         description="PostgreSQL vector search breadth: higher finds the true nearest scenes more often.",
     )
 
-    # Server-mode queue (queue_url=redis://): `heimdex worker` processes.
+    # Server-mode queue (queue_url=redis:// or amqp://): `heimdex worker` processes.
     queue_lease_s: float = Field(
-        30.0, gt=0, description="A worker silent this long is dead: its job goes to another worker."
+        30.0, gt=0, description="A worker silent this long is dead: its stage goes to another worker."
     )
     queue_retries: int = Field(
-        3, ge=0, description="Retries of a job that failed transiently, then it is a dead letter."
+        3, ge=0, description="Retries of a stage that failed transiently, then it is a dead letter."
+    )
+    worker_queues: str = Field(
+        "", description="Queues a `heimdex worker` takes, e.g. asr,vision (default: media,asr,vision,index)."
+    )
+    progress_url: str | None = Field(
+        None,
+        description="Redis for live progress and stage metrics of workers (default: a redis:// queue_url).",
     )
     queue_backoff_s: float = Field(10.0, ge=0, description="Delay before the first retry; doubles each time.")
 

@@ -1,9 +1,10 @@
 """The two deployments the API tests run on, with real servers and no mocks.
 
 - "embedded": SQLite, blobs as local files, the in-process worker (what `heimdex serve` does alone);
-- "server": PostgreSQL + pgvector, S3 (SeaweedFS), Redis, and a `heimdex worker` indexing the jobs.
-  The worker is the real RedisWorker in a thread of the test process rather than a subprocess, so
-  that it shares the models the session has already loaded (a subprocess would load them again).
+- "server": PostgreSQL + pgvector, S3 (SeaweedFS), Redis as the Dramatiq broker, and a `heimdex
+  worker` running the stages. The worker is the real StageWorker in a thread of the test process
+  rather than a subprocess, so that it shares the models the session has already loaded (a
+  subprocess would load them again).
 
 The servers come from tests/services.py. Redis databases used here: 12 for the session's server
 (tests/api/conftest.py), 11 for the servers single tests start; 13 and 14 belong to tests/queue and
@@ -22,7 +23,9 @@ import redis
 from heimdex.blobs import BlobStore
 from heimdex.blobs.local import LocalBlobStore
 from heimdex.blobs.s3 import S3BlobStore
-from heimdex.queue.redis import RedisJobQueue, RedisWorker
+from heimdex.domain import VideoState
+from heimdex.errors import NotFoundError
+from heimdex.queue.broker import StageQueue, StageWorker
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 from tests import services
@@ -64,19 +67,12 @@ def server_settings(redis_db: int) -> Iterator[dict[str, str]]:
 
 
 class ThreadWorker:
-    """What `heimdex worker` runs (see heimdex.cli.worker), in a thread: RedisWorker on its own
+    """What `heimdex worker` runs (see heimdex.cli.worker), in a thread: StageWorker on its own
     Heimdex (its own store connections and blob client, as a separate process would have)."""
 
     def __init__(self, settings: Settings) -> None:
         self.heimdex = Heimdex(settings, models=shared_models())
-        self.queue = RedisJobQueue(settings.queue_url)
-        self.runner = RedisWorker(
-            self.heimdex,
-            self.queue,
-            lease_s=settings.queue_lease_s,
-            retries=settings.queue_retries,
-            backoff_s=settings.queue_backoff_s,
-        )
+        self.runner = StageWorker(self.heimdex, settings)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="heimdex-worker", daemon=True)
 
@@ -94,7 +90,6 @@ class ThreadWorker:
         self.runner.draining.set()  # what SIGTERM does: take no new job, finish the current one
         self._thread.join(_WORKER_STOP_S)
         stuck = self._thread.is_alive()
-        self.queue.stop()
         if not stuck:  # a stuck thread may still use the store: leave it to die with the process
             self.heimdex.close()
         if stuck:
@@ -124,9 +119,16 @@ def job_over(live: LiveServer, video_id: str) -> bool:
     """Whether the video's job is over: no worker runs it (nor, on the server backend, waits to),
     and the deletion it may have held back is done."""
     queue = live.ctx.queue
-    if isinstance(queue, RedisJobQueue):
-        # `pending` holds every id queued, delayed or running; a job leaves it when acknowledged.
-        return not queue.redis.sismember(queue.key("pending"), video_id)
+    if isinstance(queue, StageQueue):
+        # Over: indexed or failed (or deleted), no stage held by a worker, no message waiting.
+        store = live.ctx.heimdex.store
+        try:
+            video = store.job_video(video_id)
+        except NotFoundError:
+            return queue.depth() == 0
+        held = any(r.claimed_by for r in store.stage_records(video_id))
+        over = video.state in (VideoState.INDEXED, VideoState.FAILED)
+        return over and not held and queue.depth() == 0
     return live.ctx.worker.current != video_id and not live.ctx.deferred.deletes.get(video_id)
 
 

@@ -35,6 +35,16 @@ def test_metrics_are_prometheus_text(server, alice, news) -> None:
     assert 'heimdex_stage_duration_seconds_count{stage="asr_fast"}' in text
     assert 'heimdex_stage_duration_seconds_bucket{stage="commit",le="+Inf"}' in text
     assert 'heimdex_jobs_total{state="indexed"}' in text
+    if server.backend == "server":  # the Dramatiq queues as the broker counts them
+        for queue in ("media", "asr", "vision", "index"):
+            assert f'dramatiq_queue_messages{{queue="{queue}",kind="ready"}} 0' in text
+        # Dramatiq's message metrics, counted by the workers on Redis.
+        labels = 'queue_name="heimdex-index",actor_name="heimdex_stage_index"'
+        processed = [
+            line for line in text.splitlines() if line.startswith(f"dramatiq_messages_total{{{labels}}}")
+        ]
+        assert processed and int(processed[0].split()[-1]) >= 4, "align, embed, sidecar, commit at least"
+        assert f'dramatiq_message_duration_milliseconds_bucket{{{labels},le="+Inf"}}' in text
 
 
 def test_openapi_lists_every_resource(server) -> None:

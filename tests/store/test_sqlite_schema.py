@@ -62,6 +62,8 @@ def test_a_database_of_the_previous_release_is_upgraded_with_its_data(old_db: Pa
     # And it takes new work in the new shape.
     store.set_video_state(VIDEO, VideoState.FAILED, "again")
     assert store.get_video(OWNER, VIDEO).error == "again"
+    assert store.claim_stage(VIDEO, "commit", "w1", 30.0), "stage_runs took the claim columns"
+    assert not store.claim_stage(VIDEO, "commit", "w2", 30.0)
     store.close()
     accounts = SqliteAccountStore(old_db)
     assert accounts.get_user(OWNER).email == "old@example.com", "the accounts in the same file stay"

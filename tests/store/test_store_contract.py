@@ -835,6 +835,45 @@ def test_an_expired_claim_can_be_taken_over(store):
     assert store.get_video(v.owner_id, v.id).claimed_by == "w2"
 
 
+def test_stage_claims_are_exclusive_per_stage_and_end_when_the_stage_is_done(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    assert store.claim_stage(v.id, "asr_fast", "w1", 30)
+    assert store.claim_stage(v.id, "scene_detect", "w2", 30), "another stage of the same video"
+    assert not store.claim_stage(v.id, "asr_fast", "w2", 30), "a live stage claim is exclusive"
+    assert store.claim_stage(v.id, "asr_fast", "w1", 30), "the holder may claim again"
+    records = {r.stage: r for r in store.stage_records(v.id)}
+    assert (records["asr_fast"].claimed_by, records["asr_fast"].state) == ("w1", StageState.PENDING)
+    assert store.get_video(v.owner_id, v.id).claimed_by in ("w1", "w2")
+    assert store.renew_stage_claim(v.id, "asr_fast", "w1", 30)
+    assert not store.renew_stage_claim(v.id, "asr_fast", "w2", 30)
+    store.stage_started(v.id, "asr_fast")
+    store.stage_done(v.id, "asr_fast", 1.0)
+    store.release_stage_claim(v.id, "asr_fast", "w1")
+    assert store.get_video(v.owner_id, v.id).claimed_by == "w2", "w2 still runs scene_detect"
+    assert not store.claim_stage(v.id, "asr_fast", "w2", 30), "a done stage is never claimed again"
+    assert [r.attempts for r in store.stage_records(v.id) if r.stage == "asr_fast"] == [1]
+    store.release_stage_claim(v.id, "scene_detect", "w2")
+    assert store.get_video(v.owner_id, v.id).claimed_by is None
+
+
+def test_an_expired_stage_claim_can_be_taken_over(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    assert store.claim_stage(v.id, "commit", "w1", 0.2)
+    assert not store.claim_stage(v.id, "commit", "w2", 30)
+    time.sleep(0.4)
+    assert store.claim_stage(v.id, "commit", "w2", 30)
+    assert not store.renew_stage_claim(v.id, "commit", "w1", 30), "the old holder lost it"
+
+
+def test_stage_claims_from_many_threads_have_one_winner(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    with ThreadPoolExecutor(4) as pool:
+        won = list(pool.map(lambda i: store.claim_stage(v.id, "embed_text", f"w{i}", 30), range(8)))
+    assert won.count(True) == 1
+
+
 def test_claims_from_many_threads_have_one_winner(store):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -60,15 +60,18 @@ def build_context(
         upload_limiter=uploads,
         reels=Reels(heimdex),
     )
-    ctx.queue = holder["queue"] = open_queue(settings.queue_url, worker, ctx.recover_jobs)
+    ctx.queue = holder["queue"] = open_queue(settings, worker, ctx.recover_jobs, heimdex.store)
     worker.after_job = lambda video_id, state: _after_job(ctx, video_id, state)
     if is_remote(settings.queue_url):
-        # `heimdex worker` processes run the jobs: live progress and stage timings come from them.
-        from heimdex.queue.redis import RedisJobQueue, RedisProgress  # redis: a server-mode package
+        # `heimdex worker` processes run the stages: live progress and stage timings come from them,
+        # through the Redis side channel (queue/channel.py); without one, the ledger's stage states.
+        from heimdex.queue.broker import progress_channel
+        from heimdex.queue.channel import ChannelProgress
 
-        assert isinstance(ctx.queue, RedisJobQueue)
-        ctx.progress = RedisProgress(ctx.queue)
-        metrics.workers = ctx.queue
+        channel = progress_channel(settings)
+        ctx.progress = ChannelProgress(channel)
+        metrics.workers = channel
+        metrics.broker = ctx.queue
     return ctx
 
 
@@ -89,7 +92,7 @@ def create_app(
 ) -> FastAPI:
     """The API and web app. The in-process worker runs while the app is up (lifespan) unless disabled.
 
-    With a remote queue (redis://) the API only enqueues: `heimdex worker` processes index, and this
+    With a remote queue (redis://, amqp://) the API only enqueues: `heimdex worker` processes index, and this
     process loads no pipeline model (only the text model, lazily, on the first search).
     """
     settings = settings or Settings()

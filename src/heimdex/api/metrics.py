@@ -66,7 +66,7 @@ class Counter:
 
 
 class WorkerMetrics(Protocol):
-    """Stage timings and job outcomes counted by workers in other processes (queue/redis.py)."""
+    """Stage timings and job outcomes counted by workers in other processes (queue/channel.py)."""
 
     def stage_series(self) -> dict[str, Series]: ...
 
@@ -79,6 +79,7 @@ class Metrics:
     def __init__(self, queue_depth: Callable[[], int], workers: WorkerMetrics | None = None) -> None:
         self._queue_depth = queue_depth
         self.workers = workers
+        self.broker = None  # server mode: the Dramatiq queues (StageQueue.counts)
         self.search_latency = Histogram(
             "heimdex_search_latency_seconds", "Search request latency.", LATENCY_BUCKETS
         )
@@ -90,7 +91,7 @@ class Metrics:
 
     def render(self) -> str:
         lines = [
-            "# HELP heimdex_queue_depth Videos waiting to be indexed.",
+            "# HELP heimdex_queue_depth Jobs waiting (videos in process; stage messages in server mode).",
             "# TYPE heimdex_queue_depth gauge",
             f"heimdex_queue_depth {self._queue_depth()}",
         ]
@@ -101,7 +102,27 @@ class Metrics:
             lines += self.stage_duration.render(self._from_workers(self.workers.stage_series))
             lines += self.jobs.render(self._from_workers(self.workers.job_counts))
         lines += self.http.render()
+        if self.broker is not None:
+            lines += self._broker_lines()
+        if self.workers is not None and hasattr(self.workers, "message_metrics"):
+            lines += _dramatiq_lines(self._from_workers(self.workers.message_metrics))
         return "\n".join(lines) + "\n"
+
+    def _broker_lines(self) -> list[str]:
+        """Dramatiq's queues as the broker counts them: stage messages ready, delayed (a retry's
+        backoff) and dead-lettered, per queue."""
+        try:
+            counts = self.broker.counts()
+        except Exception:  # the broker away: /metrics still answers
+            return []
+        lines = [
+            "# HELP dramatiq_queue_messages Stage messages in the broker, by queue and kind.",
+            "# TYPE dramatiq_queue_messages gauge",
+        ]
+        for queue, values in sorted(counts.items()):
+            for kind, n in zip(("ready", "delayed", "dead"), values, strict=True):
+                lines.append(f'dramatiq_queue_messages{{queue="{queue}",kind="{kind}"}} {n}')
+        return lines
 
     @staticmethod
     def _from_workers(read: Callable[[], dict]) -> dict:
@@ -109,3 +130,43 @@ class Metrics:
             return read()
         except Exception:  # Redis away: /metrics still answers, without the workers' figures
             return {}
+
+
+_DRAMATIQ_COUNTERS = {
+    "messages": ("dramatiq_messages_total", "The total number of messages processed."),
+    "errors": ("dramatiq_message_errors_total", "The total number of errored messages."),
+    "retrys": ("dramatiq_message_retries_total", "The total number of retried messages."),
+    "rejects": ("dramatiq_message_rejects_total", "The total number of dead-lettered messages."),
+}
+
+
+def _dramatiq_lines(raw: dict[str, str]) -> list[str]:
+    """Dramatiq's message metrics, as its Prometheus middleware names them, from every worker's
+    counts on the side channel (queue/channel.py record_message)."""
+    from heimdex.queue.channel import MESSAGE_BUCKETS_MS
+
+    def labels(queue: str, actor: str) -> str:
+        return f'queue_name="{queue}",actor_name="{actor}"'
+
+    lines: list[str] = []
+    for field, (name, help_text) in _DRAMATIQ_COUNTERS.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        for key, value in sorted(raw.items()):
+            kind, queue, actor = key.split("|")
+            if kind == field:
+                lines.append(f"{name}{{{labels(queue, actor)}}} {int(value)}")
+    name = "dramatiq_message_duration_milliseconds"
+    lines += [f"# HELP {name} The time spent processing messages.", f"# TYPE {name} histogram"]
+    for key, count in sorted(raw.items()):
+        kind, queue, actor = key.split("|")
+        if kind != "count":
+            continue
+        base = labels(queue, actor)
+        for bound in MESSAGE_BUCKETS_MS:  # counted per bucket as <= bound: cumulative already
+            lines.append(
+                f'{name}_bucket{{{base},le="{bound}"}} {int(raw.get(f"le:{bound}|{queue}|{actor}", 0))}'
+            )
+        lines.append(f'{name}_bucket{{{base},le="+Inf"}} {int(count)}')
+        lines.append(f"{name}_sum{{{base}}} {float(raw.get(f'sum|{queue}|{actor}', 0.0)):.3f}")
+        lines.append(f"{name}_count{{{base}}} {int(count)}")
+    return lines

@@ -24,7 +24,7 @@ def video_json(ctx: AppContext, video: Video) -> dict:
     # claimed_by names a worker machine and process: internal, not for API users
     data = video.model_dump(mode="json", exclude={"original_key", "owner_id", "claimed_by"})
     data["duration_s"] = video.info.duration_s if video.info else None
-    # A job that failed transiently more times than queue_retries (server mode): see queue/redis.py.
+    # A job that failed transiently more times than queue_retries (server mode): see queue/broker.py.
     data["dead_letter"] = bool(video.error and video.error.startswith(DEAD_LETTER_PREFIX))
     data["progress"] = progress_of(ctx, video)
     data["thumbnail"] = f"/videos/{video.id}/thumbnail" if video.scene_count else None

@@ -220,6 +220,18 @@ class StageGraph:
                 return stage
         raise KeyError(name)
 
+    def ready(self, done: set[str] | frozenset[str]) -> list[str]:
+        """The stages not done whose dependencies all are, in table order."""
+        return [
+            s.name
+            for s in self.stages
+            if s.name not in done and all(d in done for d in self.dependencies[s.name])
+        ]
+
+    def dependents(self, name: str) -> list[str]:
+        """The stages that wait for `name`."""
+        return [s.name for s in self.stages if name in self.dependencies[s.name]]
+
     def producer(self, artifact: Artifact) -> str | None:
         """The stage that writes `artifact` (None for the original)."""
         return next((s.name for s in self.stages if artifact in s.outputs), None)

@@ -90,6 +90,34 @@ class PipelineRunner:
         cleanup_work(ctx)
         return self.store.job_video(video_id)
 
+    def run_stage(self, video_id: str, stage: str, attempts: int = 1) -> None:
+        """Run one stage of the video (server mode: a worker took it from its queue and holds its
+        claim), recording it in the ledger like the graph does. StageFailed says why it failed
+        (`retryable` or not); RunAbandoned when `keep_going` says the claim was lost."""
+        video = self.store.job_video(video_id)
+        ctx = StageContext(
+            video=video,
+            settings=self.settings,
+            store=self.store,
+            blobs=self.blobs,
+            models=self.models,
+            artifacts=Artifacts(self.blobs, video_id),
+        )
+        self._run_stage(ctx, stage, attempts)
+
+    def finish(self, video_id: str) -> None:
+        """After the last stage: drop the intermediate artifacts."""
+        cleanup_work(
+            StageContext(
+                video=self.store.job_video(video_id),
+                settings=self.settings,
+                store=self.store,
+                blobs=self.blobs,
+                models=self.models,
+                artifacts=Artifacts(self.blobs, video_id),
+            )
+        )
+
     def _run_graph(self, ctx: StageContext, done: set[str]) -> None:
         running: dict[Future, str] = {}
         failure: StageFailed | None = None
@@ -124,11 +152,11 @@ class PipelineRunner:
             if s not in done and s not in running and all(d in done for d in GRAPH.dependencies[s])
         ]
 
-    def _run_stage(self, ctx: StageContext, stage: str) -> None:
+    def _run_stage(self, ctx: StageContext, stage: str, attempts: int | None = None) -> None:
         function = self.functions[stage]
         declared = GRAPH[stage]
         artifacts = ctx.artifacts.only(stage, reads=declared.inputs, writes=declared.outputs)
-        attempts = 1 + self.settings.stage_retries
+        attempts = attempts or 1 + self.settings.stage_retries
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
             self.store.stage_started(ctx.video.id, stage)

@@ -1,8 +1,9 @@
 """The job queue interface, and `open_queue` to pick an implementation by URL.
 
-A job is just a video id: everything else (stages done, artifacts, errors) lives in the store's job
-ledger, so a job can be taken again after a crash and the pipeline resumes where it stopped. The
-worker that runs a job is queue/worker.py; live progress is queue/progress.py.
+A job is a video id (server mode sends its stages, queue/broker.py): everything else (stages done,
+artifacts, errors) lives in the store's job ledger, so a job can be taken again after a crash and
+the pipeline resumes where it stopped. The in-process worker is queue/worker.py; live progress is
+queue/progress.py.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from heimdex.queue.worker import Worker
 
-# Starts the error of a video whose job exhausted its retries (server mode, queue/redis.py).
+# Starts the error of a video whose stage exhausted its retries (server mode, queue/broker.py).
 DEAD_LETTER_PREFIX = "dead-letter"
 
 
 class JobQueue(ABC):
-    """Where videos wait to be indexed. Implementations: inline (in-process), redis (`heimdex worker`)."""
+    """Where videos wait to be indexed: inline (in-process), broker (Dramatiq, `heimdex worker`)."""
 
     @abstractmethod
     def enqueue(self, video_id: str) -> None: ...
@@ -37,17 +38,23 @@ class JobQueue(ABC):
         """Stop consuming; a job in progress is left to resume on the next start."""
 
 
-def open_queue(url: str, worker: Worker, recover: Callable[[], list[str]]) -> JobQueue:
-    """The queue for `url`; `recover` lists videos a previous run left queued or processing."""
+REMOTE_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://")
+
+
+def open_queue(settings, worker: Worker, recover: Callable[[], list[str]], store=None) -> JobQueue:
+    """The queue for settings.queue_url; `recover` lists videos a previous run left queued or processing."""
+    url = settings.queue_url
     if url.startswith("inline://"):
         from heimdex.queue.inline import InlineQueue
 
         return InlineQueue(worker, recover)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from heimdex.queue.redis import RedisJobQueue
+    if url.startswith(REMOTE_SCHEMES):
+        from heimdex.queue.broker import StageQueue  # dramatiq: a server-mode package
 
-        return RedisJobQueue(url, recover)  # enqueue only: `heimdex worker` processes consume it
-    raise ValueError(f"unsupported queue URL {url!r}: use inline:// or redis://host:port/db")
+        return StageQueue(settings, store, recover)  # sends only: `heimdex worker` processes consume
+    raise ValueError(
+        f"unsupported queue URL {url!r}: use inline://, redis://host:port/db or amqp://host/vhost"
+    )
 
 
 def is_remote(url: str) -> bool:

@@ -1,7 +1,7 @@
 """The live progress board: what each video's job is doing now, for /jobs, the web app and the CLI.
 
-The in-process worker writes to a `Progress`; with remote workers the API reads a `RedisProgress`
-(queue/redis.py). Both answer `ProgressBoard`.
+The in-process worker writes to a `Progress`; with remote workers the API reads a `ChannelProgress`
+(queue/channel.py). Both answer `ProgressBoard`.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class Progress:
 
 
 class ProgressBoard(Protocol):
-    """Where the API reads live progress: Progress (in-process worker) or RedisProgress (remote ones)."""
+    """Where the API reads live progress: Progress (in-process worker) or ChannelProgress (remote ones)."""
 
     def get(self, video_id: str) -> VideoProgress | None: ...
 

@@ -199,6 +199,22 @@ class JobLedger(ABC):
     def release_claim(self, video_id: str, worker_id: str) -> None:
         """Give the claim up (a no-op unless `worker_id` holds it)."""
 
+    # Server mode runs stages, not whole videos: a worker holds one stage of a video exclusively while
+    # it runs it (owner and expiry on the stage's ledger row, judged by the database's clock), so that
+    # a message delivered twice runs the stage once. The video row shows a live holder for `status`
+    # and for reprocess's conflict check.
+    @abstractmethod
+    def claim_stage(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:
+        """Take the stage unless it is done or another worker holds a live claim on it."""
+
+    @abstractmethod
+    def renew_stage_claim(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:
+        """Extend the worker's claim on the stage; False when it no longer holds it."""
+
+    @abstractmethod
+    def release_stage_claim(self, video_id: str, stage: str, worker_id: str) -> None:
+        """Give the stage's claim up (a no-op unless `worker_id` holds it)."""
+
     @abstractmethod
     def stage_records(self, video_id: str) -> list[StageRecord]: ...
 

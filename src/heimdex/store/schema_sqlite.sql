@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS stage_runs (
     error       TEXT,
     started_at  REAL,
     finished_at REAL,
+    claimed_by  TEXT,  -- the worker running the stage now (server mode), until claim_expires
+    claim_expires REAL,
     PRIMARY KEY (video_id, stage)
 );
 

@@ -186,6 +186,57 @@ class SqlStore(Store):
                 (video_id, worker_id),
             )
 
+    def claim_stage(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:
+        now = self.db.now()
+        with self.db.tx() as s:
+            cur = s.execute(
+                "INSERT INTO stage_runs (video_id, stage, state, attempts, claimed_by, claim_expires)"
+                f" VALUES (?, ?, ?, 0, ?, {now} + ?) ON CONFLICT (video_id, stage) DO UPDATE SET"
+                " claimed_by = excluded.claimed_by, claim_expires = excluded.claim_expires"
+                " WHERE stage_runs.state <> ? AND (stage_runs.claimed_by IS NULL"
+                f" OR stage_runs.claimed_by = excluded.claimed_by OR stage_runs.claim_expires < {now})",
+                (video_id, stage, StageState.PENDING.value, worker_id, lease_s, StageState.DONE.value),
+            )
+            if cur.rowcount != 1:
+                return False
+            s.execute(
+                f"UPDATE videos SET claimed_by = ?, claim_expires = {now} + ? WHERE id = ?",
+                (worker_id, lease_s, video_id),
+            )
+            return True
+
+    def renew_stage_claim(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:
+        now = self.db.now()
+        with self.db.tx() as s:
+            cur = s.execute(
+                f"UPDATE stage_runs SET claim_expires = {now} + ?"
+                " WHERE video_id = ? AND stage = ? AND claimed_by = ?",
+                (lease_s, video_id, stage, worker_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            s.execute(
+                f"UPDATE videos SET claim_expires = {now} + ? WHERE id = ? AND claimed_by = ?",
+                (lease_s, video_id, worker_id),
+            )
+            return True
+
+    def release_stage_claim(self, video_id: str, stage: str, worker_id: str) -> None:
+        now = self.db.now()
+        with self.db.tx() as s:
+            s.execute(
+                "UPDATE stage_runs SET claimed_by = NULL, claim_expires = NULL"
+                " WHERE video_id = ? AND stage = ? AND claimed_by = ?",
+                (video_id, stage, worker_id),
+            )
+            # The video shows another live holder of one of its stages, if any is left.
+            live = f"FROM stage_runs WHERE video_id = ? AND claimed_by IS NOT NULL AND claim_expires > {now}"
+            s.execute(
+                f"UPDATE videos SET claimed_by = (SELECT MIN(claimed_by) {live}),"
+                f" claim_expires = (SELECT MAX(claim_expires) {live}) WHERE id = ?",
+                (video_id, video_id, video_id),
+            )
+
     def stage_records(self, video_id: str) -> list[StageRecord]:
         rows = self.db.all(
             f"SELECT * FROM stage_runs WHERE video_id = ? ORDER BY stage{self.db.collate_c}", (video_id,)
@@ -199,6 +250,7 @@ class SqlStore(Store):
                 error=r["error"],
                 started_at=r["started_at"],
                 finished_at=r["finished_at"],
+                claimed_by=r["claimed_by"] if (r["claim_expires"] or 0) > time.time() else None,
             )
             for r in rows
         ]

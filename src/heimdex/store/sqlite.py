@@ -115,6 +115,17 @@ SCHEMA_STEPS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
             if_present=True,
         ),
     ),
+    (  # -> 3
+        "stage claims: a stage runs on one worker at a time (server mode)",
+        lambda db: _alter(
+            db,
+            (
+                ("stage_runs", "claimed_by", "ADD COLUMN claimed_by TEXT"),
+                ("stage_runs", "claim_expires", "ADD COLUMN claim_expires REAL"),
+            ),
+            if_present=False,
+        ),
+    ),
 )
 SCHEMA_VERSION = len(SCHEMA_STEPS)
 
