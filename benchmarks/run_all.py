@@ -35,6 +35,7 @@ QUICK: dict[str, tuple[str, list[str]]] = {
     "api": ("bench_api.py", ["--scenes", "5000", "--clients", "10", "--seconds", "10"]),
     "models": ("bench_models.py", ["--repeat", "1"]),
     "media": ("bench_media.py", ["--seconds", "120"]),
+    "exports": ("bench_exports.py", ["--seconds", "180", "--repeat", "1"]),
     "ingest": ("bench_ingest.py", ["--seconds", "120"]),
     "workers": ("bench_workers.py", ["--workers", "1", "2"]),
 }
