@@ -162,6 +162,7 @@ class SceneDraft(BaseModel):
     tags: list[Tag] = Field(default_factory=list)
     thumbnail_key: str | None = None
     sidecar_key: str | None = None
+    index_terms: str = ""  # what full text also indexes: the morphemes of its Korean words (korean.py)
 
 
 # ---------------------------------------------------------------- records read back from the store

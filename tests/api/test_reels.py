@@ -30,7 +30,7 @@ def test_a_reel_of_two_scenes_fades_through_black(alice, news, tmp_path: Path) -
     reel = finished(alice, r.json())
     assert reel["state"] == "done" and reel["progress"] == 1.0, reel
     expected = sum(s["end_s"] - s["start_s"] for s in picked)
-    file = alice.get(reel["links"]["file"])
+    file = alice.get(reel["links"]["file"], follow_redirects=True)  # object storage: a presigned URL
     assert file.status_code == 200 and file.headers["content-type"] == "video/mp4"
     path = tmp_path / "reel.mp4"
     path.write_bytes(file.content)

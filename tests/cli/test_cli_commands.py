@@ -298,40 +298,6 @@ def test_migrate_creates_and_upgrades_a_postgres_schema(tmp_path) -> None:
     assert "s3cret-pw" not in proc.stdout + proc.stderr, "the password is not printed"
 
 
-def test_delete_removes_the_video_from_status_search_and_storage(library) -> None:
-    """Last: the module's video goes."""
-    home, video_id = library.home, library.video_id
-    assert (home / "blobs" / "videos" / video_id).is_dir()
-    assert ok(home, "delete", video_id).strip() == f"deleted cli-commands.mp4 ({video_id})"
-    assert video_id not in videos(home)
-    assert "0 videos in" in ok(home, "status")
-    refused(home, "status", video_id, reason=f"no video '{video_id}'")
-    assert search(home, CAPTION.lower()) == []
-    assert not (home / "blobs" / "videos" / video_id).exists(), "its files went with it"
-    refused(home, "delete", video_id, reason=f"no video '{video_id}'")
-
-
-def _table_rows(out: str) -> list[list[str]]:
-    """The body rows of a rich table, as stripped cells."""
-    return [
-        [cell.strip() for cell in line.strip("│").split("│")]
-        for line in out.splitlines()
-        if line.startswith("│")
-    ]
-
-
-def _tables(url: str) -> set[str]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
-    return {name for (name,) in rows}
-
-
-def _revision(url: str) -> str:
-    with psycopg.connect(url) as conn:
-        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    return revision
-
-
 def test_export_subtitles_and_clips(library, tmp_path) -> None:
     import av
 
@@ -398,3 +364,38 @@ def test_export_a_reel_of_both_scenes(library, tmp_path) -> None:
         seconds = frames / float(container.streams.video[0].average_rate)
     assert seconds == pytest.approx(4.0, abs=0.2), "both scenes of the 4 s clip"
     refused(library.home, "export", "reel", NO_SUCH_ID + "-0000", "-o", str(reel), reason="no scene")
+
+
+def test_delete_removes_the_video_from_status_search_and_storage(library) -> None:
+    # Last in this module: the video is gone after it.
+    """Last: the module's video goes."""
+    home, video_id = library.home, library.video_id
+    assert (home / "blobs" / "videos" / video_id).is_dir()
+    assert ok(home, "delete", video_id).strip() == f"deleted cli-commands.mp4 ({video_id})"
+    assert video_id not in videos(home)
+    assert "0 videos in" in ok(home, "status")
+    refused(home, "status", video_id, reason=f"no video '{video_id}'")
+    assert search(home, CAPTION.lower()) == []
+    assert not (home / "blobs" / "videos" / video_id).exists(), "its files went with it"
+    refused(home, "delete", video_id, reason=f"no video '{video_id}'")
+
+
+def _table_rows(out: str) -> list[list[str]]:
+    """The body rows of a rich table, as stripped cells."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in out.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {name for (name,) in rows}
+
+
+def _revision(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return revision

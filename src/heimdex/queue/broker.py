@@ -314,6 +314,8 @@ class StageHandler:
         try:
             runner.run_stage(video_id, stage, attempts=1)
         except RunAbandoned:
+            if self._deleted(video_id):  # the claim went with the video's rows: drop what it wrote
+                return
             log.warning("job.abandoned", video_id=video_id, stage=stage, worker_id=self.worker_id)
             self._tidy_after_abandon(video_id)
             return

@@ -20,13 +20,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from heimdex.domain import Scene, SearchHit, Video
 from heimdex.errors import NotFoundError
+from heimdex.korean import has_hangul, morphemes
 from heimdex.ml.base import TextEmbedder
 from heimdex.search.fusion import (
     AUTO,
@@ -120,6 +121,8 @@ class SearchEngine:
     def search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
         query = parse_query(request.query)
+        if any(has_hangul(t) for t in query.terms):  # Korean words are searched as their morphemes
+            query = replace(query, terms=list(dict.fromkeys(m for t in query.terms for m in _morphemes(t))))
         flt = self._filter(request, query)
         words = self._words(flt.owner_id, query)
         channels, labels, reference = self._channels(flt, query, words)
@@ -366,6 +369,10 @@ class SearchEngine:
 
 
 @functools.lru_cache(maxsize=8192)
+def _morphemes(term: str) -> list[str]:
+    return (morphemes(term) or [term]) if has_hangul(term) else [term]
+
+
 def _label_stems(label: str) -> frozenset[str]:
     """The head noun of each synonym in a label ("street sign" -> sign, "tabby cat" -> cat, and the
     everyday word the tagger appends, "kelpie, dog" -> dog): matching every word would send "walking"

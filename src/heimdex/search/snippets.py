@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import snowballstemmer
 
+from heimdex.korean import has_hangul
+
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 
 
@@ -31,8 +33,9 @@ def stem(word: str) -> str:
 _stemmers = threading.local()
 
 
-def _matches(token: str, stems: set[str]) -> bool:
-    return stem(token) in stems
+def _matches(token: str, stems: set[str], korean: tuple[str, ...]) -> bool:
+    # A Korean word is its morpheme with particles and endings glued on: "정원을" holds "정원".
+    return stem(token) in stems or (bool(korean) and has_hangul(token) and token.startswith(korean))
 
 
 def make_snippet(text: str, terms: Sequence[str], window: int = 32) -> str:
@@ -40,7 +43,8 @@ def make_snippet(text: str, terms: Sequence[str], window: int = 32) -> str:
     if not tokens:
         return ""
     stems = {stem(t) for t in terms if t}
-    hits = [i for i, m in enumerate(tokens) if _matches(m.group(), stems)]
+    korean = tuple(t for t in terms if has_hangul(t))
+    hits = [i for i, m in enumerate(tokens) if _matches(m.group(), stems, korean)]
     start = 0
     if hits:  # centre the window on the stretch with the most matched words
         best = max(hits, key=lambda h: sum(1 for x in hits if h <= x < h + window))

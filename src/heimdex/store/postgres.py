@@ -170,7 +170,7 @@ class PostgresStore(SqlStore):
         text, vector = bundle.text_vectors, self.db.vector
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO scenes ({SCENE_COLUMNS}) VALUES ({', '.join(['%s'] * 12)}) RETURNING pk",
+                f"INSERT INTO scenes ({SCENE_COLUMNS}) VALUES ({', '.join(['%s'] * 13)}) RETURNING pk",
                 [self._scene_row(video, d) for d in bundle.scenes],
                 returning=True,
             )

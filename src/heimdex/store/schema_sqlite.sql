@@ -56,28 +56,13 @@ CREATE TABLE IF NOT EXISTS scenes (
     tags_text     TEXT NOT NULL DEFAULT '',
     thumbnail_key TEXT,
     sidecar_key   TEXT,
+    index_terms   TEXT NOT NULL DEFAULT '',  -- morphemes of its Korean words (korean.py)
     UNIQUE (video_id, idx)
 );
 CREATE INDEX IF NOT EXISTS scenes_by_owner ON scenes (owner_id);
 
--- Full text over transcript, on-screen text and tag names. Porter stemming so that "helmets"
--- finds "helmet"; remove_diacritics so that "cafe" finds "café".
-CREATE VIRTUAL TABLE IF NOT EXISTS scenes_fts USING fts5 (
-    transcript, ocr_text, tags_text,
-    content = 'scenes', content_rowid = 'pk',
-    tokenize = 'porter unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS scenes_fts_insert AFTER INSERT ON scenes BEGIN
-    INSERT INTO scenes_fts (rowid, transcript, ocr_text, tags_text)
-    VALUES (new.pk, new.transcript, new.ocr_text, new.tags_text);
-END;
-CREATE TRIGGER IF NOT EXISTS scenes_fts_delete AFTER DELETE ON scenes BEGIN
-    INSERT INTO scenes_fts (scenes_fts, rowid, transcript, ocr_text, tags_text)
-    VALUES ('delete', old.pk, old.transcript, old.ocr_text, old.tags_text);
-END;
-
--- Document frequency of each indexed term, to leave near-universal words out of ranking.
-CREATE VIRTUAL TABLE IF NOT EXISTS scenes_vocab USING fts5vocab (scenes_fts, row);
+-- Full text (scenes_fts, scenes_vocab and the triggers that fill them) is created by FTS_DDL in
+-- sqlite.py, so that a schema step can rebuild it when its columns change.
 
 -- Every vector records the model that made it and its dimension: a new model re-embeds, never mixes.
 CREATE TABLE IF NOT EXISTS scene_vectors (

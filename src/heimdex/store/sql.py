@@ -314,6 +314,7 @@ class SqlStore(Store):
             " ".join(t.label for t in draft.tags),
             draft.thumbnail_key,
             draft.sidecar_key,
+            draft.index_terms,
         )
 
     def _face_row(self, video: Row, scene_pk: int, face: FaceObservation) -> tuple:
@@ -386,13 +387,16 @@ class SqlStore(Store):
         among, params = self.db.in_list("s.pk", [int(pk) for pk in scene_pks])
         labels = self.db.joined("t.label", "', '")
         rows = self.db.all(
-            "SELECT s.pk, s.transcript, s.ocr_text,"
+            "SELECT s.pk, s.transcript, s.ocr_text, s.index_terms,"
             f" (SELECT {labels} FROM scene_tags t WHERE t.scene_pk = s.pk) AS labels"
             f" FROM scenes s WHERE s.owner_id = ? AND {among}",
             [owner_id, *params],
         )
         return {
-            int(r["pk"]): "\n".join(filter(None, (r["transcript"], r["ocr_text"], r["labels"]))) for r in rows
+            int(r["pk"]): "\n".join(
+                filter(None, (r["transcript"], r["ocr_text"], r["labels"], r["index_terms"]))
+            )
+            for r in rows
         }
 
     # ------------------------------------------------------------ retrieval channels
@@ -585,7 +589,7 @@ class SqlStore(Store):
 # The columns _scene_row and _face_row fill, in order.
 SCENE_COLUMNS = (
     "id, video_id, owner_id, idx, start_s, end_s, transcript, words, ocr_text, tags_text,"
-    " thumbnail_key, sidecar_key"
+    " thumbnail_key, sidecar_key, index_terms"
 )
 FACE_COLUMNS = "scene_pk, video_id, owner_id, t_s, box, score, model, embedding"
 

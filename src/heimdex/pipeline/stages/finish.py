@@ -8,6 +8,7 @@ import numpy as np
 
 from heimdex.blobs import keys
 from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation
+from heimdex.korean import index_terms
 from heimdex.matching import FaceMatch, match_faces
 from heimdex.pipeline.artifacts import (
     DRAFTS,
@@ -71,7 +72,10 @@ def sidecar_build(ctx: StageContext) -> None:
 
 
 def commit(ctx: StageContext) -> None:
-    drafts = ctx.artifacts.load(SIDECAR_DRAFTS)
+    drafts = [
+        d.model_copy(update={"index_terms": index_terms(d.transcript, d.ocr_text)})
+        for d in ctx.artifacts.load(SIDECAR_DRAFTS)
+    ]
     faces = ctx.artifacts.load(FACES_PLACED)
     meta = ctx.artifacts.load(TEXT_MODEL)
     label_vectors = ctx.artifacts.load(LABEL_VECTORS)
