@@ -1,6 +1,16 @@
 """End-to-end search latency: what `heimdex search` and GET /search pay per query, warm.
 
     python benchmarks/bench_search.py --scenes 10000 100000 [--backend sqlite|postgres] [--queries 300]
+    python benchmarks/bench_search.py --backend postgres --scenes 1000000 --owners 1000   # server mode
+
+With --owners (PostgreSQL), the scenes are spread over that many owners, a few of them big (12%, 5%,
+2% and 0.8% of the scenes by default, --big-owners), the rest ~800 scenes each at 1M; each owner has
+two enrolled people seen in 5% of their scenes each. The library is loaded with COPY (the rows
+commit_video writes), the HNSW graphs built after. Every timed query is another owner's (one in five a
+big owner's, one in seven names a person), --rounds rounds of new distinct queries; figures per round
+and their median, split by small/big owners, person queries and an owner's first search in the
+process. Dense recall@10 is measured inside owners against the exact top 10 in numpy (scene and
+window vectors), for the store's own path and for the owner-filtered HNSW walk.
 
 Each query goes through SearchEngine.search: parsing, the real e5 query embedding, full text, dense
 similarity, tag-label matching, fusion, the per-video cap and fetching the hits with snippets. The
