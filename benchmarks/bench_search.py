@@ -1,6 +1,16 @@
 """End-to-end search latency: what `heimdex search` and GET /search pay per query, warm.
 
     python benchmarks/bench_search.py --scenes 10000 100000 [--backend sqlite|postgres] [--queries 300]
+    python benchmarks/bench_search.py --backend postgres --scenes 1000000 --owners 1000   # server mode
+
+With --owners (PostgreSQL), the scenes are spread over that many owners, a few of them big (12%, 5%,
+2% and 0.8% of the scenes by default, --big-owners), the rest ~800 scenes each at 1M; each owner has
+two enrolled people seen in 5% of their scenes each. The library is loaded with COPY (the rows
+commit_video writes), the HNSW graphs built after. Every timed query is another owner's (one in five a
+big owner's, one in seven names a person), --rounds rounds of new distinct queries; figures per round
+and their median, split by small/big owners, person queries and an owner's first search in the
+process. Dense recall@10 is measured inside owners against the exact top 10 in numpy (scene and
+window vectors), for the store's own path and for the owner-filtered HNSW walk.
 
 Each query goes through SearchEngine.search: parsing, the real e5 query embedding, full text, dense
 similarity, tag-label matching, fusion, the per-video cap and fetching the hits with snippets. The
@@ -26,6 +36,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +48,9 @@ from benchmarks.bench_store import Corpus, postgres_store, sqlite_store  # noqa:
 from heimdex.domain import SceneDraft, Tag  # noqa: E402
 from heimdex.ml.tagger import VisualTagger  # noqa: E402
 from heimdex.ml.text_embed import E5Embedder  # noqa: E402
-from heimdex.search.engine import SearchEngine, SearchRequest  # noqa: E402
-from heimdex.store import CommitBundle, Store, VectorSet, WindowVectors  # noqa: E402
+from heimdex.search.engine import CANDIDATES, SearchEngine, SearchRequest  # noqa: E402
+from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet, WindowVectors  # noqa: E402
+from heimdex.store.sql import SCENE_COLUMNS  # noqa: E402
 
 OWNER = "bench"
 PER_VIDEO = 100
@@ -182,10 +194,13 @@ def open_store(backend: str, model: str, dim: int) -> Iterator[Store]:
         yield store
 
 
-def build_index(store: Store, model: str, dim: int) -> float:
+def build_index(store: Store, model: str, dim: int, rows: int = 0) -> float:
     started = time.perf_counter()
+    # the graph must fit in maintenance_work_mem (see bench_store.build_index); windows are fewer rows
+    memory_mb = max(1024, int(rows * (dim * 4 + 300) * 1.3 / 2**20))
     with store.db.pool.connection() as conn:
-        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
+        conn.execute("SET max_parallel_maintenance_workers = 1")  # + the leader: both cores
         with conn.transaction():
             for kind in ("text", "window"):
                 store.create_vector_index(conn, kind, model, dim)
@@ -236,6 +251,314 @@ def run(size: int, n: int, backend: str, embedder: E5Embedder, labels: list[str]
     return figures
 
 
+# ---------------------------------------------------------------- many owners (server mode, issue 10)
+
+FACE_MODEL = "bench-face"
+PEOPLE_NAMES = ("Ann", "Ben")  # every owner enrols two people
+FACE_SHARE = 0.05  # share of an owner's scenes where each of them appears
+BIG_SHARES = (0.12, 0.05, 0.02, 0.008)  # default big owners, as shares of all scenes
+
+
+def owner_plan(scenes: int, owners: int, big: list[int], seed: int) -> list[str]:
+    """The owner of each video (PER_VIDEO scenes): `big` owners with about those many scenes, the
+    rest of the videos dealt round-robin to the other owners; shuffled, so that owners' scenes
+    interleave in the tables as on a shared server."""
+    videos = -(-scenes // PER_VIDEO)
+    plan = [f"big-{k}" for k, n in enumerate(big) for _ in range(max(1, round(n / PER_VIDEO)))]
+    small = owners - len(big)
+    if small <= 0 or len(plan) >= videos:
+        raise SystemExit("--big-owners leave no videos or no owners for the others")
+    plan += [f"owner-{j % small:04d}" for j in range(videos - len(plan))]
+    random.Random(seed).shuffle(plan)
+    return plan
+
+
+@dataclass
+class OwnerVectors:
+    """What an owner's exact dense search is computed from: scene pks, their vectors, and windows."""
+
+    pks: list[np.ndarray] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    window_pks: list[np.ndarray] = field(default_factory=list)
+    windows: list[np.ndarray] = field(default_factory=list)
+
+    def exact_top(self, query: np.ndarray, k: int) -> list[int]:
+        pks, sims = np.concatenate(self.pks), np.vstack(self.vectors) @ query
+        best = dict(zip(pks.tolist(), sims.tolist(), strict=True))
+        if self.windows:
+            for pk, sim in zip(
+                np.concatenate(self.window_pks).tolist(),
+                (np.vstack(self.windows) @ query).tolist(),
+                strict=True,
+            ):
+                if sim > best[pk]:
+                    best[pk] = sim
+        return [pk for pk, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def copy_load(
+    store,
+    corpus: Corpus,
+    embedder: E5Embedder,
+    labels: list[str],
+    plan: list[str],
+    keep: dict[str, OwnerVectors],
+) -> float:
+    """Load with COPY, the rows commit_video writes (scenes through its own row builder, so the
+    generated tsvector is the same), 100 videos a transaction: a 1M-scene load through commit_video
+    took ~10 min without tags and windows. Vectors go in binary. Indexes stay (GIN, btree); the HNSW
+    graphs are built after (build_index)."""
+    from pgvector.psycopg import register_vector
+
+    label_vectors = dict(zip(labels, embedder.embed_passages(labels), strict=True))
+    rng = np.random.default_rng(1)
+    people: dict[str, list[str]] = {}
+    started = time.perf_counter()
+    now = time.time()
+    with store.db.pool.connection() as conn:
+        register_vector(conn)
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO label_vectors (label, model, dim, vector) VALUES (%s, %s, %s, %b)",
+                [(k, embedder.name, embedder.dim, v.astype(np.float32)) for k, v in label_vectors.items()],
+            )
+            for owner in dict.fromkeys(plan):
+                people[owner] = [f"{owner}-p{k}" for k in range(len(PEOPLE_NAMES))]
+                cur.executemany(
+                    "INSERT INTO people (id, owner_id, name, created_at) VALUES (%s, %s, %s, %s)",
+                    [(pid, owner, name, now) for pid, name in zip(people[owner], PEOPLE_NAMES, strict=True)],
+                )
+        batches = corpus.batches(PER_VIDEO)
+        for first in range(0, len(plan), 100):
+            with conn.transaction(), conn.cursor() as cur:
+                videos, scene_rows, vectors, windows, tags = [], [], [], [], []
+                for i in range(first, min(first + 100, len(plan))):
+                    texts, _ = next(batches)
+                    video = {"id": f"v{i:06d}", "owner_id": plan[i]}
+                    videos.append(
+                        (video["id"], plan[i], f"{i}.mp4", "k", 1, "indexed", "en", len(texts), now, now)
+                    )
+                    vecs = corpus.vectors(len(texts))
+                    long_scenes = [j for j in range(len(texts)) if j % WINDOWS_EVERY == 0]
+                    wins = [j for j in long_scenes for _ in range(WINDOWS_PER_LONG_SCENE)]
+                    wvecs = corpus.vectors(len(wins))
+                    for j, t in enumerate(texts):
+                        chosen = rng.choice(len(labels), size=3, replace=False)
+                        draft = SceneDraft(
+                            index=j,
+                            start_s=j * 5.0,
+                            end_s=j * 5.0 + 5,
+                            transcript=t,
+                            tags=[Tag(label=labels[k], score=0.5, source="imagenet") for k in chosen],
+                        )
+                        scene_rows.append(store._scene_row(video, draft))
+                        tags += [(video["id"], j, labels[k], float(rng.uniform(0.2, 0.9))) for k in chosen]
+                    vectors.append((video["id"], vecs))
+                    windows.append((video["id"], wins, wvecs))
+                with cur.copy(
+                    "COPY videos (id, owner_id, filename, original_key, size_bytes, state, language,"
+                    " scene_count, created_at, updated_at) FROM STDIN"
+                ) as cp:
+                    for row in videos:
+                        cp.write_row(row)
+                with cur.copy(f"COPY scenes ({SCENE_COLUMNS}) FROM STDIN") as cp:
+                    for row in scene_rows:
+                        cp.write_row(row)
+                ids = [v[0] for v in videos]
+                cur.execute("SELECT pk, video_id, idx FROM scenes WHERE video_id = ANY(%s)", (ids,))
+                pk_of = {(r["video_id"], r["idx"]): int(r["pk"]) for r in cur.fetchall()}
+                owner_of = {v[0]: v[1] for v in videos}
+                with cur.copy(
+                    "COPY scene_vectors (scene_pk, kind, model, dim, vector) FROM STDIN (FORMAT BINARY)"
+                ) as cp:
+                    cp.set_types(["bigint", "text", "text", "integer", "vector"])
+                    for vid, vecs in vectors:
+                        pks = np.array([pk_of[(vid, j)] for j in range(len(vecs))])
+                        got = keep.setdefault(owner_of[vid], OwnerVectors())
+                        got.pks.append(pks)
+                        got.vectors.append(vecs)
+                        for pk, v in zip(pks.tolist(), vecs, strict=True):
+                            cp.write_row((pk, "text", embedder.name, embedder.dim, v))
+                with cur.copy(
+                    "COPY scene_windows (scene_pk, part, model, dim, vector) FROM STDIN (FORMAT BINARY)"
+                ) as cp:
+                    cp.set_types(["bigint", "integer", "text", "integer", "vector"])
+                    for vid, wins, wvecs in windows:
+                        pks = np.array([pk_of[(vid, j)] for j in wins])
+                        got = keep[owner_of[vid]]
+                        got.window_pks.append(pks)
+                        got.windows.append(wvecs)
+                        for part, (pk, v) in enumerate(zip(pks.tolist(), wvecs, strict=True)):
+                            cp.write_row((pk, part, embedder.name, embedder.dim, v))
+                with cur.copy("COPY scene_tags (scene_pk, label, score, source) FROM STDIN") as cp:
+                    for vid, j, label, score in tags:
+                        cp.write_row((pk_of[(vid, j)], label, score, "imagenet"))
+                # faces: each person of the owner in FACE_SHARE of the scenes, one face a scene at most
+                face_scene, face_person = [], []
+                for (vid, _j), pk in pk_of.items():
+                    draw = rng.random()
+                    for k, pid in enumerate(people[owner_of[vid]]):
+                        if FACE_SHARE * k <= draw < FACE_SHARE * (k + 1):
+                            face_scene.append(pk)
+                            face_person.append(pid)
+                if face_scene:
+                    cur.execute(
+                        "INSERT INTO faces (scene_pk, video_id, owner_id, t_s, box, score, model, embedding)"
+                        ' SELECT s.pk, s.video_id, s.owner_id, s.start_s, \'{"x":0,"y":0,"w":10,"h":10}\','
+                        " 0.9, %s, '[0.5,0.5,0.5,0.5]' FROM scenes s WHERE s.pk = ANY(%s)",
+                        (FACE_MODEL, face_scene),
+                    )
+                    cur.execute(
+                        "INSERT INTO face_matches (face_pk, person_id, distance, possible)"
+                        " SELECT f.pk, p.person_id, p.distance, false FROM faces f"
+                        " JOIN unnest(%s::bigint[], %s::text[], %s::float8[])"
+                        " AS p (scene_pk, person_id, distance)"
+                        " ON p.scene_pk = f.scene_pk",
+                        (face_scene, face_person, rng.uniform(0.2, 0.5, size=len(face_scene)).tolist()),
+                    )
+            done = min(first + 100, len(plan)) * PER_VIDEO
+            if (first // 100) % 10 == 0:
+                print(f"  {done} scenes ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+        conn.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    return {
+        "n": len(times),
+        "p50_ms": round(float(np.percentile(times, 50)), 2),
+        "p95_ms": round(float(np.percentile(times, 95)), 2),
+    }
+
+
+def dense_recall(
+    store, model: str, embedder, keep: dict[str, OwnerVectors], owners: list[str], texts: list[str]
+) -> dict[str, float]:
+    """Recall@10 of the store's dense channel (asked for CANDIDATES, as the engine asks) inside each
+    query's owner, against the exact top 10 of that owner's scene and window vectors in numpy, and
+    the channel's latency."""
+    found, times = 0, []
+    for owner, text in zip(owners, texts, strict=True):
+        query = embedder.embed_queries([text])[0]
+        started = time.perf_counter()
+        hits = store.dense_text(SceneFilter(owner_id=owner), model, query, CANDIDATES)
+        times.append((time.perf_counter() - started) * 1000)
+        found += len({s.scene_pk for s in hits[:10]} & set(keep[owner].exact_top(query, 10)))
+    return {"recall_at_10": round(found / (10 * len(texts)), 4), **percentiles(times)}
+
+
+def run_owners(
+    size: int, args: argparse.Namespace, embedder: E5Embedder, labels: list[str]
+) -> dict[str, object]:
+    """The whole search on PostgreSQL with the scenes spread over many owners, every query another
+    owner's: most of them small (below EXACT_BELOW), one in five one of the big owners."""
+    n, rounds = args.queries, args.rounds
+    corpus = Corpus(size, embedder.dim, clusters=300, vocabulary=20_000, seed=size)
+    topics = [" ".join(corpus.words[j] for j in corpus.rng.integers(0, 2000, size=6)) for _ in range(300)]
+    corpus.centres = embedder.embed_passages(topics)
+    big = args.big_owners if args.big_owners is not None else [round(size * s) for s in BIG_SHARES]
+    plan = owner_plan(size, args.owners, big, seed=size)
+    big_owners = [f"big-{k}" for k in range(len(big))]
+    small_owners = sorted(set(plan) - set(big_owners))
+    keep: dict[str, OwnerVectors] = {}
+    with open_store("postgres", embedder.name, embedder.dim) as store:
+        figures: dict[str, object] = {
+            "scenes": size,
+            "backend": "postgres",
+            "owners": len(set(plan)),
+        }
+        figures["load_s"] = round(copy_load(store, corpus, embedder, labels, plan, keep), 1)
+        figures["big_owner_scenes"] = {o: int(sum(len(p) for p in keep[o].pks)) for o in big_owners}
+        figures["small_owner_scenes"] = int(
+            np.median([sum(len(p) for p in keep[o].pks) for o in small_owners])
+        )
+        figures["index_build_s"] = round(build_index(store, embedder.name, embedder.dim, size), 1)
+        print(
+            f"  loaded in {figures['load_s']} s, HNSW built in {figures['index_build_s']} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        queries = queries_for(corpus, n * rounds + WARMUP + 2 * args.recall_queries, seed=size)
+        rng = random.Random(size)
+
+        def owner_of(i: int) -> str:
+            return big_owners[i // 5 % len(big_owners)] if i % 5 == 4 else rng.choice(small_owners)
+
+        def request(i: int, text: str) -> SearchRequest:
+            owner = owner_of(i)
+            if i % 7 == 3:  # some queries name a person: the person channel, and a filter on the others
+                text = f"person:{PEOPLE_NAMES[i % 2]} {text}"
+            return SearchRequest(owner_id=owner, query=text)
+
+        counting = CountingEmbedder(embedder)
+        engine = SearchEngine(store, lambda: counting, lambda key: key, query_cache_size=0)
+        seen: set[str] = set()  # owners searched before (the store keeps some data per owner)
+        for i, q in enumerate(queries[:WARMUP]):
+            warm = request(i, q)
+            engine.search(warm)
+            seen.add(warm.owner_id)
+        timed = queries[WARMUP : WARMUP + n * rounds]
+
+        per_round = []
+        for r in range(rounds):
+            counting.queries = 0
+            load_before = load_average()
+            times: dict[str, list[float]] = {"small": [], "big": [], "person": [], "owner_first": []}
+            every, hit_counts = [], []
+            for i, q in enumerate(timed[r * n : (r + 1) * n]):
+                req = request(i, q)
+                started = time.perf_counter()
+                hits = engine.search(req).hits
+                ms = (time.perf_counter() - started) * 1000
+                every.append(ms)
+                times["big" if req.owner_id in big_owners else "small"].append(ms)
+                if req.query.startswith("person:"):
+                    times["person"].append(ms)
+                if req.owner_id not in seen:  # the owner's first search in this process (nothing cached)
+                    times["owner_first"].append(ms)
+                    seen.add(req.owner_id)
+                hit_counts.append(len(hits))
+            assert counting.queries == n, f"{counting.queries} query embeddings for {n} queries"
+            figures_round = {
+                "all": percentiles(every),
+                **{k: percentiles(v) for k, v in times.items() if v},
+                "max_ms": round(max(every), 2),
+                "mean_hits": round(float(np.mean(hit_counts)), 2),
+                "load_avg_before": load_before,
+                "load_avg_after": load_average(),
+            }
+            per_round.append(figures_round)
+            print(f"  round {r + 1}: {json.dumps(figures_round)}", file=sys.stderr, flush=True)
+        figures["rounds"] = per_round
+        figures["median_p50_ms"] = round(float(np.median([x["all"]["p50_ms"] for x in per_round])), 2)
+        figures["median_p95_ms"] = round(float(np.median([x["all"]["p95_ms"] for x in per_round])), 2)
+        figures["p50_ms"], figures["p95_ms"] = figures["median_p50_ms"], figures["median_p95_ms"]
+        rest = queries[WARMUP + n * rounds :]
+        k = args.recall_queries
+        figures["dense_recall"] = {
+            "small_owners": dense_recall(
+                store, embedder.name, embedder, keep, [rng.choice(small_owners) for _ in range(k)], rest[:k]
+            ),
+            **{
+                o: dense_recall(store, embedder.name, embedder, keep, [o] * (k // 2), rest[k : k + k // 2])
+                for o in big_owners
+            },
+        }
+        # The graph walk filtered to one owner (hnsw.iterative_scan), which large owners used before
+        # their vectors were kept in memory, and still use past the store's memory budget.
+        budget, store.dense_cache_bytes = store.dense_cache_bytes, 0
+        figures["dense_recall_graph_walk"] = {
+            o: dense_recall(store, embedder.name, embedder, keep, [o] * (k // 2), rest[k : k + k // 2])
+            for o in big_owners
+            if len(np.concatenate(keep[o].pks)) >= store.exact_below
+        }
+        store.dense_cache_bytes = budget
+        figures["queries"] = n
+        figures["distinct_queries"] = len(set(timed))
+        figures["examples"] = [request(i, q).query for i, q in enumerate(timed[:6])]
+    return figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, nargs="+", default=[10_000, 100_000])
@@ -247,13 +570,36 @@ def main() -> None:
         default=os.cpu_count() or 1,
         help="threads of the query embedder (default: the cores, as Settings.cpu_threads gives heimdex)",
     )
+    ap.add_argument(
+        "--owners", type=int, default=1, help="PostgreSQL: spread the scenes over this many owners"
+    )
+    ap.add_argument(
+        "--big-owners",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=None,
+        help="with --owners: scene counts of the big owners (default 12%%, 5%%, 2%%, 0.8%% of the scenes)",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="with --owners: timed rounds (new queries each)")
+    ap.add_argument("--recall-queries", type=int, default=100, help="with --owners: dense recall queries")
     args = ap.parse_args()
+    if args.owners > 1 and args.backend != "postgres":
+        ap.error("--owners is for --backend postgres (server mode)")
     machine = {"nproc": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0))}
     before = load_average()
     embedder = E5Embedder(threads=args.embed_threads)
     labels = sorted(set(VisualTagger(threads=1).labels))
     results = []
     for size in args.scenes:
+        if args.owners > 1:
+            result = run_owners(size, args, embedder, labels)
+            results.append(result)
+            print(
+                f"{size:>8} scenes over {result['owners']} owners (postgres): whole search, median of"
+                f" {args.rounds} rounds: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms;"
+                f" dense recall@10 {json.dumps(result['dense_recall'])}; load avg now {load_average()}",
+                flush=True,
+            )
+            continue
         result = run(size, args.queries, args.backend, embedder, labels)
         results.append(result)
         print(
@@ -267,6 +613,7 @@ def main() -> None:
         "backend": args.backend,
         "query_vector_cache": False,
         "embed_threads": args.embed_threads,
+        "owners": args.owners,
         **machine,
         "load_avg_before": before,
         "load_avg_after": load_average(),

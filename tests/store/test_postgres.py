@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from heimdex.db.postgres import head_revision, migrate, schema_revision
-from heimdex.domain import Box, FaceObservation, SceneDraft
+from heimdex.domain import Box, FaceObservation, SceneDraft, Tag
 from heimdex.errors import HeimdexError
 from heimdex.matching import FaceMatch
-from heimdex.store import CommitBundle, SceneFilter, VectorSet
+from heimdex.store import CommitBundle, SceneFilter, VectorSet, WindowVectors
 from heimdex.store.postgres import PostgresStore
 from tests import services
 
@@ -113,6 +113,67 @@ def test_filtered_graph_search_still_returns_enough_rows(pg):
     exact = pg._dense(SceneFilter("alice"), "m", query, 10, approximate=False)
     assert len({h.scene_pk for h in hits} & {h.scene_pk for h in exact}) >= 9
     assert hits[0].scene_pk == exact[0].scene_pk and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_large_owner_is_searched_in_memory_exactly_and_kept_up_to_date(postgres_database) -> None:
+    """Owners past exact_below keep their vectors and tags in memory: the same hits as the exact SQL
+    scan and the SQL tag query, and a commit or delete by another process shows at the next search."""
+    services.empty_database(postgres_database)
+    reader, writer = PostgresStore(postgres_database), PostgresStore(postgres_database)
+    reader.exact_below = 10  # alice's 24 scenes make her a large owner
+    rng = np.random.default_rng(5)
+    labels = ["tabby cat", "kelpie, dog", "street sign"]
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.normal(size=(n, 8)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def commit(n: int) -> str:
+        video = writer.add_video("alice", "v.mp4", "k", 1, None)
+        scenes = [
+            SceneDraft(
+                index=i,
+                start_s=i,
+                end_s=i + 1,
+                transcript=f"scene {i}",
+                tags=[Tag(label=labels[i % 3], score=float(rng.uniform(0.2, 0.9)), source="imagenet")],
+            )
+            for i in range(n)
+        ]
+        windows = WindowVectors([0, 0, 3], VectorSet("m", unit(3)))
+        writer.commit_video(
+            CommitBundle(video.id, None, scenes, VectorSet("m", unit(n)), [], windows=windows), {}
+        )
+        return video.id
+
+    def agrees_with_sql() -> None:
+        for query in unit(5):
+            memory = reader.dense_text(SceneFilter("alice"), "m", query, 10)
+            exact = reader._dense(SceneFilter("alice"), "m", query, 10, approximate=False)
+            assert [(h.scene_pk, h.window) for h in memory] == [(h.scene_pk, h.window) for h in exact]
+            assert [h.score for h in memory] == pytest.approx([h.score for h in exact], abs=1e-5)
+        weights = {"tabby cat": 0.9, "kelpie, dog": 0.5}
+        everything = SceneFilter("alice", created_from=0.0)  # a date filter: the SQL query
+        assert reader.scenes_with_labels(SceneFilter("alice"), weights, 10) == reader.scenes_with_labels(
+            everything, weights, 10
+        )
+
+    try:
+        first = commit(12)
+        commit(12)
+        commit_random(writer, "bob", 30, 8, seed=9)  # another owner's scenes never appear
+        agrees_with_sql()
+        assert ("alice", "m", 8) in reader._matrices
+        writer.delete_video("alice", first)
+        commit(12)
+        agrees_with_sql()
+        alive = {s.scene_pk for s in reader.dense_text(SceneFilter("alice"), "m", unit(1)[0], 100)}
+        assert len(alive) == 24  # the deleted video's scenes are gone
+        reader.dense_cache_bytes = 0  # past the memory budget: the graph walk, then exact
+        assert len(reader.dense_text(SceneFilter("alice"), "m", unit(1)[0], 5)) == 5
+    finally:
+        reader.close()
+        writer.close()
 
 
 def test_hnsw_search_breadth_comes_from_the_settings(postgres_database) -> None:
