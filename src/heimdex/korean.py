@@ -19,7 +19,7 @@ log = get_logger(__name__)
 # numbers, Chinese characters. Particles, endings and affixes carry no topic.
 CONTENT_TAGS = ("NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "XR", "SL", "SN", "SH")
 NOUN_SUFFIX = "XSN"  # 손 + 님: a noun's suffix stays on it ("손님", a guest, not a hand)
-_lock = threading.Lock()
+_lock = threading.RLock()  # one Kiwi, one analysis at a time (re-entered while it is first made)
 
 
 def has_hangul(text: str) -> bool:
@@ -40,7 +40,7 @@ def morphemes(text: str) -> list[str]:
     words = [w for w in text.split() if has_hangul(w)]
     if not words:
         return []
-    with _lock:  # one Kiwi: one analysis at a time
+    with _lock:
         tokens = _kiwi().tokenize(" ".join(words))
     found: list[str] = []
     previous_tag = ""

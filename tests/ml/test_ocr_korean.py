@@ -62,12 +62,15 @@ def test_english_and_korean_lines_together_in_reading_order(reader) -> None:
     assert reader.name == "rapidocr-ppocrv4+tesseract-kor"
 
 
-def test_frames_without_korean_never_reach_tesseract(reader) -> None:
+def test_frames_without_korean_stay_cheap(reader) -> None:
+    """A line the recogniser reads well never goes to Tesseract; a stray box read as junk (a lone
+    glyph) may, once: Hangul comes out of the recogniser looking just like that."""
     before = CountingHangulReader.calls
-    assert reader.read(load_rgb(assets.skimage_photo("coffee"))) == []
     english = reader.read(frame(assets.skimage_photo("chelsea"), [("Meeting room 42", LATIN, 290)]))
     assert [line.text for line in english] == ["Meeting room 42"]
-    assert CountingHangulReader.calls == before, "no unread line, no Tesseract call"
+    assert CountingHangulReader.calls == before, "a line read well goes nowhere else"
+    assert reader.read(load_rgb(assets.skimage_photo("coffee"))) == []
+    assert CountingHangulReader.calls - before <= 2, "a photo without text: a stray box or two at most"
 
 
 def test_hangul_is_told_from_other_scripts() -> None:

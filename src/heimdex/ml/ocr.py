@@ -73,7 +73,7 @@ class OcrReader:
 
     def _or_hangul(self, line: OcrLine, image: np.ndarray) -> OcrLine:
         """The line as the Korean reader reads it, when the recogniser could not."""
-        if line.score >= self.min_score or line.box is None:
+        if line.box is None or (line.score >= self.min_score and _plausible(line.text)):
             return line
         h, w = image.shape[:2]
         pad = 0.15 * line.box.h * h  # a little margin: detector boxes hug the glyphs
@@ -102,6 +102,12 @@ def _line(points: list[list[float]], text: str, score: float, width: int, height
         h=round((y1 - float(y0)) / height, 4),
     )
     return OcrLine(text=" ".join(str(text).split()), score=round(float(score), 4), box=box)
+
+
+def _plausible(text: str) -> bool:
+    """Whether a line read as Latin or Chinese may really be that: Hangul comes out of this
+    recogniser as blanks, a lone glyph or a few Chinese characters, confidently."""
+    return sum(ch.isalnum() for ch in text) >= 2 and not any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 def _keep(line: OcrLine, min_score: float) -> bool:
