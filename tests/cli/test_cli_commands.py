@@ -11,10 +11,7 @@ limit (HEIMDEX_MAX_FILE_BYTES). `migrate` runs on SQLite and on a real PostgreSQ
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from heimdex.accounts import Accounts, open_account_store
 from heimdex.pipeline.graph import STAGES
 from heimdex.settings import Settings
 from tests import assets, services
+from tests.cli.run import heimdex
 
 CAPTION = "LIGHTHOUSE TOUR"
 PASSWORD = "correct horse battery"
@@ -46,18 +44,6 @@ def long_clip() -> Path:
     """4 h 02 min of H.264, one 64x64 frame a minute: 242 frames, a few KB, made in well under a second."""
     args = ["-f", "lavfi", "-i", "color=c=gray:size=64x64:rate=1/60", "-t", "14520"]
     return assets.ffmpeg_clip("gray-4h02m.mp4", [*args, "-c:v", "libx264", "-pix_fmt", "yuv420p"])
-
-
-def heimdex(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """`heimdex ARGS` on `home` with only the HEIMDEX_* variables given here, 200 columns wide."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HEIMDEX_")}
-    return subprocess.run(
-        [sys.executable, "-m", "heimdex.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**clean, "HEIMDEX_HOME": str(home), "COLUMNS": "200", **env},
-    )
 
 
 def ok(home: Path, *args: str, **env: str) -> str:

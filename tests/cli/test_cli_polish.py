@@ -4,26 +4,19 @@ without breaking a header."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.run import heimdex
 
 REASON = "is not a video file"
 
 
 def cli(home: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess:
     """`heimdex ARGS` on `home`, with a terminal `columns` wide and the default log level."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HEIMDEX_")}
-    return subprocess.run(
-        [sys.executable, "-m", "heimdex.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**clean, "HEIMDEX_HOME": str(home), "COLUMNS": str(columns)},
-    )
+    return heimdex(home, *args, COLUMNS=str(columns))
 
 
 @pytest.fixture(scope="module")

@@ -169,28 +169,19 @@ def _between(container, stream, start: float, end: float) -> Iterator:
 def _encode_audio(container, audio, start: float, end: float, output, encoder) -> None:
     """The audio between `start` and `end` as AAC, trimmed to the sample."""
     rate, layout = encoder.codec_context.sample_rate, encoder.codec_context.layout.name
-    resampler = av.audio.resampler.AudioResampler(format="fltp", layout=layout, rate=rate)
+    samples = _samples(container, audio, start, end, rate=rate, layout=layout)
+    samples = samples[:, : max(0, round((end - start) * rate))]
     fifo = AudioFifo()
-    container.seek(round(start / audio.time_base), stream=audio)
-    for frame in decoded_frames(container, audio):
-        if frame.time is None or frame.time + frame.samples / frame.sample_rate <= start:
-            continue
-        if frame.time >= end:
-            break
-        for out in resampler.resample(frame):
-            skip = max(0, round((start - frame.time) * rate))  # the frame that straddles the start
-            keep = min(out.samples, round((end - frame.time) * rate)) - skip
-            if keep > 0:
-                kept = out.to_ndarray()[:, skip : skip + keep]
-                trimmed = av.AudioFrame.from_ndarray(kept, format="fltp", layout=layout)
-                trimmed.sample_rate = rate
-                fifo.write(trimmed)
-    samples = 0
+    if samples.shape[1]:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
+        frame.sample_rate = rate
+        fifo.write(frame)
+    written = 0
     size = encoder.codec_context.frame_size or 1024
     while fifo.samples:
         frame = fifo.read(min(size, fifo.samples))
-        frame.pts, frame.time_base = samples, Fraction(1, rate)
-        samples += frame.samples
+        frame.pts, frame.time_base = written, Fraction(1, rate)
+        written += frame.samples
         output.mux(encoder.encode(frame))
     output.mux(encoder.encode(None))
 
@@ -318,9 +309,12 @@ class _Reel:
         self.output.mux(self.sound.encode(None))
 
 
-def _samples(container, audio, start: float, end: float) -> np.ndarray:
-    """The sound between two times as 48 kHz stereo float32, shape (2, n)."""
-    resampler = av.audio.resampler.AudioResampler(format="fltp", layout="stereo", rate=_REEL_RATE)
+def _samples(
+    container, audio, start: float, end: float, *, rate: int = _REEL_RATE, layout: str = "stereo"
+) -> np.ndarray:
+    """The sound from `start` (to the sample) until `end` or a little after, as planar float32 of
+    `layout` at `rate`, shape (channels, n)."""
+    resampler = av.audio.resampler.AudioResampler(format="fltp", layout=layout, rate=rate)
     chunks = []
     container.seek(round(start / audio.time_base), stream=audio)
     for frame in decoded_frames(container, audio):
@@ -329,6 +323,7 @@ def _samples(container, audio, start: float, end: float) -> np.ndarray:
         if frame.time >= end:
             break
         for out in resampler.resample(frame):
-            skip = max(0, round((start - frame.time) * _REEL_RATE))
+            skip = max(0, round((start - frame.time) * rate))  # the frame that straddles the start
             chunks.append(out.to_ndarray()[:, skip:])
-    return np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), dtype=np.float32)
+    channels = len(av.AudioLayout(layout).channels)
+    return np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), dtype=np.float32)
