@@ -69,14 +69,7 @@ class PipelineRunner:
         if done >= set(STAGES) and video.state == VideoState.INDEXED:
             return video
         self.store.set_video_state(video_id, VideoState.PROCESSING)
-        ctx = StageContext(
-            video=video,
-            settings=self.settings,
-            store=self.store,
-            blobs=self.blobs,
-            models=self.models,
-            artifacts=Artifacts(self.blobs, video_id),
-        )
+        ctx = self._context(video)
         try:
             self._run_graph(ctx, done)
         except RunAbandoned:
@@ -95,15 +88,18 @@ class PipelineRunner:
         claim), recording it in the ledger like the graph does. StageFailed says why it failed
         (`retryable` or not); RunAbandoned when `keep_going` says the claim was lost."""
         video = self.store.job_video(video_id)
-        ctx = StageContext(
+        ctx = self._context(video)
+        self._run_stage(ctx, stage, attempts)
+
+    def _context(self, video: Video) -> StageContext:
+        return StageContext(
             video=video,
             settings=self.settings,
             store=self.store,
             blobs=self.blobs,
             models=self.models,
-            artifacts=Artifacts(self.blobs, video_id),
+            artifacts=Artifacts(self.blobs, video.id),
         )
-        self._run_stage(ctx, stage, attempts)
 
     def finish(self, video_id: str) -> None:
         """After the last stage: drop the intermediate artifacts."""
