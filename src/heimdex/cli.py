@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from heimdex import __version__
+from heimdex import __version__, subtitles
 from heimdex.domain import Person, StageState, VideoState
 from heimdex.errors import HeimdexError, InvalidRequestError
 from heimdex.logging import configure_logging
@@ -42,6 +42,8 @@ export_app = typer.Typer(
     help="Take what Heimdex found out of it: subtitles, clips, reels.", no_args_is_help=True
 )
 app.add_typer(export_app, name="export")
+transcript_app = typer.Typer(help="Read a video's transcript and correct its lines.", no_args_is_help=True)
+app.add_typer(transcript_app, name="transcript")
 
 out = Console()
 err = Console(stderr=True)
@@ -498,6 +500,57 @@ def export_reel(
     finally:
         reels.close()
     err.print(f"wrote {output}: {len(scene_ids)} scenes, {length:.1f} s")
+
+
+_VIDEO = Annotated[str, typer.Argument(help="The video id (see `heimdex status`).")]
+
+
+@transcript_app.command("show")
+def transcript_show(video_id: _VIDEO, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The transcript line by line, with the time each starts; corrections are marked."""
+    from heimdex.service import LOCAL_OWNER
+
+    heimdex = _app()
+    lines = [line for scene in heimdex.scenes(LOCAL_OWNER, video_id) for line in subtitles.lines(scene.words)]
+    if as_json:
+        out.print_json(data=[dataclasses.asdict(line) for line in lines])
+        return
+    for line in lines:
+        mark = f"  [dim](edited: {line.edit})[/dim]" if line.edit else ""
+        out.print(f"[dim]{_clock(line.start_s):>8}[/dim]  {escape(line.text)}{mark}")
+    if not lines:
+        out.print("no speech")
+
+
+@transcript_app.command("correct")
+def transcript_correct(
+    video_id: _VIDEO,
+    text: Annotated[str, typer.Argument(help="What is really said in that line.")],
+    at: Annotated[float, typer.Option("--at", help="A time (s) inside the line to correct.", min=0)],
+) -> None:
+    """Correct the line playing at a time: search finds the new words at once, reprocess keeps them."""
+    from heimdex.service import LOCAL_OWNER
+
+    heimdex = _app()
+    lines = [line for scene in heimdex.scenes(LOCAL_OWNER, video_id) for line in subtitles.lines(scene.words)]
+    line = next((ln for ln in lines if ln.start_s - 0.05 <= at <= ln.end_s + 0.05), None)
+    if line is None:
+        raise InvalidRequestError(
+            f"no line is spoken at {_clock(at)} (see `heimdex transcript show {video_id}`)"
+        )
+    edit = heimdex.correct_line(LOCAL_OWNER, video_id, line.start_s, line.end_s, text)
+    out.print(f"corrected {_clock(edit.start_s)}: {escape(edit.text)}  [dim](edit {edit.id})[/dim]")
+
+
+@transcript_app.command("undo")
+def transcript_undo(
+    video_id: _VIDEO, edit_id: Annotated[str, typer.Argument(help="The edit, as `transcript show` marks it.")]
+) -> None:
+    """Take a correction back: the line reads as recognised again."""
+    from heimdex.service import LOCAL_OWNER
+
+    _app().take_back_correction(LOCAL_OWNER, video_id, edit_id)
+    out.print(f"took back {edit_id}")
 
 
 @app.command()

@@ -53,6 +53,20 @@ class Word(BaseModel):
     start_s: float
     end_s: float
     probability: float = 1.0
+    edit: str | None = None  # the id of the owner's correction that wrote this word (corrections.py)
+
+
+class TranscriptEdit(BaseModel):
+    """An owner's correction of one transcript line: the recognised words between start_s and end_s
+    read as `text`. Kept apart from the recognised words so that a reprocess applies it again."""
+
+    id: str
+    video_id: str
+    start_s: float
+    end_s: float
+    text: str
+    original: list[Word] = Field(default_factory=list)  # the recognised words it replaced
+    edited_at: float = 0.0
 
 
 class Segment(BaseModel):

@@ -12,20 +12,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from heimdex import subtitles
+from heimdex import corrections, subtitles
 from heimdex.blobs import BlobStore, open_blob_store
 from heimdex.blobs.keys import original_key_template, person_photo_key, person_prefix, video_prefix
-from heimdex.domain import Person, Scene, StageRecord, Video, VideoState
+from heimdex.domain import Person, Scene, StageRecord, TranscriptEdit, Video, VideoState, Word
 from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, InvalidRequestError, NotFoundError
+from heimdex.korean import index_terms
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
 from heimdex.ml.registry import Models
 from heimdex.pipeline.context import Artifacts
 from heimdex.pipeline.events import EventFn
+from heimdex.pipeline.stages.text import embed_scenes
 from heimdex.private_files import private_dir
 from heimdex.search.engine import SearchEngine, SearchRequest, SearchResult
 from heimdex.settings import Settings
 from heimdex.store import MatchView, Store, open_store
+from heimdex.store.base import CorrectedText, VectorSet
 
 if TYPE_CHECKING:
     from heimdex.media.clips import Clip
@@ -233,6 +236,63 @@ class Heimdex:
             return url
         local = getattr(self.blobs, "path", None)
         return str(local(key)) if local is not None else None
+
+    # ------------------------------------------------------------ transcript corrections
+    def transcript_edits(self, owner_id: str, video_id: str) -> list[TranscriptEdit]:
+        return self.store.transcript_edits(owner_id, video_id)
+
+    def correct_line(
+        self, owner_id: str, video_id: str, start_s: float, end_s: float, text: str
+    ) -> TranscriptEdit:
+        """Read the transcript between two times (a line of the player) as `text`: the scene's words,
+        full text and vectors change now, and a reprocess keeps the correction."""
+        video = self._correctable(owner_id, video_id)
+        scene = corrections.scene_of(self.scenes(owner_id, video.id), start_s, end_s)
+        edit, replaced = corrections.new_edit(
+            video.id,
+            scene,
+            start_s,
+            end_s,
+            corrections.clean_text(text),
+            self.transcript_edits(owner_id, video.id),
+        )
+        words = corrections.corrected(scene.words, scene.start_s, scene.end_s, [edit])
+        self.store.correct_scene(
+            owner_id, scene.id, self._corrected_text(scene, words), edit, [e.id for e in replaced]
+        )
+        log.info("transcript corrected", video_id=video.id, edit_id=edit.id, replaced=len(replaced))
+        return edit
+
+    def take_back_correction(self, owner_id: str, video_id: str, edit_id: str) -> None:
+        """Forget a correction: its scene reads the recognised words again."""
+        video = self._correctable(owner_id, video_id)
+        edit = next((e for e in self.transcript_edits(owner_id, video.id) if e.id == edit_id), None)
+        if edit is None:
+            raise NotFoundError(f"no correction {edit_id!r} of this video")
+        scene = corrections.scene_at(self.scenes(owner_id, video.id), (edit.start_s + edit.end_s) / 2)
+        words = corrections.taken_back(scene.words, edit)
+        self.store.correct_scene(owner_id, scene.id, self._corrected_text(scene, words), None, [edit.id])
+        log.info("transcript correction taken back", video_id=video.id, edit_id=edit.id)
+
+    def _correctable(self, owner_id: str, video_id: str) -> Video:
+        video = self.store.get_video(owner_id, video_id)
+        if video.state != VideoState.INDEXED:
+            raise ConflictError(
+                f"the video is {video.state.value}: correct its transcript once it is indexed"
+            )
+        return video
+
+    def _corrected_text(self, scene: Scene, words: list[Word]) -> CorrectedText:
+        draft = corrections.with_words(scene, words)
+        model = self.models.text
+        vectors = embed_scenes(model, [draft])
+        return CorrectedText(
+            words=draft.words,
+            transcript=draft.transcript,
+            index_terms=index_terms(draft.transcript, draft.ocr_text),
+            text=VectorSet(model.name, vectors.scenes),
+            windows=VectorSet(model.name, vectors.windows),
+        )
 
     # ------------------------------------------------------------ search
     def search(

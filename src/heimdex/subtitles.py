@@ -23,6 +23,7 @@ class Line:
     start_s: float
     end_s: float
     text: str
+    edit: str | None = None  # the owner's correction this line shows (corrections.py)
 
 
 def lines(
@@ -58,6 +59,10 @@ def _ends_before(
     max_s: float | None,
     pause_s: float,
 ) -> bool:
+    if current[-1].edit != word.edit:
+        return True  # a correction is its own line, so that it can be edited again as one
+    if word.edit is not None:  # within a correction only readability breaks a line (a cue's rows)
+        return fits is not None and not fits(_text([*current, word]))
     return (
         current[-1].text.rstrip().endswith((".", "?", "!"))
         or word.start_s - current[-1].end_s > pause_s
@@ -72,7 +77,7 @@ def _text(words: Sequence[Word]) -> str:
 
 
 def _line(words: Sequence[Word]) -> Line:
-    return Line(round(words[0].start_s, 3), round(words[-1].end_s, 3), _text(words))
+    return Line(round(words[0].start_s, 3), round(words[-1].end_s, 3), _text(words), words[0].edit)
 
 
 def cues(words: Iterable[Word]) -> list[Line]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from heimdex import subtitles
 from heimdex.api.context import AppContext
-from heimdex.domain import Scene, SearchHit, Video, VideoState, Word
+from heimdex.domain import Scene, SearchHit, TranscriptEdit, Video, VideoState, Word
+from heimdex.pipeline.assemble import words_to_text
 from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
 from heimdex.queue.base import DEAD_LETTER_PREFIX
 
@@ -93,5 +94,15 @@ def hit_json(hit: SearchHit) -> dict:
 
 
 def transcript_lines(words: list[Word]) -> list[dict]:
-    """Words grouped into short lines (broken at pauses and sentence ends) for the player's transcript."""
-    return [{"start_s": ln.start_s, "end_s": ln.end_s, "text": ln.text} for ln in subtitles.lines(words)]
+    """Words grouped into short lines (broken at pauses and sentence ends) for the player's transcript;
+    `edit` names the owner's correction a line shows (null: as recognised)."""
+    return [
+        {"start_s": ln.start_s, "end_s": ln.end_s, "text": ln.text, "edit": ln.edit}
+        for ln in subtitles.lines(words)
+    ]
+
+
+def edit_json(edit: TranscriptEdit) -> dict:
+    data = edit.model_dump(mode="json", exclude={"original"})
+    data["recognised"] = words_to_text(edit.original)
+    return data

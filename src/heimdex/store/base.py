@@ -21,8 +21,10 @@ from heimdex.domain import (
     Scene,
     SceneDraft,
     StageRecord,
+    TranscriptEdit,
     Video,
     VideoState,
+    Word,
 )
 from heimdex.matching import FaceMatch
 
@@ -73,6 +75,18 @@ class CommitBundle:
     faces: list[FaceObservation]  # each records the model of its embedding
     label_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # tag label -> vector (text model)
     windows: WindowVectors | None = None
+
+
+@dataclass(frozen=True)
+class CorrectedText:
+    """A scene's text after a transcript correction, with what search reads of it made again: one
+    text vector (`text.vectors` has one row) and the windows of its speech."""
+
+    words: list[Word]
+    transcript: str
+    index_terms: str
+    text: VectorSet
+    windows: VectorSet  # rows in window order; zero rows when the speech is too short for windows
 
 
 @dataclass(frozen=True)
@@ -228,6 +242,10 @@ class JobLedger(ABC):
     def stage_failed(self, video_id: str, stage: str, duration_s: float, error: str) -> None: ...
 
     @abstractmethod
+    def job_transcript_edits(self, video_id: str) -> list[TranscriptEdit]:
+        """The owner's corrections of the video's transcript, which its next commit keeps."""
+
+    @abstractmethod
     def job_scenes(self, video_id: str) -> list[Scene]:
         """The scenes the video's last commit made visible (the run cleaning up after itself)."""
 
@@ -355,7 +373,27 @@ class PeopleStore(ABC):
         NotFoundError when the owner has no such match."""
 
 
-class Store(VideoStore, JobLedger, SceneIndex, PeopleStore):
+class TranscriptCorrections(ABC):
+    """The owner's corrections of transcripts, kept over the recognised words (corrections.py)."""
+
+    @abstractmethod
+    def transcript_edits(self, owner_id: str, video_id: str) -> list[TranscriptEdit]:
+        """The video's corrections in time order; NotFoundError for another owner's video."""
+
+    @abstractmethod
+    def correct_scene(
+        self,
+        owner_id: str,
+        scene_id: str,
+        text: CorrectedText,
+        save: TranscriptEdit | None,
+        drop: Sequence[str] = (),
+    ) -> None:
+        """In one transaction: store `save` and forget the edits `drop`, and give the scene `text`
+        (its words, full text and vectors)."""
+
+
+class Store(VideoStore, JobLedger, SceneIndex, PeopleStore, TranscriptCorrections):
     """One object implements every role; each caller types what it uses (the API the owner-scoped
     roles through the service, the runner and workers the JobLedger)."""
 

@@ -61,6 +61,19 @@ CREATE TABLE IF NOT EXISTS scenes (
 );
 CREATE INDEX IF NOT EXISTS scenes_by_owner ON scenes (owner_id);
 
+-- The owner's corrections of transcripts, with the recognised words each replaced (corrections.py).
+CREATE TABLE IF NOT EXISTS transcript_edits (
+    id        TEXT PRIMARY KEY,
+    video_id  TEXT NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    owner_id  TEXT NOT NULL,
+    start_s   REAL NOT NULL,
+    end_s     REAL NOT NULL,
+    text      TEXT NOT NULL,
+    original  TEXT NOT NULL DEFAULT '[]',
+    edited_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transcript_edits_by_video ON transcript_edits (video_id, start_s);
+
 -- Full text (scenes_fts, scenes_vocab and the triggers that fill them) is created by FTS_DDL in
 -- sqlite.py, so that a schema step can rebuild it when its columns change.
 

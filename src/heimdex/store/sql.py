@@ -26,6 +26,7 @@ from heimdex.domain import (
     StageRecord,
     StageState,
     Tag,
+    TranscriptEdit,
     Video,
     VideoState,
     Word,
@@ -36,6 +37,7 @@ from heimdex.store.base import (
     POSSIBLE_MATCH,
     SURE_MATCH,
     CommitBundle,
+    CorrectedText,
     MatchView,
     SceneFilter,
     ScoredScene,
@@ -309,7 +311,7 @@ class SqlStore(Store):
             draft.start_s,
             draft.end_s,
             draft.transcript,
-            json.dumps([w.model_dump() for w in draft.words]),
+            words_json(draft.words),
             draft.ocr_text,
             " ".join(t.label for t in draft.tags),
             draft.thumbnail_key,
@@ -398,6 +400,69 @@ class SqlStore(Store):
             )
             for r in rows
         }
+
+    # ------------------------------------------------------------ transcript corrections
+    def job_transcript_edits(self, video_id: str) -> list[TranscriptEdit]:
+        rows = self.db.all("SELECT * FROM transcript_edits WHERE video_id = ? ORDER BY start_s", (video_id,))
+        return [_edit(r) for r in rows]
+
+    def transcript_edits(self, owner_id: str, video_id: str) -> list[TranscriptEdit]:
+        self.get_video(owner_id, video_id)
+        return self.job_transcript_edits(video_id)
+
+    def correct_scene(
+        self,
+        owner_id: str,
+        scene_id: str,
+        text: CorrectedText,
+        save: TranscriptEdit | None,
+        drop: Sequence[str] = (),
+    ) -> None:
+        vector = self.db.vector
+        with self.db.tx() as s:
+            row = s.one("SELECT pk, video_id FROM scenes WHERE id = ? AND owner_id = ?", (scene_id, owner_id))
+            if row is None:
+                raise NotFoundError(f"no scene {scene_id!r}")
+            pk = row["pk"]
+            if drop:
+                among, params = self.db.in_list("id", list(drop))
+                s.execute(
+                    f"DELETE FROM transcript_edits WHERE video_id = ? AND {among}", [row["video_id"], *params]
+                )
+            if save is not None:
+                s.execute(
+                    "INSERT INTO transcript_edits"
+                    " (id, video_id, owner_id, start_s, end_s, text, original, edited_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        save.id,
+                        row["video_id"],
+                        owner_id,
+                        save.start_s,
+                        save.end_s,
+                        save.text,
+                        words_json(save.original),
+                        save.edited_at,
+                    ),
+                )
+            s.execute(
+                "UPDATE scenes SET transcript = ?, words = ?, index_terms = ? WHERE pk = ?",
+                (text.transcript, words_json(text.words), text.index_terms, pk),
+            )
+            s.execute("DELETE FROM scene_vectors WHERE scene_pk = ? AND kind = 'text'", (pk,))
+            s.execute(
+                "INSERT INTO scene_vectors (scene_pk, kind, model, dim, vector) VALUES (?, 'text', ?, ?, ?)",
+                (pk, text.text.model, text.text.dim, vector(text.text.vectors[0])),
+            )
+            s.execute("DELETE FROM scene_windows WHERE scene_pk = ?", (pk,))
+            s.many(
+                "INSERT INTO scene_windows (scene_pk, part, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (pk, part, text.windows.model, text.windows.dim, vector(v))
+                    for part, v in enumerate(text.windows.vectors)
+                ],
+            )
+            self._changed(s)
 
     # ------------------------------------------------------------ retrieval channels
     def _filter_sql(self, flt: SceneFilter) -> tuple[str, list[Any]]:
@@ -611,6 +676,24 @@ def _video(row: Row) -> Video:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         claimed_by=row["claimed_by"] if (row["claim_expires"] or 0) > time.time() else None,
+    )
+
+
+def words_json(words: Sequence[Word]) -> str:
+    """Words as the scenes and transcript_edits rows keep them (a word without an edit says nothing
+    of edits)."""
+    return json.dumps([w.model_dump(exclude_none=True) for w in words])
+
+
+def _edit(row: Row) -> TranscriptEdit:
+    return TranscriptEdit(
+        id=row["id"],
+        video_id=row["video_id"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        text=row["text"],
+        original=[Word(**w) for w in loads(row["original"])],
+        edited_at=row["edited_at"],
     )
 
 

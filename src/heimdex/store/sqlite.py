@@ -101,6 +101,13 @@ FTS_DDL = (
     "CREATE TRIGGER IF NOT EXISTS scenes_fts_delete AFTER DELETE ON scenes BEGIN"
     " INSERT INTO scenes_fts (scenes_fts, rowid, transcript, ocr_text, tags_text, index_terms)"
     " VALUES ('delete', old.pk, old.transcript, old.ocr_text, old.tags_text, old.index_terms); END",
+    # a transcript correction rewrites a scene's text in place
+    "CREATE TRIGGER IF NOT EXISTS scenes_fts_update AFTER UPDATE OF transcript, ocr_text, tags_text,"
+    " index_terms ON scenes BEGIN"
+    " INSERT INTO scenes_fts (scenes_fts, rowid, transcript, ocr_text, tags_text, index_terms)"
+    " VALUES ('delete', old.pk, old.transcript, old.ocr_text, old.tags_text, old.index_terms);"
+    " INSERT INTO scenes_fts (rowid, transcript, ocr_text, tags_text, index_terms)"
+    " VALUES (new.pk, new.transcript, new.ocr_text, new.tags_text, new.index_terms); END",
     "CREATE VIRTUAL TABLE IF NOT EXISTS scenes_vocab USING fts5vocab (scenes_fts, row)",
 )
 
@@ -112,7 +119,7 @@ def _create_fts(db: sqlite3.Connection) -> None:
 
 def _rebuild_fts(db: sqlite3.Connection) -> None:
     """Full text made again in FTS_DDL's shape, indexing every scene already there."""
-    for trigger in ("scenes_fts_insert", "scenes_fts_delete"):
+    for trigger in ("scenes_fts_insert", "scenes_fts_delete", "scenes_fts_update"):
         db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     db.execute("DROP TABLE IF EXISTS scenes_vocab")
     db.execute("DROP TABLE IF EXISTS scenes_fts")

@@ -15,7 +15,7 @@ from heimdex import __version__
 from heimdex.api.deps import ACCESS_COOKIE, Ctx, PageUser
 from heimdex.api.routers.people import match_json, person_json
 from heimdex.api.routers.search import MinConfidence, run_search
-from heimdex.api.views import hit_json, scene_json, stages_json, transcript_lines, video_json
+from heimdex.api.views import edit_json, hit_json, scene_json, stages_json, transcript_lines, video_json
 from heimdex.errors import HeimdexError, NotFoundError
 from heimdex.units import size_text
 
@@ -161,9 +161,11 @@ def watch(
         {"scene": scene_json(s, with_words=False), "lines": transcript_lines(s.words)} for s in scenes
     ]
     markers, error = _hits_in_video(ctx, user.id, video.id, q)
+    edits = {e.id: edit_json(e) for e in ctx.heimdex.transcript_edits(user.id, video.id)}
     return render(
         request,
         "watch.html",
+        edits=edits,
         user=user,
         page="library",
         video=video_json(ctx, video),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from heimdex.blobs import keys
+from heimdex.corrections import reapply
 from heimdex.domain import FrameRef, SceneDraft
 from heimdex.media import (
     FrameSampler,
@@ -74,6 +75,7 @@ def align_merge(ctx: StageContext) -> None:
         tags=ctx.artifacts.load(TAGS),
         min_tag_score=ctx.settings.tag_min_score,
     )
+    drafts = reapply(drafts, ctx.store.job_transcript_edits(ctx.video.id))  # the owner's corrections
     frames = ctx.artifacts.load(FRAMES)
     run = run_id(ctx)
     for scene, draft in zip(scenes, drafts, strict=True):

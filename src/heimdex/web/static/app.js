@@ -271,13 +271,82 @@ function initPlayer() {
   video.addEventListener("timeupdate", highlight);
   video.addEventListener("seeked", highlight);
   lines.forEach(line => {
-    line.addEventListener("click", () => seek(parseFloat(line.dataset.start)));
-    line.addEventListener("keydown", (e) => { if (e.key === "Enter") seek(parseFloat(line.dataset.start)); });
+    line.addEventListener("click", (e) => { if (!e.target.closest(".line-tools, .line-input")) seek(parseFloat(line.dataset.start)); });
+    line.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target === line) seek(parseFloat(line.dataset.start)); });
   });
+  initCorrections();
   $$("[data-seek]").forEach(b => b.addEventListener("click", () => seek(parseFloat(b.dataset.seek))));
   initCaptions(video);
   initHitMarkers(video, seek);
   initShare(video);
+}
+
+// Transcript corrections: Edit turns a line into a text box (Enter saves, Escape cancels); the scene's
+// text, full text and vectors change at once. Undo takes a correction back.
+function initCorrections() {
+  const box = $("#transcript[data-video]");
+  if (!box) return;
+  const video = box.dataset.video;
+  box.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-line]");
+    if (!button) return;
+    const line = button.closest(".line");
+    if (button.dataset.line === "correct") return startCorrecting(video, line);
+    button.disabled = true;
+    try {
+      await api(`/videos/${video}/transcript/edits/${line.dataset.edit}`, { method: "DELETE" });
+      toast("Correction taken back");
+      location.reload();
+    } catch (ex) { toast(ex.message, true); button.disabled = false; }
+  });
+}
+
+function startCorrecting(video, line) {
+  if ($(".line-input", line)) return;
+  const say = $(".say", line);
+  const input = document.createElement("input");
+  input.className = "line-input";
+  input.value = say.textContent;
+  input.setAttribute("aria-label", "Corrected line");
+  say.hidden = true;
+  say.after(input);
+  input.focus();
+  const stop = () => { input.remove(); say.hidden = false; };
+  input.addEventListener("keydown", async (e) => {
+    if (e.key === "Escape") { e.preventDefault(); stop(); }
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    input.disabled = true;
+    try {
+      const edit = await api(`/videos/${video}/transcript/lines`, {
+        method: "PUT",
+        json: { start_s: parseFloat(line.dataset.start), end_s: parseFloat(line.dataset.end), text: input.value },
+      });
+      showCorrected(line, edit);
+      stop();
+      toast("Line corrected: search finds the new words now");
+    } catch (ex) { toast(ex.message, true); input.disabled = false; input.focus(); }
+  });
+}
+
+function showCorrected(line, edit) {
+  $(".say", line).textContent = edit.text;
+  line.dataset.edit = edit.id;
+  line.dataset.start = edit.start_s;
+  line.dataset.end = edit.end_s;
+  line.classList.add("edited");
+  let mark = $(".edited-mark", line);
+  if (!mark) {
+    mark = document.createElement("span");
+    mark.className = "edited-mark";
+    mark.textContent = "edited";
+    $(".say", line).after(mark);
+    const undo = document.createElement("button");
+    Object.assign(undo, { type: "button", className: "ghost tiny", title: "Take the correction back", textContent: "Undo" });
+    undo.dataset.line = "undo";
+    $(".line-tools", line).append(undo);
+  }
+  mark.title = `Corrected; recognised as: “${edit.recognised}”`;
 }
 
 function typing(e) {
