@@ -445,3 +445,51 @@ def test_no_page_breaks_the_content_security_policy(browser, page, web_server) -
     assert not violations and not refused, (violations, refused)
     assert any("SwaggerUIBundle is not defined" in e for e in errors), errors  # the inline script ran
     context.close()
+
+
+def test_correct_a_transcript_line_in_the_player_then_undo(page, screenshots) -> None:
+    page.goto("/app")
+    page.locator(".video-card", has_text="web-tour.mp4").locator("a.title").click()
+    page.wait_for_url("**/app/watch/**")
+    watch = page.url
+    line = page.locator(".line", has_text="garden").first
+    recognised = line.locator(".say").inner_text()
+    assert page.locator(".line.edited").count() == 0
+
+    # Edit turns the line into a text box; Escape leaves it as it was, Enter saves.
+    line.hover()
+    line.locator("button[data-line=correct]").click()
+    box = line.locator("input.line-input")
+    box.fill("Nothing to see")
+    box.press("Escape")
+    assert line.locator("input.line-input").count() == 0 and line.locator(".say").inner_text() == recognised
+    line.hover()
+    line.locator("button[data-line=correct]").click()
+    box.fill("Welcome to the community garden where zinnias grow.")
+    box.press("Enter")
+    page.wait_for_selector(".line.edited .edited-mark")
+    edited = page.locator(".line.edited")
+    assert edited.locator(".say").inner_text() == "Welcome to the community garden where zinnias grow."
+    assert recognised in edited.locator(".edited-mark").get_attribute("title")
+    page.screenshot(path=screenshots / "player-correction.png")
+
+    # Kept: after a reload the line is still corrected, and search finds the new word in that scene.
+    page.reload()
+    assert "zinnias" in page.locator(".line.edited .say").inner_text()
+    page.goto("/app/search?q=zinnias")
+    page.wait_for_selector("#results .scene-card")
+    first = page.locator("#results .scene-card").first
+    assert "<mark>zinnias</mark>" in first.locator(".snippet").inner_html().lower()
+    assert "web-tour.mp4" in first.inner_text()
+
+    # Undo: the line reads as recognised again, and the word is gone from search.
+    page.goto(watch)
+    edited = page.locator(".line.edited")
+    edited.hover()
+    edited.locator("button[data-line=undo]").click()
+    page.wait_for_load_state("load")
+    page.wait_for_function("!document.querySelector('.line.edited')")
+    assert page.locator(".line", has_text="garden").first.locator(".say").inner_text() == recognised
+    page.goto("/app/search?q=zinnias")
+    page.wait_for_selector("#results")
+    assert "<mark>zinnias</mark>" not in page.inner_html("#results").lower()
