@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import av
 import pytest
 
 from tests import assets
@@ -447,7 +448,7 @@ def test_no_page_breaks_the_content_security_policy(browser, page, web_server) -
     context.close()
 
 
-def test_correct_a_transcript_line_in_the_player_then_undo(page, screenshots) -> None:
+def test_correct_a_transcript_line_in_the_player_then_undo(page, screenshots, tmp_path) -> None:
     page.goto("/app")
     page.locator(".video-card", has_text="web-tour.mp4").locator("a.title").click()
     page.wait_for_url("**/app/watch/**")
@@ -481,6 +482,14 @@ def test_correct_a_transcript_line_in_the_player_then_undo(page, screenshots) ->
     first = page.locator("#results .scene-card").first
     assert "<mark>zinnias</mark>" in first.locator(".snippet").inner_html().lower()
     assert "web-tour.mp4" in first.inner_text()
+    with page.expect_download() as download:  # every hit has a clip of its scene to download
+        first.locator(".card-tools a", has_text="Download clip").click()
+    clip = tmp_path / download.value.suggested_filename
+    download.value.save_as(clip)
+    with av.open(str(clip)) as container:
+        seconds = float(container.duration) / av.time_base
+        assert container.streams.video and container.streams.audio
+    assert clip.suffix == ".mp4" and 3.0 < seconds < 7.0, seconds  # scene 1 is about 5 s
 
     # Undo: the line reads as recognised again, and the word is gone from search.
     page.goto(watch)
