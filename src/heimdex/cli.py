@@ -405,11 +405,12 @@ def search(
         extra = [
             f"people: {', '.join(hit.people)}" if hit.people else "",
             f"possibly: {', '.join(hit.possible_people)}" if hit.possible_people else "",
-            f"tags: {', '.join(hit.tags[:5])}" if hit.tags else "",
+            f"tags: {' · '.join(hit.tags[:5])}" if hit.tags else "",
         ]
         if any(extra):
             out.print("   [dim]" + "  ".join(e for e in extra if e) + "[/dim]")
-    out.print(f"[dim]{len(result.hits)} hits in {result.took_ms:.0f} ms[/dim]")
+    count = len(result.hits)
+    out.print(f"[dim]{count} hit{'' if count == 1 else 's'} in {result.took_ms:.0f} ms[/dim]")
 
 
 # ---------------------------------------------------------------- videos
@@ -713,9 +714,10 @@ def worker(
     ] = None,
     warm: Annotated[bool, typer.Option(help="Load the models before taking the first stage.")] = True,
 ) -> None:
-    """Run the stages queued on the broker (HEIMDEX_QUEUE_URL=redis://... or amqp://...) by `serve` or
-    `index`: media (probe, audio, cuts, frames), asr, vision (OCR, tags, faces) and index (align,
-    embed, sidecar, commit).
+    """Run the stages that `serve` or `index` queued on the broker (server mode).
+
+    The broker is HEIMDEX_QUEUE_URL (redis://... or amqp://...). Queues: media (probe, audio, cuts,
+    frames), asr, vision (OCR, tags, faces) and index (align, embed, sidecar, commit).
 
     SIGTERM or Ctrl-C: take no new stage and finish the current one; a second one hands the current
     stage back at once (another worker runs it again from its beginning).

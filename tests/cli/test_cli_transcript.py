@@ -34,6 +34,8 @@ def test_show_correct_and_undo_a_line(tmp_path) -> None:
     assert after[0]["text"] == CORRECTED and after[0]["edit"] == edit_id and after[1:] == lines[1:]
     assert f"(edited: {edit_id})" in ok(home, "transcript", "show", video_id)
     assert fulltext_hits(home, "Zeelandia")[0]["video_id"] == video_id
+    found = ok(home, "search", "Zeelandia pier", "--limit", "1").splitlines()
+    assert "Zeelandia" in "\n".join(found) and found[-1].startswith("1 hit in "), found
 
     refused(
         home,
