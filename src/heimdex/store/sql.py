@@ -18,6 +18,7 @@ import numpy as np
 from heimdex.db import new_id
 from heimdex.db.base import Database, Row, Session, loads
 from heimdex.domain import (
+    PIECE_MARK,
     FaceObservation,
     MediaInfo,
     Person,
@@ -240,8 +241,16 @@ class SqlStore(Store):
             )
 
     def stage_records(self, video_id: str) -> list[StageRecord]:
+        return self._stage_rows(video_id, "NOT LIKE", f"%{PIECE_MARK}%")
+
+    def piece_records(self, video_id: str, stage: str) -> list[StageRecord]:
+        return self._stage_rows(video_id, "LIKE", f"{stage}{PIECE_MARK}%")
+
+    def _stage_rows(self, video_id: str, like: str, pattern: str) -> list[StageRecord]:
         rows = self.db.all(
-            f"SELECT * FROM stage_runs WHERE video_id = ? ORDER BY stage{self.db.collate_c}", (video_id,)
+            f"SELECT * FROM stage_runs WHERE video_id = ? AND stage {like} ?"
+            f" ORDER BY stage{self.db.collate_c}",
+            (video_id, pattern),
         )
         return [
             StageRecord(
