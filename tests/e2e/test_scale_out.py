@@ -110,10 +110,10 @@ class Workers:
         self.settings, self.folder = settings, folder
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, queues: str | None = None) -> None:
         log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 - the process owns it
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "heimdex.cli", "worker"],
+            [sys.executable, "-m", "heimdex.cli", "worker", *(["--queues", queues] if queues else [])],
             env=env_of(self.settings),
             stdout=log,
             stderr=subprocess.STDOUT,
