@@ -146,20 +146,9 @@ def test_hub_id_offline_is_a_clear_error(tmp_path) -> None:
         WhisperRecognizer("Systran/faster-whisper-small", cache_dir=tmp_path, threads=1)
 
 
-# Ten sentences, one keyword each, narrated one after another with short pauses: about 45 s, so the
+# assets.STORY's ten sentences narrated one after another with short pauses: about 45 s, so the
 # recognizer (2 threads here) cuts the audio in two and transcribes the halves side by side.
-STORY = [
-    ("fishing", "The harbour master counted forty fishing boats this morning."),
-    ("storm", "A storm is expected to reach the coast on Thursday evening."),
-    ("museum", "The museum will open a new gallery of Roman coins next month."),
-    ("apple", "Farmers say the apple harvest is the largest in ten years."),
-    ("bicycle", "The city council approved a new bicycle lane along the river."),
-    ("orchid", "Scientists found a rare orchid growing on the northern cliffs."),
-    ("library", "The old library will stay open late during the exam weeks."),
-    ("volcano", "Hikers were warned to keep away from the volcano after the tremors."),
-    ("bakery", "A family bakery on the main square celebrated its hundredth year."),
-    ("glacier", "The glacier has retreated almost a kilometre since the survey began."),
-]
+STORY = assets.STORY[:10]
 
 
 @pytest.fixture(scope="module")

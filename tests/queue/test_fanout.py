@@ -13,18 +13,7 @@ import pytest
 
 from heimdex.domain import StageState, VideoState, piece_key
 from heimdex.pipeline.graph import STAGES
-from tests.queue.harness import (
-    LEASE_S,
-    Running,
-    Stages,
-    attempts,
-    make_worker,
-    new_video,
-    settings,
-    start_process,
-    state,
-    wait_for,
-)
+from tests.queue import harness
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,17 +24,17 @@ def piece_attempts(store, video_id: str) -> dict[str, int]:
     return {r.stage: r.attempts for r in store.piece_records(video_id, "asr_fast")}
 
 
-def pieces_of(*workers: Stages) -> list[tuple[str, str]]:
+def pieces_of(*workers: harness.Stages) -> list[tuple[str, str]]:
     """(who, piece) of every piece run, in the order they started."""
     calls = sorted((c for w in workers for c in w.calls if "#" in c[1]), key=lambda c: c[2])
     return [(who, stage) for who, stage, _ in calls]
 
 
-def assert_joined_once(store, video: str, reader: Stages) -> None:
+def assert_joined_once(store, video: str, reader: harness.Stages) -> None:
     """Twelve stages each run once, every piece done once, and the transcript has every piece's
     word once, in time order."""
-    assert state(store, video) == VideoState.INDEXED
-    assert attempts(store, video) == dict.fromkeys(STAGES, 1)
+    assert harness.state(store, video) == VideoState.INDEXED
+    assert harness.attempts(store, video) == dict.fromkeys(STAGES, 1)
     records = store.piece_records(video, "asr_fast")
     assert {r.stage for r in records} == {piece_key("asr_fast", k) for k in range(PIECES)}
     assert all(r.state == StageState.DONE and r.claimed_by is None for r in records)
@@ -55,8 +44,17 @@ def assert_joined_once(store, video: str, reader: Stages) -> None:
     assert store.job_video(video).claimed_by is None
 
 
-def fanned(who: str) -> Stages:
-    stages = Stages(who)
+def worker(home, stages: harness.Stages) -> harness.Running:
+    """A worker on stand-in stages, in a thread of the test process."""
+    return harness.Running(harness.make_worker(harness.settings(home), stages))
+
+
+def wait_indexed(store, video: str) -> None:
+    harness.wait_for(lambda: harness.state(store, video) == VideoState.INDEXED, 60, "the video indexed")
+
+
+def fanned(who: str) -> harness.Stages:
+    stages = harness.Stages(who)
     stages.pieces = PIECES
     stages.sleep = {piece_key("asr_fast", k): 0.6 for k in range(PIECES)}
     return stages
@@ -64,10 +62,13 @@ def fanned(who: str) -> Stages:
 
 def test_pieces_run_on_two_workers_and_are_joined_once(home, store, producer, broker):
     a, b = fanned("a"), fanned("b")
-    video = new_video(store)
-    with Running(make_worker(settings(home), a)), Running(make_worker(settings(home), b)):
+    video = harness.new_video(store)
+    with (
+        worker(home, a),
+        worker(home, b),
+    ):
         producer.enqueue(video)
-        wait_for(lambda: state(store, video) == VideoState.INDEXED, 60, "the video indexed")
+        wait_indexed(store, video)
     ran = pieces_of(a, b)
     print(f"{broker}: pieces ran as {ran}")
     assert sorted(stage for _, stage in ran) == [piece_key("asr_fast", k) for k in range(PIECES)]
@@ -81,10 +82,10 @@ def test_pieces_run_on_two_workers_and_are_joined_once(home, store, producer, br
 def test_a_piece_that_fails_once_is_retried_and_the_join_completes(home, store, producer):
     a = fanned("a")
     a.fail = {piece_key("asr_fast", 2): 1}
-    video = new_video(store)
-    with Running(make_worker(settings(home), a)):
+    video = harness.new_video(store)
+    with worker(home, a):
         producer.enqueue(video)
-        wait_for(lambda: state(store, video) == VideoState.INDEXED, 60, "the video indexed")
+        wait_indexed(store, video)
     assert_joined_once(store, video, a)
     assert piece_attempts(store, video) == {
         **{piece_key("asr_fast", k): 1 for k in range(PIECES)},
@@ -94,17 +95,17 @@ def test_a_piece_that_fails_once_is_retried_and_the_join_completes(home, store, 
 
 def test_piece_messages_delivered_twice_are_no_ops(home, store, producer):
     a = fanned("a")
-    video = new_video(store)
-    with Running(make_worker(settings(home), a)):
+    video = harness.new_video(store)
+    with worker(home, a):
         producer.enqueue(video)
-        wait_for(lambda: a.ran(piece_key("asr_fast", 0)), 30, "the first piece to start")
+        harness.wait_for(lambda: a.ran(piece_key("asr_fast", 0)), 30, "the first piece to start")
         for k in range(PIECES):  # while the pieces are queued or running
             producer.send(video, "asr_fast", piece=k)
         producer.send(video, "asr_fast")  # the plan's message again: sends only what is missing
-        wait_for(lambda: state(store, video) == VideoState.INDEXED, 60, "the video indexed")
+        wait_indexed(store, video)
         for k in range(PIECES):  # after the join: no-ops
             producer.send(video, "asr_fast", piece=k)
-        time.sleep(LEASE_S + 1.5)  # the busy ones came back and found their pieces done
+        time.sleep(harness.LEASE_S + 1.5)  # the busy ones came back and found their pieces done
     assert [a.ran(piece_key("asr_fast", k)) for k in range(PIECES)] == [1] * PIECES
     assert [a.ran(s) for s in STAGES if s != "asr_fast"] == [1] * (len(STAGES) - 1)
     assert_joined_once(store, video, a)
@@ -114,9 +115,9 @@ def test_piece_messages_delivered_twice_are_no_ops(home, store, producer):
 @pytest.mark.slow
 def test_a_worker_killed_mid_piece_hands_the_piece_over_and_the_join_completes(home, store, producer, broker):
     slow = {piece_key("asr_fast", k): 120.0 for k in range(PIECES)}
-    victim = start_process(home, "victim", slow, pieces=PIECES)
+    victim = harness.start_process(home, "victim", slow, pieces=PIECES)
     survivor = fanned("survivor")
-    video = new_video(store)
+    video = harness.new_video(store)
     try:
         producer.enqueue(video)
 
@@ -130,13 +131,13 @@ def test_a_worker_killed_mid_piece_hands_the_piece_over_and_the_join_completes(h
                 None,
             )
 
-        wait_for(victim_in_a_piece, 60, "the victim running a piece")
+        harness.wait_for(victim_in_a_piece, 60, "the victim running a piece")
         killed_piece = victim_in_a_piece()
-        with Running(make_worker(settings(home), survivor)):
+        with worker(home, survivor):
             victim.kill()
             killed = time.time()
-            wait_for(lambda: survivor.ran(killed_piece), 60, f"{killed_piece} to come back")
-            wait_for(lambda: state(store, video) == VideoState.INDEXED, 60, "the video indexed")
+            harness.wait_for(lambda: survivor.ran(killed_piece), 60, f"{killed_piece} to come back")
+            wait_indexed(store, video)
     finally:
         if victim.poll() is None:
             victim.kill()
