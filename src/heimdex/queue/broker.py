@@ -308,7 +308,7 @@ class StageHandler:
                 if mine:
                     self._run(video, stage)
         if GRAPH[stage].fanout is not None:  # after the claim is given up: see _join_when_complete
-            self._join_when_complete(video_id, stage)
+            self._join_when_complete(video, stage)
 
     @contextmanager
     def _claimed(self, video_id: str, key: str, resend: Callable[[], None]) -> Iterator[bool]:
@@ -332,14 +332,17 @@ class StageHandler:
 
     def _runner(self, video, key: str):
         """A runner that goes on only while this worker holds `key`."""
-        if video.state == VideoState.QUEUED:
-            self.store.set_video_state(video.id, VideoState.PROCESSING)
         reporter = StageReporter(self.channel, video.id)
         return self.heimdex.runner(
             on_event=reporter.on_event, keep_going=lambda: self._still_owner(video.id, key)
         )
 
+    def _working(self, video) -> None:
+        if video.state == VideoState.QUEUED:  # a new video, or one whose stage waits for a retry
+            self.store.set_video_state(video.id, VideoState.PROCESSING)
+
     def _run(self, video, stage: str) -> None:
+        self._working(video)
         runner = self._runner(video, stage)
         if stage in runner.fanouts:  # long audio: pieces on any workers, joined when all are done
             pieces = self._attempt(video.id, stage, lambda: runner.plan_pieces(video.id, stage))
@@ -362,6 +365,10 @@ class StageHandler:
             if not mine:
                 return
             runner = self._runner(video, key)
+            if piece >= runner.pieces(video.id, stage):  # from before a reprocess: its plan is gone
+                log.info("piece.dropped", video_id=video.id, stage=stage, piece=piece, reason="no plan")
+                return
+            self._working(video)
             log.info("piece.started", video_id=video.id, stage=stage, piece=piece, worker_id=self.worker_id)
             self._attempt(video.id, stage, lambda: runner.run_piece(video.id, stage, piece))
             log.info("piece.finished", video_id=video.id, stage=stage, piece=piece, worker_id=self.worker_id)
@@ -374,12 +381,13 @@ class StageHandler:
             if record is None or (record.state != StageState.DONE and record.claimed_by is None):
                 self.queue.send(video_id, stage, piece=piece)
 
-    def _join_when_complete(self, video_id: str, stage: str) -> None:
+    def _join_when_complete(self, video, stage: str) -> None:
         """Once every piece is done, join them and finish the stage. Asked after each piece (and the
         plan) gave its claim up, so that of two pieces ending at once at least one sees both done;
         the stage's claim lets one of them join, and a worker killed mid-join leaves its message to
-        be delivered again, which asks again."""
-        runner = self._runner(self.store.job_video(video_id), stage)
+        be delivered again, which asks again. A join finding the stage done is a no-op."""
+        video_id = video.id
+        runner = self._runner(video, stage)
         if stage not in runner.fanouts:
             return
         pieces = runner.pieces(video_id, stage)
@@ -388,8 +396,10 @@ class StageHandler:
             return
         if stage in self._done(video_id):
             return
-        with self._claimed(video_id, stage, lambda: None) as mine:
-            if not mine:  # another worker joins them, or still sends the pieces (it asks again)
+        # Held: another worker joins them, or still sends the pieces and asks again when it lets go;
+        # the message sent for after the lease covers a joiner killed before it could ask again.
+        with self._claimed(video_id, stage, partial(self.queue.send, video_id, stage, self.lease_s)) as mine:
+            if not mine:
                 return
             if stage in self._done(video_id):
                 return
