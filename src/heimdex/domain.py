@@ -220,6 +220,9 @@ class StageRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     claimed_by: str | None = None  # the worker running it now (server mode)
+    # Server mode, a stage run in pieces (asr_fast on long audio): how many, and how many are done.
+    pieces: int = 0
+    pieces_done: int = 0
 
 
 class Video(BaseModel):

@@ -124,6 +124,7 @@ def test_long_speech_fans_out_to_two_workers_and_survives_a_kill(server, tmp_pat
         records = {r.stage: r for r in app.stages(video)}
         assert set(records) == set(STAGES), "stage lists show the twelve stages, not the pieces"
         assert {s: r.attempts for s, r in records.items()} == dict.fromkeys(STAGES, 1)
+        assert (records["asr_fast"].pieces, records["asr_fast"].pieces_done) == (3, 3)
         check_transcript(app, video)
         scenes = len(app.store.job_scenes(video))
         assert queue.depth() == 0 and dead_letters(queue) == 0

@@ -38,6 +38,8 @@ def assert_joined_once(store, video: str, reader: harness.Stages) -> None:
     records = store.piece_records(video, "asr_fast")
     assert {r.stage for r in records} == {piece_key("asr_fast", k) for k in range(PIECES)}
     assert all(r.state == StageState.DONE and r.claimed_by is None for r in records)
+    asr = next(r for r in store.stage_records(video) if r.stage == "asr_fast")
+    assert (asr.pieces, asr.pieces_done) == (PIECES, PIECES), "the stage list counts its pieces"
     words = [w for seg in reader.transcript.segments for w in seg.words]
     assert [w.text for w in words] == [f"piece{k}" for k in range(PIECES)]
     assert all(a.end_s <= b.start_s for a, b in itertools.pairwise(words))

@@ -860,15 +860,19 @@ def test_stage_claims_are_exclusive_per_stage_and_end_when_the_stage_is_done(sto
 def test_pieces_have_rows_of_their_own_that_stage_lists_leave_out(store):
     v = store.add_video("alice", "a.mp4", "k", 1, None)
     store.stage_started(v.id, "asr_fast")
+    store.add_pieces(v.id, "asr_fast", 2)  # the plan: pending rows
+    assert [(r.pieces, r.pieces_done) for r in store.stage_records(v.id)] == [(2, 0)]
     for piece in (0, 1, 10):
         assert store.claim_stage(v.id, piece_key("asr_fast", piece), f"w{piece}", 30)
         store.stage_started(v.id, piece_key("asr_fast", piece))
     assert not store.claim_stage(v.id, piece_key("asr_fast", 1), "w0", 30), "a piece's claim is its own"
     store.stage_done(v.id, piece_key("asr_fast", 1), 2.0)
-    assert [r.stage for r in store.stage_records(v.id)] == ["asr_fast"]
+    store.add_pieces(v.id, "asr_fast", 2)  # again (a plan's message delivered twice): nothing changes
+    assert [(r.stage, r.pieces, r.pieces_done) for r in store.stage_records(v.id)] == [("asr_fast", 3, 1)]
     pieces = {r.stage: r for r in store.piece_records(v.id, "asr_fast")}
     assert set(pieces) == {"asr_fast#0", "asr_fast#1", "asr_fast#10"}
-    assert pieces["asr_fast#1"].state == StageState.DONE and pieces["asr_fast#0"].claimed_by == "w0"
+    assert pieces["asr_fast#1"].state == StageState.DONE and pieces["asr_fast#1"].attempts == 1
+    assert pieces["asr_fast#0"].claimed_by == "w0"
     assert store.piece_records(v.id, "scene_detect") == []
     for piece in (0, 1, 10):
         store.release_stage_claim(v.id, piece_key("asr_fast", piece), f"w{piece}")

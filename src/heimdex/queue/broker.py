@@ -375,10 +375,11 @@ class StageHandler:
 
     def _send_pieces(self, video_id: str, stage: str, pieces: int) -> None:
         """One message a piece that is neither done nor held (all of them, after the plan is made)."""
+        self.store.add_pieces(video_id, stage, pieces)  # so that stage lists count them from now
         records = {r.stage: r for r in self.store.piece_records(video_id, stage)}
         for piece in range(pieces):
-            record = records.get(piece_key(stage, piece))
-            if record is None or (record.state != StageState.DONE and record.claimed_by is None):
+            record = records[piece_key(stage, piece)]
+            if record.state != StageState.DONE and record.claimed_by is None:
                 self.queue.send(video_id, stage, piece=piece)
 
     def _join_when_complete(self, video, stage: str) -> None:

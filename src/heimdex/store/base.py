@@ -231,7 +231,11 @@ class JobLedger(ABC):
 
     @abstractmethod
     def stage_records(self, video_id: str) -> list[StageRecord]:
-        """The stages' rows (not their pieces')."""
+        """The stages' rows, not their pieces'; a stage in pieces counts them (`pieces`, `pieces_done`)."""
+
+    @abstractmethod
+    def add_pieces(self, video_id: str, stage: str, pieces: int) -> None:
+        """A fan-out stage's plan: a pending row for each of its pieces that has none yet."""
 
     @abstractmethod
     def piece_records(self, video_id: str, stage: str) -> list[StageRecord]:
