@@ -2,7 +2,9 @@
 
 Brokers: Redis (queue_url=redis://, rediss://, unix://) and RabbitMQ (amqp://, amqps://). Four
 actors, one per queue of pipeline/graph.py (`heimdex-media`, `heimdex-asr`, `heimdex-vision`,
-`heimdex-index`); a message is `(video_id, stage)`. `heimdex worker --queues asr,vision` consumes
+`heimdex-index`); a message is `(video_id, stage)`, or `(video_id, stage, piece)` for a piece of a
+stage that fans out (graph.FanOut: asr_fast on long audio; docs/ARCHITECTURE.md, "Long audio fans
+out"). `heimdex worker --queues asr,vision` consumes
 some of them; by default a worker takes all.
 
 The store is the source of truth, not the broker (StageHandler.handle):
@@ -13,6 +15,9 @@ The store is the source of truth, not the broker (StageHandler.handle):
   heartbeat thread, judged by the database's clock): a message delivered twice runs once, and a
   worker that stalled past its lease stops before recording anything (RunAbandoned);
 - a finished stage sends the stages it made ready; the last one (commit) makes the video indexed.
+- a fan-out stage's message plans it and sends its pieces; each piece is claimed under its own ledger
+  row (`asr_fast#k`); the worker that finds every piece done, after giving its piece up, takes the
+  stage's claim, joins them and sends what the stage made ready (`_join_when_complete`).
 
 Retries are Dramatiq's (Retries middleware, exponential backoff from queue_backoff_s, at most
 queue_retries); an input error (a corrupt file: HeimdexError) fails the video at once. Exhausted
