@@ -4,8 +4,7 @@ Brokers: Redis (queue_url=redis://, rediss://, unix://) and RabbitMQ (amqp://, a
 actors, one per queue of pipeline/graph.py (`heimdex-media`, `heimdex-asr`, `heimdex-vision`,
 `heimdex-index`); a message is `(video_id, stage)`, or `(video_id, stage, piece)` for a piece of a
 stage that fans out (graph.FanOut: asr_fast on long audio; docs/ARCHITECTURE.md, "Long audio fans
-out"). `heimdex worker --queues asr,vision` consumes
-some of them; by default a worker takes all.
+out"). `heimdex worker --queues asr,vision` consumes some of them; by default a worker takes all.
 
 The store is the source of truth, not the broker (StageHandler.handle):
 - a message for a deleted or failed video, for a stage already done, or whose dependencies are not
