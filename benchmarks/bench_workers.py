@@ -1,6 +1,13 @@
 """Server-mode ingest throughput with 1 and 2 `heimdex worker` processes.
 
     python benchmarks/bench_workers.py [--workers 1 2] [--asr-model base]
+    python benchmarks/bench_workers.py --pin --corpus long --long-seconds 660   # scale-out, pinned
+
+`--pin`: worker i runs on core i alone (`taskset -c i`, HEIMDEX_CPU_THREADS=1), so that one worker
+is one core and two workers are two: the honest scale-out figure on a small machine, where unpinned
+workers would each spread over every core. `--corpus long`: one video of `--long-seconds` (the
+media benchmark's video, benchmarks/make_long_video.py), whose speech fans out into pieces of
+`--asr-piece-s` (HEIMDEX_ASR_PIECE_S) so that two workers share one video; `short`: the eight clips.
 
 Real servers as in the tests (tests/services.py): PostgreSQL with pgvector, Redis as the Dramatiq
 broker, and a shared
@@ -30,6 +37,7 @@ from tests import services  # noqa: E402
 from tests.e2e.conftest import news_video  # noqa: E402
 from tests.e2e.test_scale_out import small_video  # noqa: E402
 
+from benchmarks.make_long_video import make_long_video  # noqa: E402
 from heimdex.queue.broker import StageQueue  # noqa: E402
 from heimdex.service import Heimdex  # noqa: E402
 from heimdex.settings import Settings  # noqa: E402
@@ -41,7 +49,14 @@ def corpus() -> list[Path]:
     return [small_video(i) for i in range(7)] + [news_video()]
 
 
-def run(workers: int, asr_model: str, videos: list[Path]) -> dict[str, object]:
+def worker_command(index: int, pin: bool) -> list[str]:
+    command = [sys.executable, "-m", "heimdex.cli", "worker"]
+    return ["taskset", "-c", str(index), *command] if pin else command
+
+
+def run(
+    workers: int, asr_model: str, videos: list[Path], pin: bool = False, piece_s: float = 180.0
+) -> dict[str, object]:
     queue_url = services.redis_url(REDIS_DB)
     redis.Redis.from_url(queue_url).flushdb()
     home = Path(tempfile.mkdtemp(prefix="heimdex-bench-workers-"))
@@ -60,17 +75,13 @@ def run(workers: int, asr_model: str, videos: list[Path]) -> dict[str, object]:
             "HEIMDEX_STORAGE_URL": settings.storage_url or "",
             "HEIMDEX_QUEUE_URL": queue_url,
             "HEIMDEX_ASR_MODEL": asr_model,
-            "HEIMDEX_CPU_THREADS": str(max(1, (os.cpu_count() or 2) // workers)),
+            "HEIMDEX_CPU_THREADS": "1" if pin else str(max(1, (os.cpu_count() or 2) // workers)),
+            "HEIMDEX_ASR_PIECE_S": str(piece_s),
         }
         logs = [home / f"worker-{i}.log" for i in range(workers)]
         procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "heimdex.cli", "worker"],
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
-            for log in logs
+            subprocess.Popen(worker_command(i, pin), env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+            for i, log in enumerate(logs)
         ]
         app = Heimdex(settings)
         queue = StageQueue(settings, app.store)
@@ -105,6 +116,8 @@ def run(workers: int, asr_model: str, videos: list[Path]) -> dict[str, object]:
         "x_realtime": round(seconds / wall, 2),
         "indexed": states.count("indexed"),
         "asr_model": asr_model,
+        "pinned": pin,
+        "asr_pieces": sum(log.read_text().count("piece.finished") for log in logs),
     }
 
 
@@ -112,17 +125,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--asr-model", default="base")
+    ap.add_argument("--pin", action="store_true", help="worker i on core i alone, one thread each")
+    ap.add_argument("--corpus", choices=["short", "long"], default="short")
+    ap.add_argument("--long-seconds", type=int, default=660, help="the long video's length")
+    ap.add_argument("--asr-piece-s", type=float, default=180.0)
     args = ap.parse_args()
-    videos = corpus()
+    videos = corpus() if args.corpus == "short" else [make_long_video(args.long_seconds)]
     results = []
     for count in args.workers:
-        result = run(count, args.asr_model, videos)
+        result = run(count, args.asr_model, videos, args.pin, args.asr_piece_s)
         results.append(result)
         print(
             f"{count} worker(s): {result['videos']} videos ({result['video_s']} s) in {result['wall_s']} s "
-            f"= {result['x_realtime']}x real time, {result['indexed']} indexed",
+            f"= {result['x_realtime']}x real time, {result['indexed']} indexed, "
+            f"{result['asr_pieces']} speech pieces{' (pinned)' if args.pin else ''}",
             flush=True,
         )
+    walls = {r["workers"]: r["wall_s"] for r in results}
+    if 1 in walls and 2 in walls:
+        print(f"two workers / one: {walls[1] / walls[2]:.2f}x", flush=True)
     print(json.dumps(results))
 
 

@@ -290,3 +290,28 @@ def forensics_sample(inner: str) -> Path:
     """A file from Debian's forensics-samples-files (movie2/movie-hello.ogg is Theora + Vorbis,
     movie1/VID_20191220_170832.mp4 a 1080p phone clip, audio1/debian.ogg Vorbis audio only, ...)."""
     return debian_file("forensics-samples-files", f"/usr/share/forensics-samples/original-files/{inner}")
+
+
+# Twenty news sentences, one keyword each (the word a test looks for in the transcript).
+STORY = [
+    ("fishing", "The harbour master counted forty fishing boats this morning."),
+    ("storm", "A storm is expected to reach the coast on Thursday evening."),
+    ("museum", "The museum will open a new gallery of Roman coins next month."),
+    ("apple", "Farmers say the apple harvest is the largest in ten years."),
+    ("bicycle", "The city council approved a new bicycle lane along the river."),
+    ("orchid", "Scientists found a rare orchid growing on the northern cliffs."),
+    ("library", "The old library will stay open late during the exam weeks."),
+    ("volcano", "Hikers were warned to keep away from the volcano after the tremors."),
+    ("bakery", "A family bakery on the main square celebrated its hundredth year."),
+    ("glacier", "The glacier has retreated almost a kilometre since the survey began."),
+    ("piano", "A young pianist played the grand piano at the town hall concert."),
+    ("tunnel", "Engineers finished digging the railway tunnel under the mountain."),
+    ("garden", "Volunteers planted two hundred roses in the public garden."),
+    ("airport", "The airport added three new flights to the southern islands."),
+    ("football", "The football team won the regional cup after extra time."),
+    ("chocolate", "A chocolate factory near the station is hiring fifty workers."),
+    ("hospital", "The new children's hospital will open its doors in spring."),
+    ("bridge", "Traffic on the old stone bridge was closed for repairs."),
+    ("festival", "Thousands of visitors came to the summer music festival."),
+    ("telescope", "Students used the university telescope to watch a comet."),
+]

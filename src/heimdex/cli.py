@@ -330,9 +330,10 @@ def _video_status(heimdex, video_id: str, as_json: bool) -> None:
             table.add_row(stage, "[dim]pending", "0", "", "")
             continue
         style = {"done": "green", "failed": "red"}.get(r.state.value, "yellow")
+        pieces = f" ({r.pieces_done}/{r.pieces} pieces)" if r.pieces else ""  # server mode's long audio
         table.add_row(
             stage,
-            f"[{style}]{r.state.value}",
+            f"[{style}]{r.state.value}{pieces}",
             str(r.attempts),
             f"{r.duration_s:.2f}" if r.duration_s is not None else "",
             r.error or "",

@@ -83,6 +83,25 @@ class Transcript(BaseModel):
     model: str = ""
 
 
+class SpeechPlan(BaseModel):
+    """Long audio cut at pauses into pieces that server mode transcribes one message each
+    (asr_fast's fan-out). The language is settled here, once, so that every piece agrees."""
+
+    starts: list[int]  # sample offsets where the pieces begin; the first is 0
+    samples: int  # the whole audio's length
+    language: str | None = None  # None: the pieces detect it (only when there is one piece)
+    language_probability: float | None = None
+    forced: bool = False  # the language was asked for (or the model knows one only), not detected
+
+    @property
+    def pieces(self) -> int:
+        return len(self.starts)
+
+    def bounds(self, piece: int) -> tuple[int, int]:
+        """The piece's [start, end) in samples."""
+        return self.starts[piece], ([*self.starts[1:], self.samples])[piece]
+
+
 # ---------------------------------------------------------------- vision
 
 
@@ -182,6 +201,16 @@ class SceneDraft(BaseModel):
 # ---------------------------------------------------------------- records read back from the store
 
 
+PIECE_MARK = "#"
+
+
+def piece_key(stage: str, piece: int) -> str:
+    """The ledger row of one piece of a fan-out stage (server mode's asr_fast): `asr_fast#2`. Pieces
+    have rows of their own, so they are claimed, retried and recorded like stages; stage lists leave
+    them out."""
+    return f"{stage}{PIECE_MARK}{piece}"
+
+
 class StageRecord(BaseModel):
     stage: str
     state: StageState
@@ -191,6 +220,9 @@ class StageRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     claimed_by: str | None = None  # the worker running it now (server mode)
+    # Server mode, a stage run in pieces (asr_fast on long audio): how many, and how many are done.
+    pieces: int = 0
+    pieces_done: int = 0
 
 
 class Video(BaseModel):

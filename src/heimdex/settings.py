@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="Redis for live progress and stage metrics of workers (default: a redis:// queue_url).",
     )
     queue_backoff_s: float = Field(10.0, ge=0, description="Delay before the first retry; doubles each time.")
+    asr_piece_s: float = Field(
+        180.0,
+        ge=20,
+        description="Server mode: speech is cut at pauses into pieces of about this long, one message "
+        "each, so that several workers transcribe one video (shorter than 1.5 pieces: one message).",
+    )
 
     # Search.
     results_per_video: int = Field(3, ge=1, description="At most this many hits per video unless asked.")

@@ -110,10 +110,10 @@ class Workers:
         self.settings, self.folder = settings, folder
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, queues: str | None = None) -> None:
         log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 - the process owns it
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "heimdex.cli", "worker"],
+            [sys.executable, "-m", "heimdex.cli", "worker", *(["--queues", queues] if queues else [])],
             env=env_of(self.settings),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -219,8 +219,7 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         victim_video = app.add_file(videos[6]).video.id
         queue.enqueue(victim_video)
 
-        wait_for(lambda: running(app, victim_video), 60, "a stage of the seventh video to start", workers)
-        holder, stage_killed = running(app, victim_video)
+        holder, stage_killed = wait_running(app, victim_video, "a stage of the seventh video", workers)
         victim = workers.pid_of(holder)
         survivor = "b" if victim == "a" else "a"
         before = {r.stage: r for r in app.stages(victim_video)}
@@ -262,8 +261,7 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         wait_for(lambda: workers.ready("c"), 120, "a third worker ready", workers)
         stalled_video = app.add_file(videos[7]).video.id
         queue.enqueue(stalled_video)
-        wait_for(lambda: running(app, stalled_video), 60, "a stage of the eighth video to start", workers)
-        staller = workers.pid_of(running(app, stalled_video)[0])
+        staller = workers.pid_of(wait_running(app, stalled_video, "a stage of the eighth video", workers)[0])
         other = next(n for n in (survivor, "c") if n != staller)
         os.kill(workers.procs[staller].pid, signal.SIGSTOP)  # frozen: no heartbeat, no claim renewal
         try:
@@ -299,6 +297,14 @@ def running(app: Heimdex, video_id: str) -> tuple[str, str] | None:
         if r.state == StageState.RUNNING and r.claimed_by is not None:
             return r.claimed_by, r.stage
     return None
+
+
+def wait_running(app: Heimdex, video_id: str, what: str, workers: Workers) -> tuple[str, str]:
+    """The (worker, stage) seen running, from the same look that saw it: a second look may find the
+    stage already finished."""
+    seen: list[tuple[str, str] | None] = []
+    wait_for(lambda: bool(seen.append(running(app, video_id)) or seen[-1]), 60, what, workers)
+    return seen[-1]
 
 
 def dead_letters(queue: StageQueue) -> int:

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from heimdex.domain import Transcript
+from heimdex.domain import SpeechPlan, Transcript
 from heimdex.errors import ModelUnavailableError
-from heimdex.ml.asr import WhisperRecognizer, resolve_model, split_points
+from heimdex.ml.asr import WhisperRecognizer, join_pieces, piece_count, resolve_model, split_points
 from heimdex.ml.base import SpeechRecognizer
 from tests import assets
 from tests.ml.conftest import SAMPLE_RATE, load_audio
@@ -146,20 +146,9 @@ def test_hub_id_offline_is_a_clear_error(tmp_path) -> None:
         WhisperRecognizer("Systran/faster-whisper-small", cache_dir=tmp_path, threads=1)
 
 
-# Ten sentences, one keyword each, narrated one after another with short pauses: about 45 s, so the
+# assets.STORY's ten sentences narrated one after another with short pauses: about 45 s, so the
 # recognizer (2 threads here) cuts the audio in two and transcribes the halves side by side.
-STORY = [
-    ("fishing", "The harbour master counted forty fishing boats this morning."),
-    ("storm", "A storm is expected to reach the coast on Thursday evening."),
-    ("museum", "The museum will open a new gallery of Roman coins next month."),
-    ("apple", "Farmers say the apple harvest is the largest in ten years."),
-    ("bicycle", "The city council approved a new bicycle lane along the river."),
-    ("orchid", "Scientists found a rare orchid growing on the northern cliffs."),
-    ("library", "The old library will stay open late during the exam weeks."),
-    ("volcano", "Hikers were warned to keep away from the volcano after the tremors."),
-    ("bakery", "A family bakery on the main square celebrated its hundredth year."),
-    ("glacier", "The glacier has retreated almost a kilometre since the survey began."),
-]
+STORY = assets.STORY[:10]
 
 
 @pytest.fixture(scope="module")
@@ -190,9 +179,47 @@ def test_pieces_join_into_one_transcript_on_the_whole_clock(whisper, story) -> N
     audio, spans = story
     transcript = whisper.transcribe(audio)
     assert transcript.language == "en"
+    _keywords_once(transcript, spans)
+
+
+def _keywords_once(transcript: Transcript, spans: list[tuple[str, float, float]]) -> None:
     words = [w for s in transcript.segments for w in s.words]
     assert [w.start_s for w in words] == sorted(w.start_s for w in words)
     for keyword, start_s, end_s in spans:
         found = [w for w in words if re.sub(r"[^a-z]", "", w.text.lower()) == keyword]
-        assert len(found) == 1, f"{keyword!r} heard {len(found)} times"  # none lost or doubled at the cut
+        assert len(found) == 1, f"{keyword!r} heard {len(found)} times"  # none lost or doubled at a cut
         assert start_s - 0.3 <= found[0].start_s <= end_s, (keyword, found[0], start_s, end_s)
+
+
+def test_a_plan_transcribed_piece_by_piece_joins_on_the_whole_clock(whisper, story) -> None:
+    """Server mode's fan-out: a plan, each piece alone (as on another worker), then the join."""
+    audio, spans = story
+    plan = whisper.plan(audio, 3)  # 44 s: two pieces, none shorter than 20 s
+    assert plan.pieces == 2 and plan.starts[0] == 0 and plan.samples == audio.size
+    assert plan.language == "en" and not plan.forced, "detected once, for every piece"
+    assert [plan.bounds(k)[1] for k in range(2)] == [plan.starts[1], audio.size]
+    pieces = [whisper.transcribe_piece(audio, plan, k) for k in (1, 0)][::-1]  # any order, any worker
+    for k, piece in enumerate(pieces):  # each on the whole clock, inside its own slice
+        start, end = (b / SAMPLE_RATE for b in plan.bounds(k))
+        assert all(start - 0.05 <= w.start_s <= end + 0.05 for s in piece.segments for w in s.words)
+        assert piece.language == "en"
+    joined = join_pieces(plan, pieces)
+    assert joined.language == "en" and joined.model == whisper.name
+    _keywords_once(joined, spans)
+
+
+def test_piece_count_keeps_short_audio_whole() -> None:
+    minute = 60 * SAMPLE_RATE
+    assert piece_count(0, 180) == 1
+    assert piece_count(4 * minute, 180) == 1, "shorter than 1.5 pieces: one message"
+    assert piece_count(5 * minute, 180) == 2
+    assert piece_count(11 * minute, 180) == 4
+    assert piece_count(75 * SAMPLE_RATE, 20) == 4
+
+
+def test_join_of_silent_pieces_claims_no_language() -> None:
+    plan = SpeechPlan(starts=[0, 100], samples=200, language="en", language_probability=0.9)
+    silent = [Transcript(language="en", model="m"), Transcript(language="en", model="m")]
+    assert join_pieces(plan, silent) == Transcript(model="m"), "a language detected in noise means nothing"
+    asked = plan.model_copy(update={"forced": True})
+    assert join_pieces(asked, silent).language == "en"

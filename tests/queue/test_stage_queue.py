@@ -5,95 +5,29 @@ stand-ins (tests/queue/harness.py); tests/e2e/test_scale_out.py runs the real on
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import redis
 
 from heimdex.domain import StageState, VideoState
 from heimdex.pipeline.graph import GRAPH, STAGES
 from heimdex.queue.base import DEAD_LETTER_PREFIX
-from heimdex.queue.broker import StageQueue
-from heimdex.store.sqlite import SqliteStore
-from tests import services
-from tests.queue.harness import Running, Stages, make_worker, settings_for
+from tests.queue.harness import (
+    LEASE_S,
+    Running,
+    Stages,
+    attempts,
+    make_worker,
+    new_video,
+    settings,
+    start_process,
+    state,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(300)
-
-REDIS_DB = 13
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def home(tmp_path, broker) -> Iterator[Path]:
-    url = services.broker_url(broker, REDIS_DB)
-    if broker == "redis":
-        redis.Redis.from_url(url).flushdb()
-    else:
-        purge = StageQueue(settings_for(tmp_path, url), None)
-        purge.counts()  # declares the queues, so that purging them finds them
-        purge.broker.flush_all()
-        purge.stop()
-    (tmp_path / "url").write_text(url)
-    yield tmp_path
-    if broker == "redis":
-        redis.Redis.from_url(url).flushdb()
-
-
-# HEIMDEX_TEST_QUEUE_LEASE_S=30 measures redelivery with the default lease (the kill and stall tests).
-LEASE_S = float(os.environ.get("HEIMDEX_TEST_QUEUE_LEASE_S", "3"))
-
-
-def settings(home: Path, **fields):
-    defaults = {"queue_lease_s": LEASE_S, "queue_retries": 2, "queue_backoff_s": 0.05}
-    return settings_for(home, (home / "url").read_text(), **{**defaults, **fields})
-
-
-@pytest.fixture
-def store(home) -> Iterator[SqliteStore]:
-    s = SqliteStore(home / "heimdex.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def producer(home, store) -> Iterator[StageQueue]:
-    q = StageQueue(settings(home), store)
-    yield q
-    q.stop()
-
-
-def new_video(store) -> str:
-    return store.add_video("owner", "a.mp4", "videos/{video_id}/original.mp4", 1, None).id
-
-
-def wait_for(predicate, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def state(store, video_id: str) -> VideoState:
-    return store.job_video(video_id).state
-
-
-def attempts(store, video_id: str) -> dict[str, int]:
-    return {r.stage: r.attempts for r in store.stage_records(video_id)}
 
 
 def test_every_stage_runs_once_on_the_queue_it_needs(home, store, producer):
@@ -173,31 +107,6 @@ def test_exhausted_retries_make_a_dead_letter_that_reprocess_revives(home, store
         producer.enqueue(video)
         wait_for(lambda: state(store, video) == VideoState.INDEXED, 30, "the revived video indexed")
     assert attempts(store, video) == dict.fromkeys(STAGES, 1), "reprocess starts a fresh ledger"
-
-
-def start_process(home: Path, who: str, sleep: dict[str, float]) -> subprocess.Popen:
-    config = home / f"{who}.json"
-    lease_s = settings(home).queue_lease_s
-    config.write_text(
-        json.dumps(
-            {
-                "home": str(home),
-                "queue_url": (home / "url").read_text(),
-                "lease_s": lease_s,
-                "who": who,
-                "sleep": sleep,
-            }
-        )
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
-    log = open(home / f"{who}.log", "w")  # noqa: SIM115 - the process owns it
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.queue.harness", str(config)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
 
 
 def running_on(store, video_id: str, stage: str, who: str) -> bool:

@@ -17,6 +17,7 @@ from heimdex.domain import (
     Tag,
     VideoState,
     Word,
+    piece_key,
 )
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.matching import FaceMatch
@@ -854,6 +855,30 @@ def test_stage_claims_are_exclusive_per_stage_and_end_when_the_stage_is_done(sto
     assert [r.attempts for r in store.stage_records(v.id) if r.stage == "asr_fast"] == [1]
     store.release_stage_claim(v.id, "scene_detect", "w2")
     assert store.get_video(v.owner_id, v.id).claimed_by is None
+
+
+def test_pieces_have_rows_of_their_own_that_stage_lists_leave_out(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    store.stage_started(v.id, "asr_fast")
+    store.add_pieces(v.id, "asr_fast", 2)  # the plan: pending rows
+    assert [(r.pieces, r.pieces_done) for r in store.stage_records(v.id)] == [(2, 0)]
+    for piece in (0, 1, 10):
+        assert store.claim_stage(v.id, piece_key("asr_fast", piece), f"w{piece}", 30)
+        store.stage_started(v.id, piece_key("asr_fast", piece))
+    assert not store.claim_stage(v.id, piece_key("asr_fast", 1), "w0", 30), "a piece's claim is its own"
+    store.stage_done(v.id, piece_key("asr_fast", 1), 2.0)
+    store.add_pieces(v.id, "asr_fast", 2)  # again (a plan's message delivered twice): nothing changes
+    assert [(r.stage, r.pieces, r.pieces_done) for r in store.stage_records(v.id)] == [("asr_fast", 3, 1)]
+    pieces = {r.stage: r for r in store.piece_records(v.id, "asr_fast")}
+    assert set(pieces) == {"asr_fast#0", "asr_fast#1", "asr_fast#10"}
+    assert pieces["asr_fast#1"].state == StageState.DONE and pieces["asr_fast#1"].attempts == 1
+    assert pieces["asr_fast#0"].claimed_by == "w0"
+    assert store.piece_records(v.id, "scene_detect") == []
+    for piece in (0, 1, 10):
+        store.release_stage_claim(v.id, piece_key("asr_fast", piece), f"w{piece}")
+    assert store.get_video(v.owner_id, v.id).claimed_by is None
+    store.requeue_video("alice", v.id)
+    assert store.piece_records(v.id, "asr_fast") == [], "reprocess forgets the pieces too"
 
 
 def test_an_expired_stage_claim_can_be_taken_over(store):

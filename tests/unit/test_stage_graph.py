@@ -177,7 +177,9 @@ def test_every_artifact_is_declared_once_and_written_by_one_stage():
     written = [x for s in TABLE for x in s.outputs]
     assert len(written) == len(set(written))
     used = {x for s in TABLE for x in (*s.inputs, *s.outputs)}
-    assert used == set(declared), "an artifact constant no stage reads or writes"
+    planned = {s.fanout.plan_artifact for s in TABLE if s.fanout is not None}  # server mode's pieces
+    assert used | planned == set(declared), "an artifact constant no stage reads or writes"
+    assert not used & planned, "a fan-out's plan is its own, not a stage's input or output"
 
 
 def test_each_function_is_the_stage_of_that_name():
@@ -185,6 +187,14 @@ def test_each_function_is_the_stage_of_that_name():
         function = stage.run.resolve()
         assert callable(function) and function.__name__ == stage.name
         assert function.__module__ == f"heimdex.pipeline.stages.{stage.run.module}"
+
+
+def test_a_fan_out_names_functions_of_its_stage_module():
+    fanned = [s for s in TABLE if s.fanout is not None]
+    assert [s.name for s in fanned] == ["asr_fast"]
+    for stage in fanned:
+        for function in (stage.fanout.plan, stage.fanout.piece, stage.fanout.join):
+            assert callable(function.resolve()) and function.module == stage.run.module
 
 
 def test_reading_the_table_loads_no_stage_code():

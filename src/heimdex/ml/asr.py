@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from heimdex.domain import Segment, Transcript, Word
+from heimdex.domain import Segment, SpeechPlan, Transcript, Word
 from heimdex.errors import ModelUnavailableError
 from heimdex.logging import get_logger
 
@@ -162,28 +162,38 @@ class WhisperRecognizer:
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if audio.size < _MIN_SAMPLES or not np.any(audio):
             return Transcript(language=language, model=self.name)
+        plan = self.plan(audio, self.streams, language=language)
+        with ThreadPoolExecutor(max_workers=plan.pieces, thread_name_prefix="asr") as pool:
+            pieces = list(pool.map(lambda k: self.transcribe_piece(audio, plan, k), range(plan.pieces)))
+        return join_pieces(plan, pieces)
+
+    def plan(self, audio: np.ndarray, pieces: int, *, language: str | None = None) -> SpeechPlan:
+        """Where to cut `audio` into up to `pieces` pieces (at pauses), and the one language they share:
+        detected here over the whole audio when there are several, so that no piece guesses alone."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if not self.multilingual:
             language = "en"  # asking an English-only model anything else only produces garbage
-        asked = language
-        starts = split_points(audio, self.streams)
-        probability = None
-        if len(starts) > 1 and language is None:  # one language per video, not one per piece
+        starts = split_points(audio, pieces)
+        given, probability = language is not None, None
+        if len(starts) > 1 and language is None:
             language, probability, _ = self._model.detect_language(audio, vad_filter=True)
-        pieces = [audio[a:b] for a, b in zip(starts, [*starts[1:], audio.size], strict=True)]
-        with ThreadPoolExecutor(max_workers=len(pieces), thread_name_prefix="asr") as pool:
-            results = list(pool.map(lambda piece: self._transcribe_piece(piece, language), pieces))
-        kept = [
-            _shifted(seg, start / SAMPLE_RATE)
-            for start, (segs, _) in zip(starts, results, strict=True)
-            for seg in segs
-        ]
-        if not kept and asked is None:  # a language "detected" in music or noise means nothing
-            return Transcript(model=self.name)
-        info = results[0][1]
+        return SpeechPlan(
+            starts=starts,
+            samples=audio.size,
+            language=language,
+            language_probability=probability,
+            forced=given,
+        )
+
+    def transcribe_piece(self, audio: np.ndarray, plan: SpeechPlan, piece: int) -> Transcript:
+        """One piece of `plan` (of the whole `audio`), its times on the whole audio's clock."""
+        start, end = plan.bounds(piece)
+        segments, info = self._transcribe_piece(np.asarray(audio[start:end], dtype=np.float32), plan.language)
+        probability = plan.language_probability
         return Transcript(
-            language=language or info.language,
+            language=plan.language or info.language,
             language_probability=float(probability if probability is not None else info.language_probability),
-            segments=kept,
+            segments=[_shifted(seg, start / SAMPLE_RATE) for seg in segments],
             model=self.name,
         )
 
@@ -201,6 +211,26 @@ class WhisperRecognizer:
             condition_on_previous_text=False,  # stops one misheard window from snowballing into loops
         )
         return [seg for seg in (_segment(s) for s in segments) if seg is not None], info
+
+
+def piece_count(samples: int, piece_s: float) -> int:
+    """How many pieces of about `piece_s` seconds: audio shorter than 1.5 pieces stays one."""
+    return max(1, int(samples / SAMPLE_RATE / piece_s + 0.5))
+
+
+def join_pieces(plan: SpeechPlan, pieces: list[Transcript]) -> Transcript:
+    """The pieces' transcripts (in order, each on the whole clock) as one. The cuts are in pauses, so
+    a word belongs to exactly one piece: the segments are put side by side, none dropped or merged."""
+    segments = [seg for piece in pieces for seg in piece.segments]
+    first = pieces[0]
+    if not segments and not plan.forced:  # a language "detected" in music or noise means nothing
+        return Transcript(model=first.model)
+    return Transcript(
+        language=first.language,
+        language_probability=first.language_probability,
+        segments=segments,
+        model=first.model,
+    )
 
 
 def split_points(audio: np.ndarray, pieces: int) -> list[int]:

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from heimdex.domain import DetectedFace, OcrLine, Tag, Transcript
+from heimdex.domain import DetectedFace, OcrLine, SpeechPlan, Tag, Transcript
 
 
 @runtime_checkable
@@ -19,6 +19,14 @@ class SpeechRecognizer(Protocol):
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None) -> Transcript:
         """Speech to text with word timestamps; the language is detected when not given."""
+        ...
+
+    def plan(self, audio: np.ndarray, pieces: int, *, language: str | None = None) -> SpeechPlan:
+        """Where to cut `audio` at pauses into up to `pieces` pieces, and the language they share."""
+        ...
+
+    def transcribe_piece(self, audio: np.ndarray, plan: SpeechPlan, piece: int) -> Transcript:
+        """One piece of `plan`, its times on the whole audio's clock."""
         ...
 
 

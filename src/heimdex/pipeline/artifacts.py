@@ -20,6 +20,7 @@ from heimdex.domain import (
     FrameText,
     MediaInfo,
     SceneDraft,
+    SpeechPlan,
     Transcript,
 )
 
@@ -53,6 +54,17 @@ class Artifact(Generic[T]):
         return self.name
 
 
+@dataclass(frozen=True)
+class Pieces(Generic[T]):
+    """One artifact per piece of a fan-out stage: `SPEECH_PIECES.at(2)` is speech_piece_002.json."""
+
+    stem: str
+    kind: Any
+
+    def at(self, piece: int) -> Artifact[T]:
+        return Artifact(f"{self.stem}_{piece:03d}.json", self.kind)
+
+
 # The uploaded file. Not in the work folder: stages open it by ctx.video.original_key.
 ORIGINAL: Artifact[bytes] = Artifact("original", bytes, source=True)
 
@@ -60,6 +72,9 @@ MEDIA_INFO: Artifact[MediaInfo] = Artifact("media_info.json", MediaInfo)
 RUN: Artifact[dict] = Artifact("run.json", dict)  # {"run_id": ...}: names keys.run_prefix
 AUDIO: Artifact[np.ndarray] = Artifact("audio.npy", ARRAY)  # 16 kHz mono float32
 TRANSCRIPT: Artifact[Transcript] = Artifact("transcript.json", Transcript)
+# Server mode's fan-out of asr_fast (pipeline/graph.py FanOut): the plan, then one transcript a piece.
+SPEECH_PLAN: Artifact[SpeechPlan] = Artifact("speech_plan.json", SpeechPlan)
+SPEECH_PIECES: Pieces[Transcript] = Pieces("speech_piece", Transcript)  # on the whole audio's clock
 CUTS: Artifact[list[float]] = Artifact("cuts.json", list[float])  # camera cuts, seconds
 CANDIDATES: Artifact[list[FrameRef]] = Artifact("candidates.json", list[FrameRef])  # scene_detect's frames
 FRAMES: Artifact[list[FrameRef]] = Artifact("frames.json", list[FrameRef])  # the frames chosen per shot

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from heimdex.pipeline.artifacts import (
     AUDIO,
@@ -36,6 +36,8 @@ from heimdex.pipeline.artifacts import (
     ORIGINAL,
     RUN,
     SIDECAR_DRAFTS,
+    SPEECH_PIECES,
+    SPEECH_PLAN,
     TAGGER_MODEL,
     TAGS,
     TEXT_MODEL,
@@ -43,6 +45,7 @@ from heimdex.pipeline.artifacts import (
     TRANSCRIPT,
     WINDOW_VECTORS,
     Artifact,
+    Pieces,
 )
 
 if TYPE_CHECKING:
@@ -70,8 +73,21 @@ class StageFunction(NamedTuple):  # a NamedTuple, not a dataclass: this module i
     def resolve(self) -> Callable[[StageContext], None]:
         return getattr(importlib.import_module(f"heimdex.pipeline.stages.{self.module}"), self.name)
 
-    def __call__(self, ctx: StageContext) -> None:
-        self.resolve()(ctx)
+    def __call__(self, ctx: StageContext, *args: Any) -> Any:
+        return self.resolve()(ctx, *args)
+
+
+class FanOut(NamedTuple):
+    """How server mode runs a stage as pieces, one message each, on any workers (queue/broker.py):
+    `plan(ctx) -> int` cuts the work and saves `plan_artifact` (1: the stage runs whole, as its `run`);
+    `piece(ctx, k)` writes `pieces.at(k)`; `join(ctx)`, once every piece is done, writes the stage's
+    outputs. The embedded runner never fans out: it runs the stage whole."""
+
+    plan: StageFunction
+    piece: StageFunction
+    join: StageFunction
+    plan_artifact: Artifact
+    pieces: Pieces
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class Stage:
     outputs: tuple[Artifact, ...]
     queue: str  # one of QUEUES
     weight: int  # rough share of indexing time, so that one progress figure moves evenly
+    fanout: FanOut | None = None  # server mode may run it in pieces
 
 
 def _in(module: str, name: str) -> StageFunction:
@@ -116,6 +133,13 @@ TABLE: tuple[Stage, ...] = (
         outputs=(TRANSCRIPT,),
         queue="asr",
         weight=30,
+        fanout=FanOut(
+            _in("audio", "speech_plan"),
+            _in("audio", "speech_piece"),
+            _in("audio", "speech_join"),
+            plan_artifact=SPEECH_PLAN,
+            pieces=SPEECH_PIECES,
+        ),
     ),
     Stage(
         "scene_detect",

@@ -14,15 +14,17 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
 
 from heimdex.blobs import BlobStore
-from heimdex.domain import StageState, Video, VideoState
+from heimdex.domain import StageState, Video, VideoState, piece_key
 from heimdex.errors import HeimdexError
 from heimdex.logging import get_logger
 from heimdex.ml.registry import Models
 from heimdex.pipeline.context import Artifacts, StageContext
 from heimdex.pipeline.events import EventFn, RunAbandoned, StageEvent
-from heimdex.pipeline.graph import GRAPH, STAGES
+from heimdex.pipeline.graph import GRAPH, STAGES, FanOut
 from heimdex.pipeline.stages.finish import cleanup_work
 from heimdex.settings import Settings
 from heimdex.store import Store
@@ -36,6 +38,19 @@ class StageFailed(Exception):
         self.stage = stage
         self.message = message
         self.retryable = retryable  # False: the input is at fault (HeimdexError), trying again cannot help
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What `_run_step` runs: a stage, or a part of a fan-out stage (its plan, a piece, its join)."""
+
+    stage: str  # the stage: events and errors name it
+    key: str  # its ledger row: the stage, or a piece's `piece_key`
+    call: Callable[[StageContext], Any]
+    artifacts: Artifacts  # the view it reads and writes through
+    opens: bool = True  # records its start (a plan or a join does not: the stage is already running)
+    closes: bool = True  # records itself done (a plan does not: its pieces and join finish the stage)
+    began: float | None = None  # a join: when its stage started (wall clock), for the stage's duration
 
 
 class PipelineRunner:
@@ -61,6 +76,8 @@ class PipelineRunner:
         self.keep_going = keep_going or (lambda: True)
         self.failure: StageFailed | None = None  # why the last run failed, for a queue deciding on retries
         self.functions = {stage.name: stage.run.resolve() for stage in GRAPH.stages}  # imports the stages
+        # Server mode's stages in pieces (graph.FanOut); the graph run above never uses them.
+        self.fanouts: dict[str, FanOut] = {s.name: s.fanout for s in GRAPH.stages if s.fanout is not None}
 
     def run(self, video_id: str) -> Video:
         """Take the video through every stage not yet done. Returns the video in its final state."""
@@ -149,64 +166,123 @@ class PipelineRunner:
         ]
 
     def _run_stage(self, ctx: StageContext, stage: str, attempts: int | None = None) -> None:
-        function = self.functions[stage]
         declared = GRAPH[stage]
-        artifacts = ctx.artifacts.only(stage, reads=declared.inputs, writes=declared.outputs)
-        attempts = attempts or 1 + self.settings.stage_retries
+        view = ctx.artifacts.only(stage, reads=declared.inputs, writes=declared.outputs)
+        step = _Step(stage, stage, self.functions[stage], view)
+        self._run_step(ctx, step, attempts or 1 + self.settings.stage_retries)
+
+    def _run_step(self, ctx: StageContext, step: _Step, attempts: int = 1) -> Any:
+        """Run a stage, or a part of one, with its ledger row, events and retries; its result."""
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
-            self.store.stage_started(ctx.video.id, stage)
-            self._emit(ctx, stage, StageState.RUNNING, 0.0)
+            if step.opens:
+                self.store.stage_started(ctx.video.id, step.key)
+                self._emit(ctx, step, StageState.RUNNING, 0.0)
             stage_ctx = StageContext(
                 **{
                     **ctx.__dict__,
-                    "artifacts": artifacts,
-                    "progress": lambda f, s=stage: self._emit(ctx, s, StageState.RUNNING, f),
+                    "artifacts": step.artifacts,
+                    "progress": lambda f, s=step: self._emit(ctx, s, StageState.RUNNING, f),
                 }
             )
             try:
-                function(stage_ctx)
+                result = step.call(stage_ctx)
             except HeimdexError as exc:  # the input is at fault: retrying cannot help
                 self._check_still_owner(ctx)
                 message = _in_users_words(ctx, str(exc))
-                self._failed(ctx, stage, started, message)
-                raise StageFailed(stage, message) from exc
+                self._failed(ctx, step, started, message)
+                raise StageFailed(step.stage, message) from exc
             except Exception as exc:
                 # A worker that stalled past its lease finds its inputs cleared by the new owner:
                 # that failure is not the video's, and the ledger is not this worker's to write.
                 self._check_still_owner(ctx)
                 message = _in_users_words(ctx, f"{type(exc).__name__}: {exc}")
-                self._failed(ctx, stage, started, message)
+                self._failed(ctx, step, started, message)
                 log.warning(
                     "stage error",
                     video_id=ctx.video.id,
-                    stage=stage,
+                    stage=step.key,
                     attempt=attempt,
                     error=message,
                     trace=traceback.format_exc(limit=6),
                 )
                 if attempt == attempts:
-                    raise StageFailed(stage, message, retryable=True) from exc
+                    raise StageFailed(step.stage, message, retryable=True) from exc
                 time.sleep(0.5 * attempt)
                 continue
             elapsed = time.perf_counter() - started
             self._check_still_owner(ctx)
-            self.store.stage_done(ctx.video.id, stage, elapsed)
-            self.on_event(StageEvent(ctx.video.id, stage, StageState.DONE, 1.0, duration_s=elapsed))
-            log.info("stage done", video_id=ctx.video.id, stage=stage, seconds=round(elapsed, 3))
-            return
+            if step.closes:
+                self._done(ctx, step, elapsed)
+            return result
+        return None
+
+    def _done(self, ctx: StageContext, step: _Step, elapsed: float) -> None:
+        if step.began is not None:  # a joined fan-out: the stage took from its plan to its join
+            elapsed = max(elapsed, time.time() - step.began)
+        self.store.stage_done(ctx.video.id, step.key, elapsed)
+        if step.key == step.stage:
+            self.on_event(StageEvent(ctx.video.id, step.stage, StageState.DONE, 1.0, duration_s=elapsed))
+        log.info("stage done", video_id=ctx.video.id, stage=step.key, seconds=round(elapsed, 3))
+
+    # ------------------------------------------------------------ server mode: a stage in pieces
+    def plan_pieces(self, video_id: str, stage: str) -> int:
+        """Cut a fan-out stage (graph.FanOut) into pieces; 1: run it whole with run_stage. A stage
+        cut in several is marked running here; `run_piece` and `join_pieces` finish it."""
+        ctx = self._context(self.store.job_video(video_id))
+        declared = GRAPH[stage]
+        fan = self.fanouts[stage]
+        view = ctx.artifacts.only(stage, reads=declared.inputs, writes=(fan.plan_artifact,))
+        planned = view.exists(fan.plan_artifact)
+        count = self._run_step(ctx, _Step(stage, stage, fan.plan, view, opens=False, closes=False))
+        if count > 1 and not planned:
+            self.store.stage_started(video_id, stage)
+            self.on_event(StageEvent(video_id, stage, StageState.RUNNING, 0.0))
+        return count
+
+    def pieces(self, video_id: str, stage: str) -> int:
+        """How many pieces the stage's saved plan has (0: none saved)."""
+        fan = self.fanouts[stage]
+        view = Artifacts(self.blobs, video_id).only(stage, reads=(fan.plan_artifact,), writes=())
+        return view.load(fan.plan_artifact).pieces if view.exists(fan.plan_artifact) else 0
+
+    def run_piece(self, video_id: str, stage: str, piece: int) -> None:
+        """One piece, in its own ledger row; then the stage's progress is the share of pieces done."""
+        ctx = self._context(self.store.job_video(video_id))
+        declared = GRAPH[stage]
+        fan = self.fanouts[stage]
+        view = ctx.artifacts.only(
+            stage, reads=(*declared.inputs, fan.plan_artifact), writes=(fan.pieces.at(piece),)
+        )
+        self._run_step(ctx, _Step(stage, piece_key(stage, piece), lambda c: fan.piece(c, piece), view))
+        done = sum(r.state == StageState.DONE for r in self.store.piece_records(video_id, stage))
+        self.on_event(StageEvent(video_id, stage, StageState.RUNNING, done / self.pieces(video_id, stage)))
+
+    def join_pieces(self, video_id: str, stage: str) -> None:
+        """Every piece is done: write the stage's outputs from theirs and record the stage done."""
+        ctx = self._context(self.store.job_video(video_id))
+        declared = GRAPH[stage]
+        fan = self.fanouts[stage]
+        parts = tuple(fan.pieces.at(k) for k in range(self.pieces(video_id, stage)))
+        view = ctx.artifacts.only(stage, reads=(fan.plan_artifact, *parts), writes=declared.outputs)
+        record = next((r for r in self.store.stage_records(video_id) if r.stage == stage), None)
+        began = record.started_at if record is not None else None
+        self._run_step(ctx, _Step(stage, stage, fan.join, view, opens=False, began=began))
 
     def _check_still_owner(self, ctx: StageContext) -> None:
         if not self.keep_going():
             raise RunAbandoned(ctx.video.id)
 
-    def _failed(self, ctx: StageContext, stage: str, started: float, message: str) -> None:
+    def _failed(self, ctx: StageContext, step: _Step, started: float, message: str) -> None:
         elapsed = time.perf_counter() - started
-        self.store.stage_failed(ctx.video.id, stage, elapsed, message)
-        self.on_event(StageEvent(ctx.video.id, stage, StageState.FAILED, error=message, duration_s=elapsed))
+        self.store.stage_failed(ctx.video.id, step.key, elapsed, message)
+        if step.key == step.stage:  # a piece failing leaves its stage running: it is retried
+            event = StageEvent(ctx.video.id, step.stage, StageState.FAILED, error=message, duration_s=elapsed)
+            self.on_event(event)
 
-    def _emit(self, ctx: StageContext, stage: str, state: StageState, fraction: float) -> None:
-        self.on_event(StageEvent(ctx.video.id, stage, state, fraction))
+    def _emit(self, ctx: StageContext, step: _Step, state: StageState, fraction: float) -> None:
+        if step.key == step.stage:  # progress is per stage; a piece's shows as its stage's share
+            self.on_event(StageEvent(ctx.video.id, step.stage, state, fraction))
 
 
 def _in_users_words(ctx: StageContext, message: str) -> str:

@@ -2,8 +2,9 @@
 
 Brokers: Redis (queue_url=redis://, rediss://, unix://) and RabbitMQ (amqp://, amqps://). Four
 actors, one per queue of pipeline/graph.py (`heimdex-media`, `heimdex-asr`, `heimdex-vision`,
-`heimdex-index`); a message is `(video_id, stage)`. `heimdex worker --queues asr,vision` consumes
-some of them; by default a worker takes all.
+`heimdex-index`); a message is `(video_id, stage)`, or `(video_id, stage, piece)` for a piece of a
+stage that fans out (graph.FanOut: asr_fast on long audio; docs/ARCHITECTURE.md, "Long audio fans
+out"). `heimdex worker --queues asr,vision` consumes some of them; by default a worker takes all.
 
 The store is the source of truth, not the broker (StageHandler.handle):
 - a message for a deleted or failed video, for a stage already done, or whose dependencies are not
@@ -13,6 +14,9 @@ The store is the source of truth, not the broker (StageHandler.handle):
   heartbeat thread, judged by the database's clock): a message delivered twice runs once, and a
   worker that stalled past its lease stops before recording anything (RunAbandoned);
 - a finished stage sends the stages it made ready; the last one (commit) makes the video indexed.
+- a fan-out stage's message plans it and sends its pieces; each piece is claimed under its own ledger
+  row (`asr_fast#k`); the worker that finds every piece done, after giving its piece up, takes the
+  stage's claim, joins them and sends what the stage made ready (`_join_when_complete`).
 
 Retries are Dramatiq's (Retries middleware, exponential backoff from queue_backoff_s, at most
 queue_retries); an input error (a corrupt file: HeimdexError) fails the video at once. Exhausted
@@ -34,8 +38,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from functools import partial
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
@@ -45,7 +51,7 @@ from dramatiq.common import dq_name, xq_name
 from dramatiq.middleware import CurrentMessage, Middleware, Retries
 
 from heimdex.blobs.keys import video_prefix
-from heimdex.domain import StageState, VideoState
+from heimdex.domain import StageState, VideoState, piece_key
 from heimdex.errors import NotFoundError
 from heimdex.logging import get_logger
 from heimdex.pipeline.context import Artifacts
@@ -55,6 +61,7 @@ from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue
 from heimdex.queue.channel import Channel, StageReporter
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 AMQP_SCHEMES = ("amqp://", "amqps://")
@@ -122,7 +129,7 @@ class StageQueue(JobQueue):
         settings,
         store,
         recover: Callable[[], list[str]] | None = None,
-        run: Callable[[str, str], None] | None = None,
+        run: Callable[..., None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -151,10 +158,12 @@ class StageQueue(JobQueue):
         for stage in GRAPH.ready(done):
             self.send(video_id, stage)
 
-    def send(self, video_id: str, stage: str, delay_s: float | None = None) -> None:
+    def send(self, video_id: str, stage: str, delay_s: float | None = None, piece: int | None = None) -> None:
+        """A message `(video, stage)`, or `(video, stage, piece)` for a piece of a fan-out stage."""
         delay = int(delay_s * 1000) if delay_s else None
-        self.actors[GRAPH[stage].queue].send_with_options(args=(video_id, stage), delay=delay)
-        log.info("stage.enqueued", video_id=video_id, stage=stage, delay_s=delay_s)
+        args = (video_id, stage) if piece is None else (video_id, stage, piece)
+        self.actors[GRAPH[stage].queue].send_with_options(args=args, delay=delay)
+        log.info("stage.enqueued", video_id=video_id, stage=stage, piece=piece, delay_s=delay_s)
 
     def depth(self) -> int:
         """Stage messages waiting (ready or delayed), over every queue."""
@@ -200,7 +209,7 @@ class StageQueue(JobQueue):
         self.broker.close()
 
 
-def _producer_only(video_id: str, stage: str) -> None:
+def _producer_only(video_id: str, stage: str, piece: int | None = None) -> None:
     raise RuntimeError("this process only sends stages: `heimdex worker` runs them")
 
 
@@ -214,7 +223,7 @@ class DeadLetters(Middleware):
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if exception is None or not message.failed:
             return
-        video_id, stage = message.args
+        video_id, stage = message.args[:2]  # a piece's message has its number third
         attempts = message.options.get("retries", 0)
         error = f"{DEAD_LETTER_PREFIX} after {attempts} attempts: {exception}"
         try:
@@ -254,6 +263,10 @@ class StageRetry(Exception):
     """A stage failed transiently: Dramatiq retries the message later."""
 
 
+class _Over(Exception):
+    """Nothing follows the message: the claim was lost, the video deleted or failed."""
+
+
 class StageHandler:
     """What a worker's actors run for one message `(video_id, stage)`."""
 
@@ -267,7 +280,13 @@ class StageHandler:
         self.held: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def handle(self, video_id: str, stage: str) -> None:
+    def handle(self, video_id: str, stage: str, piece: int | None = None) -> None:
+        try:
+            self._handle(video_id, stage, piece)
+        except _Over:  # the claim was lost, or the video deleted or failed: nothing follows
+            return
+
+    def _handle(self, video_id: str, stage: str, piece: int | None) -> None:
         try:
             video = self.store.job_video(video_id)
         except NotFoundError:
@@ -279,63 +298,153 @@ class StageHandler:
         done = self._done(video_id)
         if stage in done:  # delivered twice, or the worker died between done and sending the next
             self._send_ready(video_id, stage)
-            log.info("stage.duplicate", video_id=video_id, stage=stage)
+            log.info("stage.duplicate", video_id=video_id, stage=stage, piece=piece)
             return
         if any(d not in done for d in GRAPH.dependencies[stage]):
             log.info("stage.not_ready", video_id=video_id, stage=stage)  # its last dependency sends it
             return
-        if not self.store.claim_stage(video_id, stage, self.worker_id, self.lease_s):
-            # Another worker runs it. Look again once its lease could be over, in case that worker
-            # loses its claim and gives the stage up (a no-op if it finishes).
-            log.info("stage.busy", video_id=video_id, stage=stage, worker_id=self.worker_id)
-            self.queue.send(video_id, stage, delay_s=self.lease_s)
+        if piece is not None:
+            self._piece(video, stage, piece)
+        else:
+            with self._claimed(
+                video_id, stage, lambda: self.queue.send(video_id, stage, self.lease_s)
+            ) as mine:
+                if mine:
+                    self._run(video, stage)
+        if GRAPH[stage].fanout is not None:  # after the claim is given up: see _join_when_complete
+            self._join_when_complete(video, stage)
+
+    @contextmanager
+    def _claimed(self, video_id: str, key: str, resend: Callable[[], None]) -> Iterator[bool]:
+        """Hold the ledger row `key` (a stage, or a piece of one) while the block runs; False when
+        another worker holds it. Then the message is sent again for once its lease could be over, in
+        case that worker loses its claim and gives the work up (a no-op if it finishes)."""
+        if not self.store.claim_stage(video_id, key, self.worker_id, self.lease_s):
+            log.info("stage.busy", video_id=video_id, stage=key, worker_id=self.worker_id)
+            resend()
+            yield False
             return
         with self._lock:
-            self.held.add((video_id, stage))
+            self.held.add((video_id, key))
         try:
-            self._run(video, stage)
+            yield True
         finally:
             with self._lock:
-                self.held.discard((video_id, stage))
+                self.held.discard((video_id, key))
             with suppress(Exception):
-                self.store.release_stage_claim(video_id, stage, self.worker_id)
+                self.store.release_stage_claim(video_id, key, self.worker_id)
+
+    def _runner(self, video, key: str):
+        """A runner that goes on only while this worker holds `key`."""
+        reporter = StageReporter(self.channel, video.id)
+        return self.heimdex.runner(
+            on_event=reporter.on_event, keep_going=lambda: self._still_owner(video.id, key)
+        )
+
+    def _working(self, video) -> None:
+        if video.state == VideoState.QUEUED:  # a new video, or one whose stage waits for a retry
+            self.store.set_video_state(video.id, VideoState.PROCESSING)
 
     def _run(self, video, stage: str) -> None:
+        self._working(video)
+        runner = self._runner(video, stage)
+        if stage in runner.fanouts:  # long audio: pieces on any workers, joined when all are done
+            pieces = self._attempt(video.id, stage, lambda: runner.plan_pieces(video.id, stage))
+            if pieces > 1:
+                self._send_pieces(video.id, stage, pieces)
+                return
+        log.info("stage.started", video_id=video.id, stage=stage, worker_id=self.worker_id)
+        self._attempt(video.id, stage, lambda: runner.run_stage(video.id, stage, attempts=1))
+        self._finished(video.id, stage, runner)
+
+    def _piece(self, video, stage: str, piece: int) -> None:
+        key = piece_key(stage, piece)
+        if any(
+            r.stage == key and r.state == StageState.DONE for r in self.store.piece_records(video.id, stage)
+        ):
+            log.info("piece.duplicate", video_id=video.id, stage=stage, piece=piece)  # the join may be left
+            return
+        resend = partial(self.queue.send, video.id, stage, self.lease_s, piece)
+        with self._claimed(video.id, key, resend) as mine:
+            if not mine:
+                return
+            runner = self._runner(video, key)
+            if piece >= runner.pieces(video.id, stage):  # from before a reprocess: its plan is gone
+                log.info("piece.dropped", video_id=video.id, stage=stage, piece=piece, reason="no plan")
+                return
+            self._working(video)
+            log.info("piece.started", video_id=video.id, stage=stage, piece=piece, worker_id=self.worker_id)
+            self._attempt(video.id, stage, lambda: runner.run_piece(video.id, stage, piece))
+            log.info("piece.finished", video_id=video.id, stage=stage, piece=piece, worker_id=self.worker_id)
+
+    def _send_pieces(self, video_id: str, stage: str, pieces: int) -> None:
+        """One message a piece that is neither done nor held (all of them, after the plan is made)."""
+        self.store.add_pieces(video_id, stage, pieces)  # so that stage lists count them from now
+        records = {r.stage: r for r in self.store.piece_records(video_id, stage)}
+        for piece in range(pieces):
+            record = records[piece_key(stage, piece)]
+            if record.state != StageState.DONE and record.claimed_by is None:
+                self.queue.send(video_id, stage, piece=piece)
+
+    def _join_when_complete(self, video, stage: str) -> None:
+        """Once every piece is done, join them and finish the stage. Asked after each piece (and the
+        plan) gave its claim up, so that of two pieces ending at once at least one sees both done;
+        the stage's claim lets one of them join, and a worker killed mid-join leaves its message to
+        be delivered again, which asks again. A join finding the stage done is a no-op."""
+        video_id = video.id
+        runner = self._runner(video, stage)
+        if stage not in runner.fanouts:
+            return
+        pieces = runner.pieces(video_id, stage)
+        done = {r.stage for r in self.store.piece_records(video_id, stage) if r.state == StageState.DONE}
+        if not pieces or any(piece_key(stage, k) not in done for k in range(pieces)):
+            return
+        if stage in self._done(video_id):
+            return
+        # Held: another worker joins them, or still sends the pieces and asks again when it lets go;
+        # the message sent for after the lease covers a joiner killed before it could ask again.
+        with self._claimed(video_id, stage, partial(self.queue.send, video_id, stage, self.lease_s)) as mine:
+            if not mine:
+                return
+            if stage in self._done(video_id):
+                return
+            self._attempt(video_id, stage, lambda: runner.join_pieces(video_id, stage))
+            log.info("stage.joined", video_id=video_id, stage=stage, pieces=pieces, worker_id=self.worker_id)
+        self._finished(video_id, stage, runner)
+
+    def _attempt(self, video_id: str, stage: str, call: Callable[[], T]) -> T:
+        """Run `call` (a stage, or the plan, a piece or the join of one) and return what it returns;
+        its failure becomes the video's outcome or a retry. _Over when nothing follows: the claim was
+        lost, the video deleted (now or while it ran) or failed by its input."""
         from heimdex.pipeline.runner import StageFailed
 
-        video_id = video.id
-        if video.state == VideoState.QUEUED:
-            self.store.set_video_state(video_id, VideoState.PROCESSING)
-        reporter = StageReporter(self.channel, video_id)
-        runner = self.heimdex.runner(
-            on_event=reporter.on_event, keep_going=lambda: self._still_owner(video_id, stage)
-        )
-        log.info("stage.started", video_id=video_id, stage=stage, worker_id=self.worker_id)
         try:
-            runner.run_stage(video_id, stage, attempts=1)
+            result = call()
         except RunAbandoned:
-            if self._deleted(video_id):  # the claim went with the video's rows: drop what it wrote
-                return
-            log.warning("job.abandoned", video_id=video_id, stage=stage, worker_id=self.worker_id)
-            self._tidy_after_abandon(video_id)
-            return
+            if not self._deleted(video_id):  # the claim went with the video's rows: drop what it wrote
+                log.warning("job.abandoned", video_id=video_id, stage=stage, worker_id=self.worker_id)
+                self._tidy_after_abandon(video_id)
+            raise _Over from None
         except StageFailed as failure:
             if self._deleted(video_id):
-                return
+                raise _Over from None
             if not failure.retryable:  # the input is at fault: trying again cannot help
                 self.store.set_video_state(video_id, VideoState.FAILED, str(failure))
                 self._video_over(video_id, "failed")
                 log.warning("job.failed", video_id=video_id, stage=stage, error=str(failure))
-                return
+                raise _Over from None
             self._will_retry(video_id, str(failure))
             raise StageRetry(str(failure)) from failure
         except Exception as exc:
             if self._deleted(video_id):
-                return
+                raise _Over from None
             self._will_retry(video_id, f"{type(exc).__name__}: {exc}")
             raise
-        if self._deleted(video_id):  # deleted while the stage ran: nothing follows
-            return
+        if self._deleted(video_id):  # deleted while it ran: nothing follows
+            raise _Over
+        return result
+
+    def _finished(self, video_id: str, stage: str, runner) -> None:
         log.info("stage.finished", video_id=video_id, stage=stage, worker_id=self.worker_id)
         if stage == STAGES[-1]:
             runner.finish(video_id)
@@ -435,7 +544,9 @@ class StageWorker:
         self.queues = queues or list(QUEUES)
         self.concurrency = max(1, concurrency)
         self.handler: StageHandler | None = None
-        self.queue = StageQueue(settings, heimdex.store, run=lambda v, s: self.handler.handle(v, s))
+        self.queue = StageQueue(
+            settings, heimdex.store, run=lambda v, s, p=None: self.handler.handle(v, s, p)
+        )
         self.channel = progress_channel(settings)
         self.queue.broker.add_middleware(DeadLetters(heimdex.store, self.channel), before=Retries)
         if self.channel is not None:

@@ -230,7 +230,17 @@ class JobLedger(ABC):
         """Give the stage's claim up (a no-op unless `worker_id` holds it)."""
 
     @abstractmethod
-    def stage_records(self, video_id: str) -> list[StageRecord]: ...
+    def stage_records(self, video_id: str) -> list[StageRecord]:
+        """The stages' rows, not their pieces'; a stage in pieces counts them (`pieces`, `pieces_done`)."""
+
+    @abstractmethod
+    def add_pieces(self, video_id: str, stage: str, pieces: int) -> None:
+        """A fan-out stage's plan: a pending row for each of its pieces that has none yet."""
+
+    @abstractmethod
+    def piece_records(self, video_id: str, stage: str) -> list[StageRecord]:
+        """The rows of a fan-out stage's pieces (`domain.piece_key`), claimed and recorded like
+        stages under their own keys."""
 
     @abstractmethod
     def stage_started(self, video_id: str, stage: str) -> None: ...

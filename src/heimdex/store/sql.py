@@ -18,6 +18,7 @@ import numpy as np
 from heimdex.db import new_id
 from heimdex.db.base import Database, Row, Session, loads
 from heimdex.domain import (
+    PIECE_MARK,
     FaceObservation,
     MediaInfo,
     Person,
@@ -30,6 +31,7 @@ from heimdex.domain import (
     Video,
     VideoState,
     Word,
+    piece_key,
 )
 from heimdex.errors import ConflictError, NotFoundError
 from heimdex.store.base import (
@@ -240,8 +242,27 @@ class SqlStore(Store):
             )
 
     def stage_records(self, video_id: str) -> list[StageRecord]:
+        rows = self._stage_rows(video_id, "LIKE", "%")
+        pieces = [r for r in rows if PIECE_MARK in r.stage]
+        return [_counting_pieces(r, pieces) for r in rows if PIECE_MARK not in r.stage]
+
+    def add_pieces(self, video_id: str, stage: str, pieces: int) -> None:
+        with self.db.tx() as s:
+            for piece in range(pieces):
+                s.execute(
+                    "INSERT INTO stage_runs (video_id, stage, state, attempts) VALUES (?, ?, ?, 0)"
+                    " ON CONFLICT (video_id, stage) DO NOTHING",
+                    (video_id, piece_key(stage, piece), StageState.PENDING.value),
+                )
+
+    def piece_records(self, video_id: str, stage: str) -> list[StageRecord]:
+        return self._stage_rows(video_id, "LIKE", f"{stage}{PIECE_MARK}%")
+
+    def _stage_rows(self, video_id: str, like: str, pattern: str) -> list[StageRecord]:
         rows = self.db.all(
-            f"SELECT * FROM stage_runs WHERE video_id = ? ORDER BY stage{self.db.collate_c}", (video_id,)
+            f"SELECT * FROM stage_runs WHERE video_id = ? AND stage {like} ?"
+            f" ORDER BY stage{self.db.collate_c}",
+            (video_id, pattern),
         )
         return [
             StageRecord(
@@ -657,6 +678,15 @@ SCENE_COLUMNS = (
     " thumbnail_key, sidecar_key, index_terms"
 )
 FACE_COLUMNS = "scene_pk, video_id, owner_id, t_s, box, score, model, embedding"
+
+
+def _counting_pieces(record: StageRecord, pieces: list[StageRecord]) -> StageRecord:
+    """`record` with the count of its pieces and of those done (none: not run in pieces)."""
+    mine = [p for p in pieces if p.stage.startswith(f"{record.stage}{PIECE_MARK}")]
+    if not mine:
+        return record
+    done = sum(p.state == StageState.DONE for p in mine)
+    return record.model_copy(update={"pieces": len(mine), "pieces_done": done})
 
 
 def _video(row: Row) -> Video:
