@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -108,9 +109,29 @@ def _remove_host(host: Host) -> None:
     ip("link", "delete", host.root_if, check=False)
 
 
+def _remove_leftovers() -> None:
+    """The hosts of test sessions killed before they could remove theirs (names carry the pid)."""
+    for line in ip("netns", "list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        found = re.fullmatch(r"hx(\d+)n(\d+)", name)
+        if found and not _alive(int(found[1])):
+            _remove_host(Host("", name, f"hx{found[1]}r{found[2]}", "", ""))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def hosts(count: int) -> Iterator[list[Host]]:
     """`count` hosts, removed afterwards whatever happened (their processes must be gone by then)."""
+    _remove_leftovers()
     subnet = _free_subnet()
     made: list[Host] = []
     try:

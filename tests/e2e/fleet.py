@@ -182,12 +182,10 @@ def check_ran_again(before: dict[str, StageRecord], after: dict[str, StageRecord
             assert record.attempts == 1, stage
 
 
-def running(app: Heimdex, video_id: str, stages: Sequence[str] | None = None) -> tuple[str, str] | None:
-    """(worker, stage) of a stage of the video (one of `stages`, if given) that a worker holds and
-    runs, if one does."""
+def running(app: Heimdex, video_id: str) -> tuple[str, str] | None:
+    """(worker, stage) of a stage of the video that a worker holds and runs, if one does."""
     for r in app.stages(video_id):
-        wanted = stages is None or r.stage in stages
-        if wanted and r.state == StageState.RUNNING and r.claimed_by is not None:
+        if r.state == StageState.RUNNING and r.claimed_by is not None:
             return r.claimed_by, r.stage
     return None
 
