@@ -4,7 +4,9 @@ that link, which a test can cut (`Host.cut`) and mend (`Host.mend`).
 
 Services that listen only on loopback or a Unix socket (the bundled PostgreSQL, SeaweedFS, RabbitMQ)
 are reached through `Forwarder`: a TCP listener on each host's root-side address that pipes every
-connection to the service. It runs in the test process (asyncio in a thread): nothing to install,
+connection to the service. Forwarding reuses the session's servers as they are (the bundled
+PostgreSQL with its migrated template, rather than a second cluster bound to the links), and the
+forwarder runs in the test process (asyncio in a thread, rather than socat): nothing to install,
 nothing left running after the test, and it forwards to a Unix socket as readily as to a port.
 A cut link stalls the forwarded connections exactly as it stalls direct ones: the forwarder's
 listening side is on the link's root end, so a host's packets cross the veth pair either way.

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -124,8 +124,8 @@ def _forwarded_postgres(forward: netns.Forwarder, addresses: list[str], url: str
     host, port = str(info.get("host") or "localhost"), int(info.get("port") or 5432)
     target = Path(host) / f".s.PGSQL.{port}" if host.startswith("/") else (host, port)
     fport = forward.forward(addresses, target)
-    user = info.get("user") or "postgres"
-    password = f":{info['password']}" if info.get("password") else ""
+    user = quote(info.get("user") or "postgres", safe="")
+    password = f":{quote(info['password'], safe='')}" if info.get("password") else ""
     return f"postgresql://{user}{password}@{{root}}:{fport}/{info['dbname']}"
 
 
