@@ -48,6 +48,7 @@ class PipelineRunner:
         on_event: EventFn | None = None,
         parallel: int = 2,
         keep_going: Callable[[], bool] | None = None,
+        claim: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,6 +60,8 @@ class PipelineRunner:
         # claim on the video was taken over (it stalled past its lease) stops there instead of racing
         # the new owner through the remaining stages or writing into its ledger.
         self.keep_going = keep_going or (lambda: True)
+        # The worker whose stage claim must still stand when an outcome is recorded (server mode).
+        self.claim = claim
         self.failure: StageFailed | None = None  # why the last run failed, for a queue deciding on retries
         self.functions = {stage.name: stage.run.resolve() for stage in GRAPH.stages}  # imports the stages
 
@@ -191,7 +194,8 @@ class PipelineRunner:
                 continue
             elapsed = time.perf_counter() - started
             self._check_still_owner(ctx)
-            self.store.stage_done(ctx.video.id, stage, elapsed)
+            if not self.store.stage_done(ctx.video.id, stage, elapsed, claimed_by=self.claim):
+                raise RunAbandoned(ctx.video.id)  # the claim passed on after the check
             self.on_event(StageEvent(ctx.video.id, stage, StageState.DONE, 1.0, duration_s=elapsed))
             log.info("stage done", video_id=ctx.video.id, stage=stage, seconds=round(elapsed, 3))
             return
@@ -202,7 +206,8 @@ class PipelineRunner:
 
     def _failed(self, ctx: StageContext, stage: str, started: float, message: str) -> None:
         elapsed = time.perf_counter() - started
-        self.store.stage_failed(ctx.video.id, stage, elapsed, message)
+        if not self.store.stage_failed(ctx.video.id, stage, elapsed, message, claimed_by=self.claim):
+            raise RunAbandoned(ctx.video.id)
         self.on_event(StageEvent(ctx.video.id, stage, StageState.FAILED, error=message, duration_s=elapsed))
 
     def _emit(self, ctx: StageContext, stage: str, state: StageState, fraction: float) -> None:

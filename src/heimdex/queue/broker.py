@@ -11,7 +11,8 @@ The store is the source of truth, not the broker (StageHandler.handle):
   repairs a worker killed between the two);
 - a worker runs a stage only while it holds the stage's claim in the ledger (a lease renewed by a
   heartbeat thread, judged by the database's clock): a message delivered twice runs once, and a
-  worker that stalled past its lease stops before recording anything (RunAbandoned);
+  worker that stalled past its lease stops before recording anything (RunAbandoned); its outcome
+  is written only while its claim stands, checked by the writing statement itself;
 - a finished stage sends the stages it made ready; the last one (commit) makes the video indexed.
 
 Retries are Dramatiq's (Retries middleware, exponential backoff from queue_backoff_s, at most
@@ -308,7 +309,9 @@ class StageHandler:
             self.store.set_video_state(video_id, VideoState.PROCESSING)
         reporter = StageReporter(self.channel, video_id)
         runner = self.heimdex.runner(
-            on_event=reporter.on_event, keep_going=lambda: self._still_owner(video_id, stage)
+            on_event=reporter.on_event,
+            keep_going=lambda: self._still_owner(video_id, stage),
+            claim=self.worker_id,
         )
         log.info("stage.started", video_id=video_id, stage=stage, worker_id=self.worker_id)
         try:
