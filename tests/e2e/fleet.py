@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
@@ -25,6 +26,8 @@ from heimdex.queue.broker import StageQueue
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 from tests import assets
+
+T = TypeVar("T")
 
 # Distinct pictures and words per video so that every file has its own hash and its own scenes.
 PICTURES = [
@@ -148,11 +151,13 @@ class Workers:
                 proc.kill()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, workers: Workers) -> None:
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, workers: Workers) -> T:
+    """The predicate's first truthy value: what was seen, rather than asked again (a stage seen
+    running may be over by the next look)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        if value := predicate():
+            return value
         for name, proc in workers.procs.items():
             if proc.poll() is not None and proc.returncode not in (0, -signal.SIGKILL):
                 raise AssertionError(f"worker {name} exited {proc.returncode}:\n{workers.tail(name)}")

@@ -212,8 +212,7 @@ def test_a_host_cut_off_mid_stage(cluster, hosts, tmp_path) -> None:
         ids = [app.add_file(path).video.id for path in videos[:2]]
         for video_id in ids:
             queue.enqueue(video_id)
-        wait_for(lambda: computing(app, ids), 90, "an asr or vision stage to start", workers)
-        holder, stage = computing(app, ids)
+        holder, stage = wait_for(lambda: computing(app, ids), 90, "an asr or vision stage to start", workers)
         cut, survivor = host_of(holder), next(h.name for h in hosts if h.name != host_of(holder))
         by_name[cut].cut()
         cut_at = time.monotonic()
@@ -254,8 +253,7 @@ def test_a_host_cut_off_mid_stage(cluster, hosts, tmp_path) -> None:
         # ------------------------------------------------ phase 2: a host dies mid-stage
         last = app.add_file(videos[2]).video.id
         queue.enqueue(last)
-        wait_for(lambda: running(app, last), 60, "a stage of the third video to start", workers)
-        holder, stage = running(app, last)
+        holder, stage = wait_for(lambda: running(app, last), 60, "a stage of the third video", workers)
         dead = host_of(holder)
         other = next(h.name for h in hosts if h.name != dead)
         by_name[dead].cut()  # no FIN, no RST: the servers learn nothing from the kill

@@ -109,8 +109,8 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         victim_video = app.add_file(videos[6]).video.id
         queue.enqueue(victim_video)
 
-        wait_for(lambda: running(app, victim_video), 60, "a stage of the seventh video to start", workers)
-        holder, stage_killed = running(app, victim_video)
+        what = "a stage of the seventh video to start"
+        holder, stage_killed = wait_for(lambda: running(app, victim_video), 60, what, workers)
         victim = workers.pid_of(holder)
         survivor = "b" if victim == "a" else "a"
         before = {r.stage: r for r in app.stages(victim_video)}
@@ -145,8 +145,8 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         wait_for(lambda: workers.ready("c"), 120, "a third worker ready", workers)
         stalled_video = app.add_file(videos[7]).video.id
         queue.enqueue(stalled_video)
-        wait_for(lambda: running(app, stalled_video), 60, "a stage of the eighth video to start", workers)
-        staller = workers.pid_of(running(app, stalled_video)[0])
+        what = "a stage of the eighth video to start"
+        staller = workers.pid_of(wait_for(lambda: running(app, stalled_video), 60, what, workers)[0])
         other = next(n for n in (survivor, "c") if n != staller)
         os.kill(workers.procs[staller].pid, signal.SIGSTOP)  # frozen: no heartbeat, no claim renewal
         try:
