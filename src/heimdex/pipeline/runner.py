@@ -194,7 +194,8 @@ class PipelineRunner:
                 continue
             elapsed = time.perf_counter() - started
             self._check_still_owner(ctx)
-            if not self.store.stage_done(ctx.video.id, stage, elapsed, claimed_by=self.claim):
+            recorded = self.store.stage_done(ctx.video.id, stage, elapsed, claimed_by=self.claim)
+            if self.claim is not None and not recorded:
                 raise RunAbandoned(ctx.video.id)  # the claim passed on after the check
             self.on_event(StageEvent(ctx.video.id, stage, StageState.DONE, 1.0, duration_s=elapsed))
             log.info("stage done", video_id=ctx.video.id, stage=stage, seconds=round(elapsed, 3))
@@ -206,7 +207,8 @@ class PipelineRunner:
 
     def _failed(self, ctx: StageContext, stage: str, started: float, message: str) -> None:
         elapsed = time.perf_counter() - started
-        if not self.store.stage_failed(ctx.video.id, stage, elapsed, message, claimed_by=self.claim):
+        recorded = self.store.stage_failed(ctx.video.id, stage, elapsed, message, claimed_by=self.claim)
+        if self.claim is not None and not recorded:
             raise RunAbandoned(ctx.video.id)
         self.on_event(StageEvent(ctx.video.id, stage, StageState.FAILED, error=message, duration_s=elapsed))
 
