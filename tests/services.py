@@ -432,6 +432,13 @@ def _empty_bucket(client, bucket: str) -> None:
             client.delete_objects(Bucket=bucket, Delete={"Objects": names, "Quiet": True})
 
 
+def bucket_keys(bucket: str, prefix: str = "") -> set[str]:
+    """Every key in a bucket of the test S3 server (under `prefix`)."""
+    client = s3_endpoint().client()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
 @contextmanager
 def fresh_bucket() -> Iterator[str]:
     """A new, empty bucket on the test S3 server, emptied and deleted afterwards."""

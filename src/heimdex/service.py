@@ -142,7 +142,10 @@ class Heimdex:
         self.blobs.put_file(key, path)
 
     def runner(
-        self, on_event: EventFn | None = None, keep_going: Callable[[], bool] | None = None
+        self,
+        on_event: EventFn | None = None,
+        keep_going: Callable[[], bool] | None = None,
+        claim: str | None = None,
     ) -> PipelineRunner:
         from heimdex.pipeline.runner import PipelineRunner  # decoders and stages: not needed to search
 
@@ -154,6 +157,7 @@ class Heimdex:
             on_event,
             parallel=self.settings.pipeline_parallelism,
             keep_going=keep_going,
+            claim=claim,
         )
 
     def process(self, video_id: str, on_event: EventFn | None = None) -> Video:

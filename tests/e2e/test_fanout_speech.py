@@ -26,7 +26,8 @@ from heimdex.queue.broker import StageQueue
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 from tests import assets, services
-from tests.e2e.test_scale_out import LEASE_S, PICTURES, Workers, dead_letters, flush, wait_for
+from tests.e2e.fleet import PICTURES, Workers, dead_letters, flush, wait_for
+from tests.e2e.test_scale_out import LEASE_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

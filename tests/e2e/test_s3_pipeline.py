@@ -26,12 +26,6 @@ def s3_bucket() -> Iterator[str]:
         yield name
 
 
-def bucket_keys(bucket: str, prefix: str = "") -> set[str]:
-    client = services.s3_endpoint().client()
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return {item["Key"] for page in pages for item in page.get("Contents", [])}
-
-
 def test_pipeline_on_s3(tmp_path, models, s3_bucket) -> None:
     settings = Settings(
         home=tmp_path, storage_url=f"s3://{s3_bucket}", **services.s3_endpoint().settings_fields()
@@ -51,7 +45,7 @@ def test_pipeline_on_s3(tmp_path, models, s3_bucket) -> None:
     assert video.state.value == "indexed", video.error
 
     prefix = f"videos/{video.id}/"
-    keys = bucket_keys(s3_bucket)
+    keys = services.bucket_keys(s3_bucket)
     assert video.original_key in keys
     assert all(k.startswith(prefix) for k in keys), "nothing outside the video's folder"
     assert not [k for k in keys if k.startswith(f"{prefix}work/")], "work/ artifacts outlive the commit"
@@ -74,6 +68,6 @@ def test_pipeline_on_s3(tmp_path, models, s3_bucket) -> None:
     assert hit.scene_index == 3
 
     app.delete_video(video.id)
-    assert bucket_keys(s3_bucket) == set()
+    assert services.bucket_keys(s3_bucket) == set()
     assert app.blobs.cache.entries() == [], "the deleted original is still cached on this machine"
     app.close()

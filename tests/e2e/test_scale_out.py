@@ -13,52 +13,37 @@ frozen one finishes the stage it was in, sees that its claim is gone and records
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import suppress
 from pathlib import Path
 
 import pytest
-import redis
 
 from heimdex.domain import StageState, VideoState
 from heimdex.pipeline.graph import STAGES
 from heimdex.queue.broker import StageQueue
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
-from tests import assets, services
+from tests import services
+from tests.e2e.fleet import (
+    Workers,
+    check_ran_again,
+    check_scenes,
+    dead_letters,
+    flush,
+    running,
+    small_video,
+    wait_for,
+)
+
+__all__ = ["small_video"]  # other tests and benchmarks import it from here
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 REDIS_DB = 14
 LEASE_S = 4.0
-
-# Distinct pictures and words per video so that every file has its own hash and its own scenes.
-PICTURES = [
-    lambda: assets.opencv_sample("home.jpg"),
-    lambda: assets.skimage_photo("chelsea"),
-    lambda: assets.skimage_photo("stereo_motorcycle"),
-    lambda: assets.kphotoalbum_photo("jesper_2.jpg"),
-    lambda: assets.kphotoalbum_photo("donna_2.jpg"),
-    lambda: assets.skimage_photo("astronaut"),
-    lambda: assets.skimage_photo("coffee"),
-]
-TOPICS = ["harbour", "orchard", "library", "bakery", "stadium", "glacier", "museum", "lighthouse"]
-
-
-def small_video(i: int) -> Path:
-    """About seven seconds, two scenes: a narrated picture, then a captioned one."""
-    first, second = PICTURES[i % len(PICTURES)], PICTURES[(i + 3) % len(PICTURES)]
-    scenes = [
-        {"image": first(), "say": f"Today we visit the {TOPICS[i]} in town number {i + 1}.", "seconds": 3.5},
-        {"image": second(), "say": None, "text": f"{TOPICS[i].upper()} {i + 1}", "seconds": 3.0},
-    ]
-    return assets.narrated_video(f"scale_out_{i}", scenes)
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -77,101 +62,6 @@ def server(request, tmp_path_factory) -> Iterator[Settings]:
     with services.fresh_postgres() as url:
         yield settings.model_copy(update={"database_url": url})
     flush(settings)
-
-
-def flush(settings: Settings) -> None:
-    """No message of an earlier run is left on the broker."""
-    if settings.queue_url.startswith("redis://"):
-        redis.Redis.from_url(settings.queue_url).flushdb()
-        return
-    queue = StageQueue(settings, None)
-    queue.counts()  # declares the queues, so that purging them finds them
-    queue.broker.flush_all()
-    queue.stop()
-
-
-def env_of(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "HEIMDEX_HOME": str(settings.home),
-        "HEIMDEX_DATABASE_URL": settings.database_url or "",
-        "HEIMDEX_STORAGE_URL": settings.storage_url or "",
-        "HEIMDEX_QUEUE_URL": settings.queue_url,
-        "HEIMDEX_ASR_MODEL": settings.asr_model,
-        "HEIMDEX_QUEUE_LEASE_S": str(LEASE_S),
-        "HEIMDEX_CPU_THREADS": "1",  # two workers on two cores
-        "HEIMDEX_LOG_LEVEL": "INFO",
-        "HEIMDEX_LOG_JSON": "true",
-    }
-
-
-class Workers:
-    def __init__(self, settings: Settings, folder: Path) -> None:
-        self.settings, self.folder = settings, folder
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, queues: str | None = None) -> None:
-        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 - the process owns it
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "heimdex.cli", "worker", *(["--queues", queues] if queues else [])],
-            env=env_of(self.settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def events(self, name: str, event: str) -> list[dict]:
-        found = []
-        for line in (self.folder / f"{name}.log").read_text().splitlines():
-            if line.startswith("{") and f'"{event}"' in line:
-                with suppress(json.JSONDecodeError):  # the last line may be half written
-                    found.append(json.loads(line))
-        return found
-
-    def ready(self, name: str) -> bool:
-        return bool(self.events(name, "worker.started"))
-
-    def done(self, video_ids: list[str], by: str | None = None) -> bool:
-        """Whether every video has a job.done line (its commit ran) in the log of worker `by` (or of
-        any worker)."""
-        names = [by] if by else list(self.procs)
-        finished = {e["video_id"] for name in names for e in self.events(name, "job.done")}
-        return set(video_ids) <= finished
-
-    def tail(self, name: str, lines: int = 25) -> str:
-        return "\n".join((self.folder / f"{name}.log").read_text().splitlines()[-lines:])
-
-    def pid_of(self, worker_id: str) -> str:
-        return next(n for n, p in self.procs.items() if f":{p.pid}:" in worker_id)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def wait_for(predicate, timeout: float, what: str, workers: Workers) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for name, proc in workers.procs.items():
-            if proc.poll() is not None and proc.returncode not in (0, -signal.SIGKILL):
-                raise AssertionError(f"worker {name} exited {proc.returncode}:\n{workers.tail(name)}")
-        time.sleep(0.3)
-    tails = "\n".join(f"--- worker {name}:\n{workers.tail(name)}" for name in workers.procs)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
-
-
-def check_scenes(app: Heimdex, video_id: str, expected: int = 2) -> None:
-    scenes = app.store.job_scenes(video_id)
-    assert len(scenes) == expected, [(s.index, s.start_s, s.end_s) for s in scenes]
-    assert len({s.id for s in scenes}) == len(scenes)
-    assert [s.index for s in scenes] == list(range(expected))
 
 
 def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None:
@@ -219,7 +109,8 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         victim_video = app.add_file(videos[6]).video.id
         queue.enqueue(victim_video)
 
-        holder, stage_killed = wait_running(app, victim_video, "a stage of the seventh video", workers)
+        what = "a stage of the seventh video to start"
+        holder, stage_killed = wait_for(lambda: running(app, victim_video), 60, what, workers)
         victim = workers.pid_of(holder)
         survivor = "b" if victim == "a" else "a"
         before = {r.stage: r for r in app.stages(victim_video)}
@@ -243,15 +134,8 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         print(f"the survivor finished {time.monotonic() - killed_at:.1f}s after the kill")
         assert app.video(victim_video).state == VideoState.INDEXED
         records = {r.stage: r for r in app.stages(victim_video)}
-        assert all(r.state == StageState.DONE for r in records.values()) and set(records) == set(STAGES)
-        for stage, record in records.items():
-            was = before.get(stage)
-            if was is not None and was.state == StageState.DONE:
-                assert record.attempts == 1, f"{stage} was done before the kill and ran again"
-            elif was is not None and was.state == StageState.RUNNING and was.claimed_by == holder:
-                assert record.attempts == 2, f"{stage}: killed once, then run once more"
-            else:
-                assert record.attempts == 1, stage
+        assert set(records) == set(STAGES)
+        check_ran_again(before, records, holder)
         check_scenes(app, victim_video)
         assert app.video(victim_video).claimed_by is None
         assert queue.depth() == 0
@@ -261,7 +145,8 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         wait_for(lambda: workers.ready("c"), 120, "a third worker ready", workers)
         stalled_video = app.add_file(videos[7]).video.id
         queue.enqueue(stalled_video)
-        staller = workers.pid_of(wait_running(app, stalled_video, "a stage of the eighth video", workers)[0])
+        what = "a stage of the eighth video to start"
+        staller = workers.pid_of(wait_for(lambda: running(app, stalled_video), 60, what, workers)[0])
         other = next(n for n in (survivor, "c") if n != staller)
         os.kill(workers.procs[staller].pid, signal.SIGSTOP)  # frozen: no heartbeat, no claim renewal
         try:
@@ -289,23 +174,3 @@ def test_two_workers_share_the_work_and_survive_a_kill(server, tmp_path) -> None
         app.close()
         queue.stop()
     assert workers.procs[survivor].returncode == 0, "SIGTERM: the idle worker stops cleanly"
-
-
-def running(app: Heimdex, video_id: str) -> tuple[str, str] | None:
-    """(worker, stage) of a stage of the video that a worker holds and runs, if one does."""
-    for r in app.stages(video_id):
-        if r.state == StageState.RUNNING and r.claimed_by is not None:
-            return r.claimed_by, r.stage
-    return None
-
-
-def wait_running(app: Heimdex, video_id: str, what: str, workers: Workers) -> tuple[str, str]:
-    """The (worker, stage) seen running, from the same look that saw it: a second look may find the
-    stage already finished."""
-    seen: list[tuple[str, str] | None] = []
-    wait_for(lambda: bool(seen.append(running(app, video_id)) or seen[-1]), 60, what, workers)
-    return seen[-1]
-
-
-def dead_letters(queue: StageQueue) -> int:
-    return sum(dead for _, _, dead in queue.counts().values())

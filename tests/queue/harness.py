@@ -98,8 +98,8 @@ def make_worker(settings: Settings, stages: Stages, queues: list[str] | None = N
     store = SqliteStore(settings.home / "heimdex.db")
     blobs = LocalBlobStore(settings.home / "blobs")
 
-    def runner(on_event=None, keep_going=None):
-        r = PipelineRunner(settings, store, blobs, None, on_event=on_event, keep_going=keep_going)
+    def runner(on_event=None, keep_going=None, claim=None):
+        r = PipelineRunner(settings, store, blobs, None, on_event, keep_going=keep_going, claim=claim)
         r.functions = {name: (lambda ctx, name=name: stages.run(name, ctx)) for name in STAGES}
         r.fanouts = {"asr_fast": stages.fanout()}
         return r

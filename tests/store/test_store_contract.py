@@ -890,6 +890,23 @@ def test_an_expired_stage_claim_can_be_taken_over(store):
     assert not store.renew_stage_claim(v.id, "commit", "w1", 30), "the old holder lost it"
 
 
+def test_a_stage_outcome_is_recorded_only_by_the_holder_of_its_claim(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, None)
+    assert store.claim_stage(v.id, "asr_fast", "w1", 0.2)
+    store.stage_started(v.id, "asr_fast")
+    time.sleep(0.4)
+    assert store.claim_stage(v.id, "asr_fast", "w2", 30), "w1's lease ran out: w2 takes the stage over"
+    store.stage_started(v.id, "asr_fast")
+    assert not store.stage_done(v.id, "asr_fast", 1.0, claimed_by="w1"), "w1 checked its claim too early"
+    assert not store.stage_failed(v.id, "asr_fast", 1.0, "late", claimed_by="w1")
+    (record,) = store.stage_records(v.id)
+    assert (record.state, record.error, record.claimed_by) == (StageState.RUNNING, None, "w2")
+    assert store.stage_done(v.id, "asr_fast", 2.0, claimed_by="w2")
+    (record,) = store.stage_records(v.id)
+    assert (record.state, record.duration_s, record.attempts) == (StageState.DONE, 2.0, 2)
+    assert store.stage_done(v.id, "asr_fast", 2.0), "without a claim (the in-process runner): unfenced"
+
+
 def test_stage_claims_from_many_threads_have_one_winner(store):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -63,6 +63,7 @@ class PipelineRunner:
         on_event: EventFn | None = None,
         parallel: int = 2,
         keep_going: Callable[[], bool] | None = None,
+        claim: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -74,6 +75,8 @@ class PipelineRunner:
         # claim on the video was taken over (it stalled past its lease) stops there instead of racing
         # the new owner through the remaining stages or writing into its ledger.
         self.keep_going = keep_going or (lambda: True)
+        # The worker whose stage claim must still stand when an outcome is recorded (server mode).
+        self.claim = claim
         self.failure: StageFailed | None = None  # why the last run failed, for a queue deciding on retries
         self.functions = {stage.name: stage.run.resolve() for stage in GRAPH.stages}  # imports the stages
         # Server mode's stages in pieces (graph.FanOut); the graph run above never uses them.
@@ -220,7 +223,9 @@ class PipelineRunner:
     def _done(self, ctx: StageContext, step: _Step, elapsed: float) -> None:
         if step.began is not None:  # a joined fan-out: the stage took from its plan to its join
             elapsed = max(elapsed, time.time() - step.began)
-        self.store.stage_done(ctx.video.id, step.key, elapsed)
+        recorded = self.store.stage_done(ctx.video.id, step.key, elapsed, claimed_by=self.claim)
+        if self.claim is not None and not recorded:
+            raise RunAbandoned(ctx.video.id)  # the claim passed on after the check
         if step.key == step.stage:
             self.on_event(StageEvent(ctx.video.id, step.stage, StageState.DONE, 1.0, duration_s=elapsed))
         log.info("stage done", video_id=ctx.video.id, stage=step.key, seconds=round(elapsed, 3))
@@ -275,7 +280,9 @@ class PipelineRunner:
 
     def _failed(self, ctx: StageContext, step: _Step, started: float, message: str) -> None:
         elapsed = time.perf_counter() - started
-        self.store.stage_failed(ctx.video.id, step.key, elapsed, message)
+        recorded = self.store.stage_failed(ctx.video.id, step.key, elapsed, message, claimed_by=self.claim)
+        if self.claim is not None and not recorded:
+            raise RunAbandoned(ctx.video.id)
         if step.key == step.stage:  # a piece failing leaves its stage running: it is retried
             event = StageEvent(ctx.video.id, step.stage, StageState.FAILED, error=message, duration_s=elapsed)
             self.on_event(event)

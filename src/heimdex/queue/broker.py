@@ -12,7 +12,8 @@ The store is the source of truth, not the broker (StageHandler.handle):
   repairs a worker killed between the two);
 - a worker runs a stage only while it holds the stage's claim in the ledger (a lease renewed by a
   heartbeat thread, judged by the database's clock): a message delivered twice runs once, and a
-  worker that stalled past its lease stops before recording anything (RunAbandoned);
+  worker that stalled past its lease stops before recording anything (RunAbandoned); its outcome
+  is written only while its claim stands, checked by the writing statement itself;
 - a finished stage sends the stages it made ready; the last one (commit) makes the video indexed.
 - a fan-out stage's message plans it and sends its pieces; each piece is claimed under its own ledger
   row (`asr_fast#k`); the worker that finds every piece done, after giving its piece up, takes the
@@ -338,7 +339,9 @@ class StageHandler:
         """A runner that goes on only while this worker holds `key`."""
         reporter = StageReporter(self.channel, video.id)
         return self.heimdex.runner(
-            on_event=reporter.on_event, keep_going=lambda: self._still_owner(video.id, key)
+            on_event=reporter.on_event,
+            keep_going=lambda: self._still_owner(video.id, key),
+            claim=self.worker_id,  # an outcome is recorded only while this worker still holds its row
         )
 
     def _working(self, video) -> None:

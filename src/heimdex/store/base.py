@@ -246,10 +246,16 @@ class JobLedger(ABC):
     def stage_started(self, video_id: str, stage: str) -> None: ...
 
     @abstractmethod
-    def stage_done(self, video_id: str, stage: str, duration_s: float) -> None: ...
+    def stage_done(self, video_id: str, stage: str, duration_s: float, claimed_by: str | None = None) -> bool:
+        """Record the stage done. With `claimed_by` (server mode: the worker that ran it), only while
+        that worker still holds the stage's claim, checked in the same statement, so that a worker
+        which lost its claim after its last check records nothing: False then."""
 
     @abstractmethod
-    def stage_failed(self, video_id: str, stage: str, duration_s: float, error: str) -> None: ...
+    def stage_failed(
+        self, video_id: str, stage: str, duration_s: float, error: str, claimed_by: str | None = None
+    ) -> bool:
+        """Record the stage failed; `claimed_by` as for stage_done."""
 
     @abstractmethod
     def job_transcript_edits(self, video_id: str) -> list[TranscriptEdit]:

@@ -287,21 +287,33 @@ class SqlStore(Store):
                 (video_id, stage, StageState.RUNNING.value, time.time()),
             )
 
-    def stage_done(self, video_id: str, stage: str, duration_s: float) -> None:
-        self._finish_stage(video_id, stage, StageState.DONE, duration_s, None)
+    def stage_done(self, video_id: str, stage: str, duration_s: float, claimed_by: str | None = None) -> bool:
+        return self._finish_stage(video_id, stage, StageState.DONE, duration_s, None, claimed_by)
 
-    def stage_failed(self, video_id: str, stage: str, duration_s: float, error: str) -> None:
-        self._finish_stage(video_id, stage, StageState.FAILED, duration_s, error)
+    def stage_failed(
+        self, video_id: str, stage: str, duration_s: float, error: str, claimed_by: str | None = None
+    ) -> bool:
+        return self._finish_stage(video_id, stage, StageState.FAILED, duration_s, error, claimed_by)
 
     def _finish_stage(
-        self, video_id: str, stage: str, state: StageState, duration_s: float, error: str | None
-    ) -> None:
+        self,
+        video_id: str,
+        stage: str,
+        state: StageState,
+        duration_s: float,
+        error: str | None,
+        claimed_by: str | None,
+    ) -> bool:
+        # The claim is checked by the UPDATE itself: a check, then a write, would leave a window in
+        # which the claim could pass to another worker (a host cut off between the two).
+        fence, params = (" AND claimed_by = ?", (claimed_by,)) if claimed_by is not None else ("", ())
         with self.db.tx() as s:
-            s.execute(
+            cur = s.execute(
                 "UPDATE stage_runs SET state = ?, duration_s = ?, error = ?, finished_at = ?"
-                " WHERE video_id = ? AND stage = ?",
-                (state.value, duration_s, error, time.time(), video_id, stage),
+                f" WHERE video_id = ? AND stage = ?{fence}",
+                (state.value, duration_s, error, time.time(), video_id, stage, *params),
             )
+            return cur.rowcount == 1
 
     def job_scenes(self, video_id: str) -> list[Scene]:
         return self._scenes_where("s.video_id = ?", [video_id])
