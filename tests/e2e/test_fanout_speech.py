@@ -106,7 +106,7 @@ def test_long_speech_fans_out_to_two_workers_and_survives_a_kill(server, tmp_pat
     broker = server.queue_url.split(":")[0]
     try:
         for name, queues in (("a", "asr"), ("b", "asr"), ("rest", "media,vision,index")):
-            workers.start(name, queues)
+            workers.start(name, queues=queues)
         wait_for(lambda: all(workers.ready(n) for n in workers.procs), 120, "three workers", workers)
 
         # ------------------------------------------------ phase 1: three pieces on two workers
