@@ -3,6 +3,7 @@ pipeline and search, and holds the few rules that span them (de-duplication, enr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from heimdex import subtitles
+from heimdex import faceclusters, subtitles
 from heimdex.blobs import BlobStore, open_blob_store
 from heimdex.blobs.keys import original_key_template, person_photo_key, person_prefix, video_prefix
-from heimdex.domain import Person, Scene, StageRecord, Video, VideoState
+from heimdex.domain import ClusterFace, FaceCluster, Person, Scene, StageRecord, Video, VideoState
 from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, InvalidRequestError, NotFoundError
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
@@ -329,6 +330,7 @@ class Heimdex:
                     per_person[match.person_id].append((face_pks[row], match.distance, match.possible))
         for person_id, links in per_person.items():
             self.store.replace_person_matches(owner_id, person_id, links)
+        faceclusters.attach_matched_clusters(self.store, owner_id)  # an enrolment joins its cluster
         return {pid: len(links) for pid, links in per_person.items()}
 
     def person_matches(
@@ -346,6 +348,88 @@ class Heimdex:
         self.store.set_match_verdict(owner_id, person.id, face_pk, verdict)
         log.info("person.match_judged", person_id=person.id, face_pk=face_pk, verdict=verdict)
         return self.store.get_person(owner_id, person.id)
+
+    # ------------------------------------------------------------ unnamed people (face clusters)
+    def cluster_faces(self, owner_id: str = LOCAL_OWNER) -> list[str]:
+        """Cluster the owner's faces that are in no cluster yet (commit does it for each new video);
+        returns the new clusters' ids."""
+        made = faceclusters.cluster_new_faces(
+            self.store, owner_id, self.models.faces.name, self.settings.face_cluster_distance
+        )
+        faceclusters.attach_matched_clusters(self.store, owner_id)
+        return made
+
+    def face_groups(
+        self, owner_id: str = LOCAL_OWNER, *, named: bool = False, hidden: bool = False
+    ) -> list[FaceCluster]:
+        """Unnamed people, largest first (with `named` the named clusters too; `hidden` adds the
+        hidden ones)."""
+        groups = self.store.list_clusters(owner_id, hidden=hidden)
+        return [g for g in groups if named or g.person_id is None]
+
+    def face_group(self, group_id: str, owner_id: str = LOCAL_OWNER) -> FaceCluster:
+        return self.store.get_cluster(owner_id, group_id)
+
+    def face_group_faces(self, group_id: str, owner_id: str = LOCAL_OWNER) -> list[ClusterFace]:
+        return self.store.cluster_faces(owner_id, group_id)
+
+    def name_group(self, group_id: str, name: str, owner_id: str = LOCAL_OWNER) -> Person:
+        """Name an unnamed person: they become (or join) the enrolled person of that name, whose
+        examples are the cluster's faces, so that search finds their scenes at once. Matching then
+        runs again, with those examples, for faces elsewhere."""
+        group = self.store.get_cluster(owner_id, group_id)
+        try:
+            person = self.store.get_person(owner_id, name)
+        except NotFoundError:
+            person = self.store.add_person(owner_id, name)
+        self.store.set_cluster_person(owner_id, group.id, person.id)
+        self._confirm_group(owner_id, group.id, person.id)
+        log.info("people.group_named", group_id=group.id, person_id=person.id)
+        return self.store.get_person(owner_id, person.id)
+
+    def _confirm_group(self, owner_id: str, group_id: str, person_id: str) -> None:
+        faces = self.store.cluster_faces(owner_id, group_id)
+        self.store.confirm_faces(owner_id, person_id, [f.face_pk for f in faces])
+        self.rematch_people(owner_id)
+
+    def merge_groups(self, source_id: str, target_id: str, owner_id: str = LOCAL_OWNER) -> FaceCluster:
+        """Merge two people (clusters) into `target`. The merged one keeps target's name, or else
+        source's; two people of different names are a ConflictError (rename one first)."""
+        source = self.store.get_cluster(owner_id, source_id)
+        target = self.store.get_cluster(owner_id, target_id)
+        if source.person_id and target.person_id and source.person_id != target.person_id:
+            raise ConflictError(f"{source.person_name} and {target.person_name} are two named people")
+        self.store.merge_clusters(owner_id, source.id, target.id)
+        person_id = target.person_id or source.person_id
+        if person_id is not None:
+            self.store.set_cluster_person(owner_id, target.id, person_id)
+            self._confirm_group(owner_id, target.id, person_id)
+        return self.store.get_cluster(owner_id, target.id)
+
+    def move_face(self, face_pk: int, to_group: str | None = None, owner_id: str = LOCAL_OWNER) -> str:
+        """Move a wrongly clustered face out: into `to_group`, or a new unnamed person of its own.
+        If it left a named person, its match to them is rejected (matching keeps it away from them);
+        if it joins one, it is confirmed. Returns the face's new group."""
+        before = self.store.face_cluster(owner_id, face_pk)
+        old_person = self.store.get_cluster(owner_id, before).person_id if before else None
+        if to_group is not None:
+            self.store.get_cluster(owner_id, to_group)  # NotFoundError before anything changes
+        if old_person is not None:
+            self._reject_face(owner_id, old_person, face_pk)
+        group = self.store.move_face(owner_id, face_pk, to_group)
+        new_person = self.store.get_cluster(owner_id, group).person_id
+        if new_person is not None:
+            self.store.confirm_faces(owner_id, new_person, [face_pk])
+        return group
+
+    def _reject_face(self, owner_id: str, person_id: str, face_pk: int) -> None:
+        with contextlib.suppress(NotFoundError):  # never linked to them: nothing to undo
+            self.store.set_match_verdict(owner_id, person_id, face_pk, "rejected")
+
+    def hide_group(self, group_id: str, hidden: bool = True, owner_id: str = LOCAL_OWNER) -> FaceCluster:
+        """Hide an unnamed person (strangers in the background): not listed unless asked."""
+        self.store.set_cluster_hidden(owner_id, group_id, hidden)
+        return self.store.get_cluster(owner_id, group_id)
 
     def remove_person(self, name_or_id: str, owner_id: str = LOCAL_OWNER) -> None:
         person = self.store.get_person(owner_id, name_or_id)
