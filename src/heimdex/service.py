@@ -397,6 +397,8 @@ class Heimdex:
         source's; two people of different names are a ConflictError (rename one first)."""
         source = self.store.get_cluster(owner_id, source_id)
         target = self.store.get_cluster(owner_id, target_id)
+        if source.id == target.id:
+            raise InvalidRequestError("a person cannot be merged into themselves")
         if source.person_id and target.person_id and source.person_id != target.person_id:
             raise ConflictError(f"{source.person_name} and {target.person_name} are two named people")
         self.store.merge_clusters(owner_id, source.id, target.id)
@@ -406,25 +408,36 @@ class Heimdex:
             self._confirm_group(owner_id, target.id, person_id)
         return self.store.get_cluster(owner_id, target.id)
 
-    def move_face(self, face_pk: int, to_group: str | None = None, owner_id: str = LOCAL_OWNER) -> str:
-        """Move a wrongly clustered face out: into `to_group`, or a new unnamed person of its own.
-        If it left a named person, its match to them is rejected (matching keeps it away from them);
-        if it joins one, it is confirmed. Returns the face's new group."""
-        before = self.store.face_cluster(owner_id, face_pk)
-        old_person = self.store.get_cluster(owner_id, before).person_id if before else None
+    def move_face(
+        self, group_id: str, face_pk: int, to_group: str | None = None, owner_id: str = LOCAL_OWNER
+    ) -> str:
+        """Move a wrongly clustered face out of its group: into `to_group`, or a new unnamed person of
+        its own. If it left a named person, its match to them is rejected (matching keeps it away from
+        them); if it joins one, it is confirmed. Returns the face's new group."""
+        group = self.store.get_cluster(owner_id, group_id)
+        if self.store.face_cluster(owner_id, face_pk) != group.id:
+            raise NotFoundError(f"no face {face_pk} in that group")
         if to_group is not None:
             self.store.get_cluster(owner_id, to_group)  # NotFoundError before anything changes
-        if old_person is not None:
-            self._reject_face(owner_id, old_person, face_pk)
-        group = self.store.move_face(owner_id, face_pk, to_group)
-        new_person = self.store.get_cluster(owner_id, group).person_id
+        if group.person_id is not None:
+            self._reject_face(owner_id, group.person_id, face_pk)
+        moved_to = self.store.move_face(owner_id, face_pk, to_group)
+        new_person = self.store.get_cluster(owner_id, moved_to).person_id
         if new_person is not None:
             self.store.confirm_faces(owner_id, new_person, [face_pk])
-        return group
+        return moved_to
 
     def _reject_face(self, owner_id: str, person_id: str, face_pk: int) -> None:
         with contextlib.suppress(NotFoundError):  # never linked to them: nothing to undo
             self.store.set_match_verdict(owner_id, person_id, face_pk, "rejected")
+
+    def face_crop(self, group_id: str, face_pk: int, owner_id: str = LOCAL_OWNER) -> bytes:
+        """The JPEG crop of one face of a group (NotFoundError for another group's face, or none kept:
+        faces indexed before crops were kept have none until their video is reprocessed)."""
+        face = next((f for f in self.store.cluster_faces(owner_id, group_id) if f.face_pk == face_pk), None)
+        if face is None or face.crop_key is None or not self.blobs.exists(face.crop_key):
+            raise NotFoundError(f"no crop of face {face_pk}")
+        return self.blobs.get_bytes(face.crop_key)
 
     def hide_group(self, group_id: str, hidden: bool = True, owner_id: str = LOCAL_OWNER) -> FaceCluster:
         """Hide an unnamed person (strangers in the background): not listed unless asked."""
