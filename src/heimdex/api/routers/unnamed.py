@@ -114,7 +114,7 @@ def name_group(group_id: str, body: PersonBody, user: CurrentUser, ctx: Ctx) -> 
 @router.post(
     "/{group_id}/merge",
     summary="Merge this group into another (the same person)",
-    responses=errors(400, 404, 409, _409="both groups are named, differently"),
+    responses=errors(404, 409, _409="both groups are named, differently"),
 )
 def merge_group(group_id: str, body: MergeBody, user: CurrentUser, ctx: Ctx) -> dict:
     return group_json(ctx.heimdex.merge_groups(group_id, body.into, user.id))
