@@ -755,6 +755,19 @@ def _cluster_face(row: Row) -> ClusterFace:
     )
 
 
+def _one_per_scene_first(rows: Sequence[Row]) -> list[Row]:
+    """The best face of each scene, then the rest (each in the order given): the crops shown differ,
+    rather than one face seen in a few frames of one shot."""
+    scenes: set[int] = set()
+    first: list[int] = []
+    for i, row in enumerate(rows):
+        if row["scene_pk"] not in scenes:
+            scenes.add(row["scene_pk"])
+            first.append(i)
+    chosen = set(first)
+    return [rows[i] for i in first] + [r for i, r in enumerate(rows) if i not in chosen]
+
+
 def _cluster(rows: Sequence[Row], best: int) -> FaceCluster:
     """A cluster from its faces' rows, best face first."""
     first = rows[0]
@@ -766,7 +779,7 @@ def _cluster(rows: Sequence[Row], best: int) -> FaceCluster:
         hidden=bool(first["hidden"]),
         face_count=len(rows),
         scene_count=len({r["scene_pk"] for r in rows}),
-        best_faces=[_cluster_face(r) for r in rows[:best]],
+        best_faces=[_cluster_face(r) for r in _one_per_scene_first(rows)[:best]],
         created_at=float(first["created_at"]),
     )
 
