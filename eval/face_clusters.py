@@ -14,8 +14,10 @@ are the same person; recall: of the same-person pairs, how many share a cluster.
 
 Clicks to name everyone (each person tagged in the photos, whose faces were found): one "name" per
 cluster whose faces are mostly that person (the second and later one merge by the same name), one
-"move out" per labelled face in a cluster that is mostly someone else, and one per labelled face left
-unclustered. The sweep re-clusters the same faces, video by video, at other distances.
+"move out" per labelled face in a cluster that is mostly someone else (and a name for a person who
+is nowhere the majority), and one per labelled face left unclustered (an upper bound: once their
+person is named, the matcher may find them as sure or possible matches). The sweep re-clusters the
+same faces, video by video, at other distances.
 """
 
 from __future__ import annotations
@@ -166,6 +168,8 @@ def clicks(faces: list[Face], clusters: list[str | None]) -> dict:
             members.setdefault(cluster, Counter())[next(iter(face.label))] += 1
     majority = {c: counts.most_common(1)[0][0] for c, counts in members.items()}
     names = len(set(majority.items()))  # one name per (cluster, person) it stands for
+    # Someone whose faces are all in others' clusters: moved out, their new group needs its name.
+    names += len({next(iter(f.label)) for f, c in labelled if c is not None} - set(majority.values()))
     moves = sum(1 for f, c in labelled if c is not None and majority[c] != next(iter(f.label)))
     waiting = sum(1 for _, c in labelled if c is None)
     return {
