@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # A seed face's shorter side in the frame, and the sharpness (variance of the Laplacian) of its crop at
 # media.FACE_CROP_PX. dlib's identity vectors drift apart below ~45 px (ml/faces.py). Sharpness, on
-# KPhotoAlbum's faces in 640-px frames: 230-1600 as taken; a Gaussian blur of sigma 2 px brings a
+# KPhotoAlbum's faces in 640-px frames: 78-1580 as taken; a Gaussian blur of sigma 2 px brings a
 # 100-px face to 14, sigma 5 a 250-px face to 22.
 SEED_MIN_PX = 56.0
 SEED_MIN_SHARPNESS = 30.0
