@@ -324,6 +324,7 @@ class Heimdex:
                 photos,
                 self.models.match_distance(model),
                 self.models.possible_distance(model),
+                rejected=self.store.rejected_embeddings(owner_id, model),
             )
             for row, match in matches.items():
                 if face_pks[row] not in judged:

@@ -106,11 +106,19 @@ def test_naming_finds_them_at_once_and_lists_possible_faces(library: Library) ->
     confirmed = app.judge_match("Jesper", possible[0].face_pk, "confirmed", ALICE)
     assert len(app.store.person_embeddings(ALICE, app.models.faces.name)[0]) == before + 1
     assert confirmed.scene_count >= person.scene_count
-    if len(possible) > 1:
-        app.judge_match("Jesper", possible[1].face_pk, "rejected", ALICE)
-        app.rematch_people(ALICE)
-        left = {m.face_pk: m for m in app.person_matches("Jesper", ALICE)}
-        assert left[possible[1].face_pk].verdict == "rejected", "a rejection survives re-matching"
+    # A rejected face keeps its look-alikes away: the same face in the other frame of its photo too.
+    rejected = possible[-1]
+    twins = [
+        m.face_pk
+        for m in possible[:-1]
+        if (m.video_id, int(m.t_s // 2)) == (rejected.video_id, int(rejected.t_s // 2))
+    ]
+    app.judge_match("Jesper", rejected.face_pk, "rejected", ALICE)
+    app.rematch_people(ALICE)
+    left = {m.face_pk: m for m in app.person_matches("Jesper", ALICE)}
+    assert left[rejected.face_pk].verdict == "rejected", "a rejection survives re-matching"
+    assert twins, "each photo is seen in two frames"
+    assert all(t not in left for t in twins if t != possible[0].face_pk)
 
 
 def test_merge_two_people_and_move_a_face_out(library: Library) -> None:

@@ -331,6 +331,10 @@ class PeopleStore(ABC):
         photos, and faces the owner confirmed (named clusters, confirmed matches)."""
 
     @abstractmethod
+    def rejected_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        """(person_id per row, (n, dim)) of the faces the owner rejected for each person."""
+
+    @abstractmethod
     def face_embeddings(self, owner_id: str, model: str) -> tuple[list[int], np.ndarray]:
         """(face pk per row, (n, dim)) of every face seen in the owner's indexed videos."""
 

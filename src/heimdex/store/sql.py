@@ -533,6 +533,15 @@ class SqlStore(Store):
         )
         return [r["person_id"] for r in rows], self.db.matrix(rows, "embedding", self._dim(rows))
 
+    def rejected_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        rows = self._vector_rows(
+            "SELECT m.person_id, f.embedding FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
+            " JOIN people p ON p.id = m.person_id"
+            " WHERE p.owner_id = ? AND f.model = ? AND m.verdict = 'rejected' ORDER BY f.pk",
+            (owner_id, model),
+        )
+        return [r["person_id"] for r in rows], self.db.matrix(rows, "embedding", self._dim(rows))
+
     def face_embeddings(self, owner_id: str, model: str) -> tuple[list[int], np.ndarray]:
         rows = self._vector_rows(
             "SELECT pk, embedding FROM faces WHERE owner_id = ? AND model = ? ORDER BY pk", (owner_id, model)

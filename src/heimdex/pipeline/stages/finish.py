@@ -117,7 +117,12 @@ def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int
         rows = [i for i, f in enumerate(faces) if f.model == model]
         vectors = np.array([faces[i].embedding for i in rows], dtype=np.float32)
         found = match_faces(
-            vectors, person_ids, photos, ctx.models.match_distance(model), ctx.models.possible_distance(model)
+            vectors,
+            person_ids,
+            photos,
+            ctx.models.match_distance(model),
+            ctx.models.possible_distance(model),
+            rejected=ctx.store.rejected_embeddings(ctx.video.owner_id, model),
         )
         for row, match in found.items():
             matches[rows[row]] = match

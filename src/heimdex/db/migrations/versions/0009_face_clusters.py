@@ -5,7 +5,8 @@ Revises: 0008
 Create Date: 2026-12-02
 
 Mirrors schema step 5 of SQLite (store/sqlite.py). Faces seen before have size and sharpness 0 and
-no crop until their video is reprocessed: they can join a cluster but never seed one.
+no crop until their video is reprocessed: they can join a cluster but never seed one. Each step is
+idempotent (IF NOT EXISTS), like the migrations before it: running it again changes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute(
-        """CREATE TABLE face_clusters (
+        """CREATE TABLE IF NOT EXISTS face_clusters (
             id         text PRIMARY KEY,
             owner_id   text NOT NULL,
             person_id  text REFERENCES people (id) ON DELETE SET NULL,
@@ -30,14 +31,15 @@ def upgrade() -> None:
             created_at double precision NOT NULL
         )"""
     )
-    op.execute("CREATE INDEX face_clusters_by_owner ON face_clusters (owner_id)")
-    op.execute("ALTER TABLE faces ADD COLUMN size_px double precision NOT NULL DEFAULT 0")
-    op.execute("ALTER TABLE faces ADD COLUMN sharpness double precision NOT NULL DEFAULT 0")
-    op.execute("ALTER TABLE faces ADD COLUMN crop_key text")
+    op.execute("CREATE INDEX IF NOT EXISTS face_clusters_by_owner ON face_clusters (owner_id)")
+    op.execute("ALTER TABLE faces ADD COLUMN IF NOT EXISTS size_px double precision NOT NULL DEFAULT 0")
+    op.execute("ALTER TABLE faces ADD COLUMN IF NOT EXISTS sharpness double precision NOT NULL DEFAULT 0")
+    op.execute("ALTER TABLE faces ADD COLUMN IF NOT EXISTS crop_key text")
     op.execute(
-        "ALTER TABLE faces ADD COLUMN cluster_id text REFERENCES face_clusters (id) ON DELETE SET NULL"
+        "ALTER TABLE faces ADD COLUMN IF NOT EXISTS cluster_id text"
+        " REFERENCES face_clusters (id) ON DELETE SET NULL"
     )
-    op.execute("CREATE INDEX faces_by_cluster ON faces (cluster_id)")
+    op.execute("CREATE INDEX IF NOT EXISTS faces_by_cluster ON faces (cluster_id)")
 
 
 def downgrade() -> None:
