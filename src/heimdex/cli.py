@@ -703,6 +703,74 @@ def people_rename(name: str, new_name: str) -> None:
     out.print(f"renamed to {person.name}")
 
 
+# ---------------------------------------------------------------- unnamed people (face groups)
+_GROUP = Annotated[str, typer.Argument(help="A group id, as `heimdex people unnamed` lists them.")]
+
+
+@people_app.command("unnamed")
+def people_unnamed(
+    show_all: Annotated[bool, typer.Option("--all", help="Named and hidden groups too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """People nobody enrolled: the faces of your videos grouped by who they look like, largest first."""
+    groups = _app().face_groups(named=show_all, hidden=show_all)
+    if as_json:
+        out.print_json(data=[g.model_dump(mode="json") for g in groups])
+        return
+    if not groups:
+        out.print("no unnamed faces")
+        return
+    table = Table()
+    for column in ("group", "faces", "scenes", "seen in", "name"):
+        table.add_column(column, no_wrap=column == "group")
+    for g in groups:
+        seen = ", ".join(dict.fromkeys(f"{f.filename} {_clock(f.t_s)}" for f in g.best_faces))
+        name = g.person_name or ("(hidden)" if g.hidden else "")
+        table.add_row(g.id, str(g.face_count), str(g.scene_count), seen, name)
+    out.print(table)
+    out.print("[dim]`heimdex people name GROUP NAME` to name one, `heimdex people merge GROUP INTO`[/dim]")
+
+
+@people_app.command("cluster")
+def people_cluster() -> None:
+    """Group the faces that are in no group yet (indexing does it for each new video)."""
+    made = _app().cluster_faces()
+    out.print(f"{len(made)} new group{'' if len(made) == 1 else 's'}")
+
+
+@people_app.command("name")
+def people_name(group: _GROUP, name: Annotated[str, typer.Argument(help="Who they are.")]) -> None:
+    """Name a group: it becomes the person of that name (new, or enrolled already), found in search."""
+    person = _app().name_group(group, name)
+    out.print(f"{person.name}: seen in {person.scene_count} scenes")
+
+
+@people_app.command("merge")
+def people_merge(group: _GROUP, into: _GROUP) -> None:
+    """Merge one group into another: the same person."""
+    merged = _app().merge_groups(group, into)
+    out.print(f"{merged.id}: {merged.face_count} faces in {merged.scene_count} scenes")
+
+
+@people_app.command("move")
+def people_move(
+    group: _GROUP,
+    face: Annotated[int, typer.Argument(help="The face, as `--json` lists it.", min=1, max=2**62)],
+    to: Annotated[str | None, typer.Option(help="The group it belongs to (default: one of its own).")] = None,
+) -> None:
+    """Take a wrongly grouped face out of its group."""
+    out.print(f"face {face}: now in group {_app().move_face(group, face, to)}")
+
+
+@people_app.command("hide")
+def people_hide(
+    group: _GROUP, show: Annotated[bool, typer.Option("--show", help="Show it again.")] = False
+) -> None:
+    """Hide a group (strangers in the background) from the list of unnamed people."""
+    _app().hide_group(group, hidden=not show)
+    out.print(f"{group}: {'shown' if show else 'hidden'}")
+
+
 # ---------------------------------------------------------------- server and accounts
 
 

@@ -181,6 +181,10 @@ class FaceObservation(BaseModel):
     score: float
     embedding: list[float]
     model: str = ""  # the model that made the embedding; identities match only within one model
+    # Clustering reads how good a face is: only faces big and sharp enough seed a cluster of their own.
+    size_px: float = 0.0  # the box's shorter side in the frame, in pixels
+    sharpness: float = 0.0  # variance of the Laplacian of the face crop, at a fixed size
+    crop_key: str | None = None  # the face crop shown on the people pages (blobs/keys.face_crop_key)
 
 
 class SceneDraft(BaseModel):
@@ -265,6 +269,35 @@ class Person(BaseModel):
     photo_count: int = 0
     scene_count: int = 0
     possible_count: int = 0  # scenes with a possible match only, waiting for a confirm or reject
+    created_at: float = 0.0
+
+
+class ClusterFace(BaseModel):
+    """One face of an unnamed (or named) person's cluster, where it was seen."""
+
+    face_pk: int
+    video_id: str
+    filename: str
+    scene_id: str
+    scene_index: int
+    t_s: float
+    size_px: float
+    sharpness: float
+    crop_key: str | None = None
+
+
+class FaceCluster(BaseModel):
+    """Faces the clustering found to be one person: unnamed until the owner names it (or an
+    enrolled photo matches most of it), then `person_id` is that person."""
+
+    id: str
+    owner_id: str
+    person_id: str | None = None
+    person_name: str | None = None
+    hidden: bool = False
+    face_count: int = 0
+    scene_count: int = 0
+    best_faces: list[ClusterFace] = Field(default_factory=list)  # largest and sharpest first
     created_at: float = 0.0
 
 

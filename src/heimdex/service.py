@@ -3,6 +3,7 @@ pipeline and search, and holds the few rules that span them (de-duplication, enr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -12,10 +13,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from heimdex import corrections, subtitles
+from heimdex import corrections, faceclusters, subtitles
 from heimdex.blobs import BlobStore, open_blob_store
 from heimdex.blobs.keys import original_key_template, person_photo_key, person_prefix, video_prefix
-from heimdex.domain import Person, Scene, StageRecord, TranscriptEdit, Video, VideoState, Word
+from heimdex.domain import (
+    ClusterFace,
+    FaceCluster,
+    Person,
+    Scene,
+    StageRecord,
+    TranscriptEdit,
+    Video,
+    VideoState,
+    Word,
+)
 from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, InvalidRequestError, NotFoundError
 from heimdex.korean import index_terms
 from heimdex.logging import ensure_logging, get_logger, register_secrets
@@ -387,12 +398,14 @@ class Heimdex:
                 photos,
                 self.models.match_distance(model),
                 self.models.possible_distance(model),
+                rejected=self.store.rejected_embeddings(owner_id, model),
             )
             for row, match in matches.items():
                 if face_pks[row] not in judged:
                     per_person[match.person_id].append((face_pks[row], match.distance, match.possible))
         for person_id, links in per_person.items():
             self.store.replace_person_matches(owner_id, person_id, links)
+        faceclusters.attach_matched_clusters(self.store, owner_id)  # an enrolment joins its cluster
         return {pid: len(links) for pid, links in per_person.items()}
 
     def person_matches(
@@ -410,6 +423,101 @@ class Heimdex:
         self.store.set_match_verdict(owner_id, person.id, face_pk, verdict)
         log.info("person.match_judged", person_id=person.id, face_pk=face_pk, verdict=verdict)
         return self.store.get_person(owner_id, person.id)
+
+    # ------------------------------------------------------------ unnamed people (face clusters)
+    def cluster_faces(self, owner_id: str = LOCAL_OWNER) -> list[str]:
+        """Cluster the owner's faces that are in no cluster yet (commit does it for each new video);
+        returns the new clusters' ids."""
+        made = faceclusters.cluster_new_faces(
+            self.store, owner_id, self.models.faces.name, self.settings.face_cluster_distance
+        )
+        faceclusters.attach_matched_clusters(self.store, owner_id)
+        return made
+
+    def face_groups(
+        self, owner_id: str = LOCAL_OWNER, *, named: bool = False, hidden: bool = False
+    ) -> list[FaceCluster]:
+        """Unnamed people, largest first (with `named` the named clusters too; `hidden` adds the
+        hidden ones)."""
+        groups = self.store.list_clusters(owner_id, hidden=hidden)
+        return [g for g in groups if named or g.person_id is None]
+
+    def face_group(self, group_id: str, owner_id: str = LOCAL_OWNER) -> FaceCluster:
+        return self.store.get_cluster(owner_id, group_id)
+
+    def face_group_faces(self, group_id: str, owner_id: str = LOCAL_OWNER) -> list[ClusterFace]:
+        return self.store.cluster_faces(owner_id, group_id)
+
+    def name_group(self, group_id: str, name: str, owner_id: str = LOCAL_OWNER) -> Person:
+        """Name an unnamed person: they become (or join) the enrolled person of that name, whose
+        examples are the cluster's faces, so that search finds their scenes at once. Matching then
+        runs again, with those examples, for faces elsewhere."""
+        group = self.store.get_cluster(owner_id, group_id)
+        try:
+            person = self.store.get_person(owner_id, name)
+        except NotFoundError:
+            person = self.store.add_person(owner_id, name)
+        self.store.set_cluster_person(owner_id, group.id, person.id)
+        self._confirm_group(owner_id, group.id, person.id)
+        log.info("people.group_named", group_id=group.id, person_id=person.id)
+        return self.store.get_person(owner_id, person.id)
+
+    def _confirm_group(self, owner_id: str, group_id: str, person_id: str) -> None:
+        faces = self.store.cluster_faces(owner_id, group_id)
+        self.store.confirm_faces(owner_id, person_id, [f.face_pk for f in faces])
+        self.rematch_people(owner_id)
+
+    def merge_groups(self, source_id: str, target_id: str, owner_id: str = LOCAL_OWNER) -> FaceCluster:
+        """Merge two people (clusters) into `target`. The merged one keeps target's name, or else
+        source's; two people of different names are a ConflictError (rename one first)."""
+        source = self.store.get_cluster(owner_id, source_id)
+        target = self.store.get_cluster(owner_id, target_id)
+        if source.id == target.id:
+            raise InvalidRequestError("a person cannot be merged into themselves")
+        if source.person_id and target.person_id and source.person_id != target.person_id:
+            raise ConflictError(f"{source.person_name} and {target.person_name} are two named people")
+        self.store.merge_clusters(owner_id, source.id, target.id)
+        person_id = target.person_id or source.person_id
+        if person_id is not None:
+            self.store.set_cluster_person(owner_id, target.id, person_id)
+            self._confirm_group(owner_id, target.id, person_id)
+        return self.store.get_cluster(owner_id, target.id)
+
+    def move_face(
+        self, group_id: str, face_pk: int, to_group: str | None = None, owner_id: str = LOCAL_OWNER
+    ) -> str:
+        """Move a wrongly clustered face out of its group: into `to_group`, or a new unnamed person of
+        its own. If it left a named person, its match to them is rejected (matching keeps it away from
+        them); if it joins one, it is confirmed. Returns the face's new group."""
+        group = self.store.get_cluster(owner_id, group_id)
+        if self.store.face_cluster(owner_id, face_pk) != group.id:
+            raise NotFoundError(f"no face {face_pk} in that group")
+        if to_group is not None:
+            self.store.get_cluster(owner_id, to_group)  # NotFoundError before anything changes
+        if group.person_id is not None:
+            self._reject_face(owner_id, group.person_id, face_pk)
+        moved_to = self.store.move_face(owner_id, face_pk, to_group)
+        new_person = self.store.get_cluster(owner_id, moved_to).person_id
+        if new_person is not None:
+            self.store.confirm_faces(owner_id, new_person, [face_pk])
+        return moved_to
+
+    def _reject_face(self, owner_id: str, person_id: str, face_pk: int) -> None:
+        with contextlib.suppress(NotFoundError):  # never linked to them: nothing to undo
+            self.store.set_match_verdict(owner_id, person_id, face_pk, "rejected")
+
+    def face_crop(self, group_id: str, face_pk: int, owner_id: str = LOCAL_OWNER) -> bytes:
+        """The JPEG crop of one face of a group (NotFoundError for another group's face, or none kept:
+        faces indexed before crops were kept have none until their video is reprocessed)."""
+        face = next((f for f in self.store.cluster_faces(owner_id, group_id) if f.face_pk == face_pk), None)
+        if face is None or face.crop_key is None or not self.blobs.exists(face.crop_key):
+            raise NotFoundError(f"no crop of face {face_pk}")
+        return self.blobs.get_bytes(face.crop_key)
+
+    def hide_group(self, group_id: str, hidden: bool = True, owner_id: str = LOCAL_OWNER) -> FaceCluster:
+        """Hide an unnamed person (strangers in the background): not listed unless asked."""
+        self.store.set_cluster_hidden(owner_id, group_id, hidden)
+        return self.store.get_cluster(owner_id, group_id)
 
     def remove_person(self, name_or_id: str, owner_id: str = LOCAL_OWNER) -> None:
         person = self.store.get_person(owner_id, name_or_id)

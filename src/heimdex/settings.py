@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     thumbnail_max_side: int = Field(480, ge=64)
     tag_min_score: float = Field(0.15, ge=0, le=1)
     face_match_distance: float = Field(0.6, gt=0, description="dlib distance below which a face is a person.")
+    face_cluster_distance: float = Field(
+        0.6,
+        gt=0,
+        description="dlib distance below which two faces join one unnamed person (small or blurred"
+        " faces: 0.8 of it); measured in docs/QUALITY.md.",
+    )
     subject_match_distance: float = Field(
         1.15, gt=0, description="Appearance distance below which an animal is an enrolled pet (max 1.41)."
     )

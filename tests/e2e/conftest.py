@@ -59,6 +59,18 @@ def news_video() -> Path:
     return assets.narrated_video("e2e_news", scenes)
 
 
+# Unnamed people: KPhotoAlbum's demo photos, silent, two seconds each (a face's time tells its photo).
+# First: Jesper alone; Jim, Jesper and Wayne (qt-logo.jpg, left to right); Anne Helene and Jesper.
+# Second, later: Jesper alone; Jesper and Anne Helene again; Jesper in 1988; Jesper small (41 px).
+PEOPLE_FIRST = ("jesper_2.jpg", "qt-logo.jpg", "bar55.jpg")
+PEOPLE_SECOND = ("jesper.jpg", "bar55_2.jpg", "new_wave_2.jpg", "grand_canyon_2.jpg")
+
+
+def people_video(name: str, photos: tuple[str, ...]) -> Path:
+    scenes = [{"image": assets.kphotoalbum_photo(p), "say": None, "seconds": 2.0} for p in photos]
+    return assets.narrated_video(name, scenes, width=1280, height=720)
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> Models:
     """Models load once per session (the packaged Whisper is unpacked into a shared cache)."""

@@ -923,3 +923,79 @@ def test_claims_from_many_threads_have_one_winner(store):
     with ThreadPoolExecutor(4) as pool:
         won = list(pool.map(lambda i: store.claim_video(v.id, f"w{i}", 30), range(8)))
     assert won.count(True) == 1
+
+
+# ---------------------------------------------------------------- unnamed people (face clusters)
+
+
+def seen(scene_index: int, value: float, size_px: float, crop: str | None = None) -> FaceObservation:
+    return face(scene_index, value).model_copy(
+        update={"size_px": size_px, "sharpness": 100.0 + size_px, "crop_key": crop}
+    )
+
+
+def test_face_clusters_group_name_merge_move_hide(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    faces = [seen(0, 1.0, 80, "c/0.jpg"), seen(1, 1.0, 120, "c/1.jpg"), seen(1, -1.0, 60), seen(2, 0.5, 30)]
+    commit(store, v.id, ["a", "b", "c"], [unit(1), unit(0, 1), unit(1, 1)], faces=faces)
+    found = store.clustering_faces("alice", "dlib")
+    assert found.clusters == [None] * 4 and found.size_px == [80, 120, 60, 30]
+    assert found.sharpness == [180, 220, 160, 130] and found.vectors.shape == (4, 128)
+    assert store.clustering_faces("bob", "dlib").pks == []
+    p = found.pks
+
+    big, small = store.add_to_clusters("alice", {}, [[p[0], p[1]], [p[2]]])
+    (bob_cluster,) = store.add_to_clusters("bob", {}, [[p[3]]])  # another owner's face: left alone
+    assert store.add_to_clusters("alice", {p[3]: bob_cluster}, []) == []  # nor into bob's cluster
+    assert store.clustering_faces("alice", "dlib").clusters == [big, big, small, None]
+    store.add_to_clusters("alice", {p[3]: big, p[0]: small}, [])  # p[0] is clustered already: stays
+    listed = store.list_clusters("alice")
+    assert [c.id for c in listed] == [big, small], "largest first"
+    assert listed[0].face_count == 3 and listed[0].scene_count == 3
+    assert [f.face_pk for f in listed[0].best_faces] == [p[1], p[0], p[3]], "largest face first"
+    assert listed[0].best_faces[0].crop_key == "c/1.jpg" and listed[0].best_faces[0].filename == "a.mp4"
+    assert store.list_clusters("bob") == [] and store.face_cluster("alice", p[3]) == big
+    with pytest.raises(NotFoundError):
+        store.get_cluster("bob", big)
+    with pytest.raises(NotFoundError):
+        store.face_cluster("bob", p[0])
+
+    # Named: the cluster's person, its faces confirmed and examples for matching.
+    donna = store.add_person("alice", "Donna")
+    store.set_cluster_person("alice", big, donna.id)
+    store.confirm_faces("alice", donna.id, [p[0], p[1], p[3]])
+    assert store.get_cluster("alice", big).person_name == "Donna"
+    assert store.get_person("alice", "Donna").scene_count == 3
+    ids, examples = store.person_embeddings("alice", "dlib")
+    assert ids == [donna.id] * 3 and examples.shape == (3, 128)
+    with pytest.raises(NotFoundError):
+        store.confirm_faces("bob", donna.id, [p[2]])
+    with pytest.raises(NotFoundError):
+        store.set_cluster_person("bob", big, None)
+
+    # Merge, move a face out (an emptied cluster goes), hide.
+    store.merge_clusters("alice", small, big)
+    with pytest.raises(NotFoundError):
+        store.get_cluster("alice", small)
+    own = store.move_face("alice", p[2], None)
+    assert [f.face_pk for f in store.cluster_faces("alice", own)] == [p[2]]
+    back = store.move_face("alice", p[2], big)
+    assert back == big and store.list_clusters("alice", hidden=True)[0].face_count == 4
+    with pytest.raises(NotFoundError):
+        store.get_cluster("alice", own)
+    with pytest.raises(NotFoundError):
+        store.move_face("bob", p[2], None)
+    store.set_cluster_hidden("alice", big, True)
+    assert store.list_clusters("alice") == [] and store.list_clusters("alice", hidden=True)[0].hidden
+    with pytest.raises(NotFoundError):
+        store.merge_clusters("bob", big, bob_cluster)
+
+    # Votes: unnamed clusters and the people their faces surely match.
+    store.set_cluster_person("alice", big, None)
+    assert store.cluster_votes("alice") == [(big, donna.id, 3)]
+    assert store.cluster_votes("bob") == []
+
+    # Reprocessing replaces the faces: they are unclustered again, and an emptied cluster is not listed.
+    commit(store, v.id, ["a"], [unit(1)], faces=[seen(0, 1.0, 80)])
+    assert store.clustering_faces("alice", "dlib").clusters == [None]
+    assert store.list_clusters("alice", hidden=True) == []

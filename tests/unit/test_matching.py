@@ -31,3 +31,13 @@ def test_faces_just_past_the_threshold_are_possible_matches():
 
 def test_no_people_no_matches():
     assert match_faces(np.zeros((2, 128)), [], np.zeros((0, 128)), 0.6) == {}
+
+
+def test_a_face_like_one_rejected_for_a_person_is_not_theirs():
+    photos = np.array([[0.0, 0.0]])
+    faces = np.array([[0.5, 0.0], [-0.5, 0.0]])  # both 0.5 from ann's photo
+    rejected = (["ann"], np.array([[0.6, 0.0]]))  # the owner said a face here is not ann
+    matches = match_faces(faces, ["ann"], photos, max_distance=0.6, rejected=rejected)
+    assert sorted(matches) == [1], "the face 0.1 from the rejected one is not hers; the other is"
+    others = (["bob"], np.array([[0.6, 0.0]]))  # rejected for someone else: no bearing on ann
+    assert sorted(match_faces(faces, ["ann"], photos, max_distance=0.6, rejected=others)) == [0, 1]

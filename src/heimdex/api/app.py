@@ -17,7 +17,19 @@ from heimdex.api.errors import UnhandledErrors, install_error_handlers
 from heimdex.api.guards import UrlGuardMiddleware
 from heimdex.api.headers import SecurityHeaders, origin_of
 from heimdex.api.metrics import Metrics
-from heimdex.api.routers import auth, health, jobs, people, reels, scenes, search, transcripts, users, videos
+from heimdex.api.routers import (
+    auth,
+    health,
+    jobs,
+    people,
+    reels,
+    scenes,
+    search,
+    transcripts,
+    unnamed,
+    users,
+    videos,
+)
 from heimdex.api.session import SessionMiddleware
 from heimdex.api.timeouts import BodyTimeoutMiddleware
 from heimdex.api.uploads import UploadArea
@@ -119,7 +131,7 @@ def create_app(
     app = FastAPI(title="Heimdex", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, auth, users, videos, transcripts, scenes, reels, search, people, jobs):
+    for module in (health, auth, users, videos, transcripts, scenes, reels, search, people, unnamed, jobs):
         app.include_router(module.router)
     from heimdex.web.routes import router as web_router
 

@@ -8,6 +8,7 @@ change here must leave the keys of existing videos, thumbnails and photos as the
     videos/<video_id>/work/frames/<ms:09d>.jpg            sampled frames
     videos/<video_id>/runs/<run_id>/thumbs/<index:04d>.webp   scene thumbnails of one indexing run
     videos/<video_id>/runs/<run_id>/scenes/<index:04d>.json   scene sidecars of that run
+    videos/<video_id>/runs/<run_id>/faces/<ms:09d>-<n:02d>.jpg  face crops of that run (people pages)
     people/<person_id>/<n:04d>.jpg                        enrolled photos (0000 is the one shown)
     uploads/<user_id>/<token>/original<suffix>            direct uploads, until they become a video
     reels/<owner_id>/<reel_id>.mp4, .json                 highlight reels and their jobs' state
@@ -67,6 +68,11 @@ def thumbnail_key(video_id: str, run_id: str, index: int) -> str:
 
 def sidecar_key(video_id: str, run_id: str, index: int) -> str:
     return f"{run_prefix(video_id, run_id)}scenes/{index:04d}.json"
+
+
+def face_crop_key(video_id: str, run_id: str, t_s: float, n: int) -> str:
+    """The n-th face found in the frame at `t_s`, cut out: it goes with the run's faces rows."""
+    return f"{run_prefix(video_id, run_id)}faces/{round(t_s * 1000):09d}-{n:02d}.jpg"
 
 
 def person_prefix(person_id: str) -> str:

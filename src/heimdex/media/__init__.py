@@ -1,7 +1,14 @@
 """Media layer: probing, audio extraction, frame sampling and scene cuts, all decoded with PyAV."""
 
 from heimdex.media.audio import extract_audio
-from heimdex.media.frames import decode_frames, decode_image, encode_jpeg, encode_webp, sharpness
+from heimdex.media.frames import (
+    decode_frames,
+    decode_image,
+    encode_jpeg,
+    encode_webp,
+    face_crop,
+    sharpness,
+)
 from heimdex.media.probe import probe
 from heimdex.media.scenes import FrameSampler, detect_cuts, plan_scenes
 
@@ -13,6 +20,7 @@ __all__ = [
     "encode_jpeg",
     "encode_webp",
     "extract_audio",
+    "face_crop",
     "plan_scenes",
     "probe",
     "sharpness",

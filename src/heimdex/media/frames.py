@@ -16,6 +16,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from heimdex.domain import Box
 from heimdex.errors import InvalidMediaError
 from heimdex.media.probe import (
     DEFAULT_MAX_PIXELS,
@@ -167,6 +168,21 @@ def sharpness(image: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image: low for blurred or flat frames."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+FACE_CROP_PX = 128  # crops shown on the people pages, and the size sharpness is judged at
+
+
+def face_crop(image: np.ndarray, box: Box, margin: float = 0.25) -> np.ndarray:
+    """The face in `box` (relative coordinates) with a margin around it, square, FACE_CROP_PX a side.
+    One size for every crop, so that their sharpness compares across frames of any resolution."""
+    h, w = image.shape[:2]
+    side = max(box.w * w, box.h * h) * (1 + 2 * margin)
+    cx, cy = (box.x + box.w / 2) * w, (box.y + box.h / 2) * h
+    x0, y0 = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
+    x1, y1 = int(min(cx + side / 2, w)), int(min(cy + side / 2, h))
+    crop = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
+    return cv2.resize(crop, (FACE_CROP_PX, FACE_CROP_PX), interpolation=cv2.INTER_AREA)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:

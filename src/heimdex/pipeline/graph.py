@@ -176,7 +176,7 @@ TABLE: tuple[Stage, ...] = (
     Stage(
         "faces_enroll_match",
         _in("frames", "faces_enroll_match"),
-        inputs=(FRAMES, TAGS),  # TAGS: pets are embedded in the tagger's animal boxes
+        inputs=(RUN, FRAMES, TAGS),  # TAGS: pets are embedded in the tagger's animal boxes; RUN: crops' keys
         outputs=(FACES, FACES_MODEL),
         queue="vision",
         weight=6,
@@ -212,6 +212,7 @@ TABLE: tuple[Stage, ...] = (
             RUN,
             SIDECAR_DRAFTS,
             FACES_PLACED,
+            FACES_MODEL,  # whose faces are clustered into unnamed people
             TRANSCRIPT,
             TEXT_MODEL,
             TEXT_VECTORS,

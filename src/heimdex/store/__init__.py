@@ -1,7 +1,9 @@
 """Metadata, vectors and full text behind the Store roles: one SQL store over SQLite or PostgreSQL."""
 
 from heimdex.store.base import (
+    ClusteringFaces,
     CommitBundle,
+    FaceClusters,
     JobLedger,
     MatchView,
     PeopleStore,
@@ -16,7 +18,9 @@ from heimdex.store.base import (
 )
 
 __all__ = [
+    "ClusteringFaces",
     "CommitBundle",
+    "FaceClusters",
     "JobLedger",
     "MatchView",
     "PeopleStore",

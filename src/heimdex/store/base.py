@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from heimdex.domain import (
+    ClusterFace,
+    FaceCluster,
     FaceObservation,
     MediaInfo,
     Person,
@@ -359,7 +361,12 @@ class PeopleStore(ABC):
 
     @abstractmethod
     def person_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
-        """(person_id per row, (n, dim) embeddings) of every enrolled photo of the owner's people."""
+        """(person_id per row, (n, dim) embeddings) of every example of the owner's people: enrolled
+        photos, and faces the owner confirmed (named clusters, confirmed matches)."""
+
+    @abstractmethod
+    def rejected_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        """(person_id per row, (n, dim)) of the faces the owner rejected for each person."""
 
     @abstractmethod
     def face_embeddings(self, owner_id: str, model: str) -> tuple[list[int], np.ndarray]:
@@ -409,7 +416,74 @@ class TranscriptCorrections(ABC):
         (its words, full text and vectors)."""
 
 
-class Store(VideoStore, JobLedger, SceneIndex, PeopleStore, TranscriptCorrections):
+@dataclass(frozen=True)
+class ClusteringFaces:
+    """The owner's faces of one model as clustering reads them: row i is face `pks[i]`, in cluster
+    `clusters[i]` (None: not yet clustered), with its size, sharpness and identity vector."""
+
+    pks: list[int]
+    clusters: list[str | None]
+    size_px: list[float]
+    sharpness: list[float]
+    vectors: np.ndarray
+
+
+class FaceClusters(ABC):
+    """Unnamed people: the owner's faces grouped into clusters; every call names the owner, and
+    another owner's cluster or face is a NotFoundError."""
+
+    @abstractmethod
+    def clustering_faces(self, owner_id: str, model: str) -> ClusteringFaces: ...
+
+    @abstractmethod
+    def add_to_clusters(
+        self, owner_id: str, joins: dict[int, str], groups: Sequence[Sequence[int]]
+    ) -> list[str]:
+        """Put unclustered faces (by pk) into existing clusters (`joins`) and into new ones (`groups`,
+        one new cluster each, whose ids are returned). A face clustered meanwhile is left where it is."""
+
+    @abstractmethod
+    def list_clusters(self, owner_id: str, *, hidden: bool = False, best: int = 4) -> list[FaceCluster]:
+        """The owner's clusters with faces, largest first (hidden ones only when asked), each with its
+        `best` faces."""
+
+    @abstractmethod
+    def get_cluster(self, owner_id: str, cluster_id: str, *, best: int = 4) -> FaceCluster: ...
+
+    @abstractmethod
+    def cluster_faces(self, owner_id: str, cluster_id: str) -> list[ClusterFace]:
+        """Every face of the cluster, largest and sharpest first."""
+
+    @abstractmethod
+    def face_cluster(self, owner_id: str, face_pk: int) -> str | None:
+        """The cluster a face of the owner's is in (NotFoundError for no such face)."""
+
+    @abstractmethod
+    def set_cluster_person(self, owner_id: str, cluster_id: str, person_id: str | None) -> None: ...
+
+    @abstractmethod
+    def set_cluster_hidden(self, owner_id: str, cluster_id: str, hidden: bool) -> None: ...
+
+    @abstractmethod
+    def merge_clusters(self, owner_id: str, source_id: str, target_id: str) -> None:
+        """Move every face of `source` into `target` and drop `source`."""
+
+    @abstractmethod
+    def move_face(self, owner_id: str, face_pk: int, cluster_id: str | None) -> str:
+        """Put one face into another cluster, or (None) into a new cluster of its own; returns the
+        face's cluster id."""
+
+    @abstractmethod
+    def confirm_faces(self, owner_id: str, person_id: str, face_pks: Sequence[int]) -> None:
+        """The owner says these faces are the person: confirmed matches (examples for later matching),
+        and the faces' undecided matches to anyone else dropped."""
+
+    @abstractmethod
+    def cluster_votes(self, owner_id: str) -> list[tuple[str, str, int]]:
+        """(unnamed cluster, person, faces of the cluster surely matched to the person)."""
+
+
+class Store(VideoStore, JobLedger, SceneIndex, PeopleStore, FaceClusters, TranscriptCorrections):
     """One object implements every role; each caller types what it uses (the API the owner-scoped
     roles through the service, the runner and workers the JobLedger)."""
 

@@ -309,7 +309,8 @@ class PostgresStore(SqlStore):
             return
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO faces ({FACE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %b) RETURNING pk",
+                f"INSERT INTO faces ({FACE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s)"
+                " RETURNING pk",
                 [self._face_row(video, scene_pks[f.scene_index], f) for f in bundle.faces],
                 returning=True,
             )

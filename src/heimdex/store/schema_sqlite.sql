@@ -117,6 +117,16 @@ CREATE TABLE IF NOT EXISTS label_vectors (
     PRIMARY KEY (label, model)
 );
 
+-- Unnamed people: faces clustered per owner (faceclusters.py). A cluster named becomes a person's.
+CREATE TABLE IF NOT EXISTS face_clusters (
+    id         TEXT PRIMARY KEY,
+    owner_id   TEXT NOT NULL,
+    person_id  TEXT REFERENCES people (id) ON DELETE SET NULL,
+    hidden     INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS face_clusters_by_owner ON face_clusters (owner_id);
+
 CREATE TABLE IF NOT EXISTS faces (
     pk        INTEGER PRIMARY KEY,
     scene_pk  INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
@@ -126,10 +136,15 @@ CREATE TABLE IF NOT EXISTS faces (
     box       TEXT NOT NULL,
     score     REAL NOT NULL,
     model     TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    size_px   REAL NOT NULL DEFAULT 0,
+    sharpness REAL NOT NULL DEFAULT 0,
+    crop_key  TEXT,
+    cluster_id TEXT REFERENCES face_clusters (id) ON DELETE SET NULL
 );
 CREATE INDEX IF NOT EXISTS faces_by_owner ON faces (owner_id, model);
 CREATE INDEX IF NOT EXISTS faces_by_scene ON faces (scene_pk);
+CREATE INDEX IF NOT EXISTS faces_by_cluster ON faces (cluster_id);
 
 CREATE TABLE IF NOT EXISTS people (
     id         TEXT PRIMARY KEY,

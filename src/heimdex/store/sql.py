@@ -19,6 +19,8 @@ from heimdex.db import new_id
 from heimdex.db.base import Database, Row, Session, loads
 from heimdex.domain import (
     PIECE_MARK,
+    ClusterFace,
+    FaceCluster,
     FaceObservation,
     MediaInfo,
     Person,
@@ -38,6 +40,7 @@ from heimdex.store.base import (
     LIVE_MATCH,
     POSSIBLE_MATCH,
     SURE_MATCH,
+    ClusteringFaces,
     CommitBundle,
     CorrectedText,
     MatchView,
@@ -363,6 +366,9 @@ class SqlStore(Store):
             face.score,
             face.model,
             self.db.vector(face.embedding),
+            face.size_px,
+            face.sharpness,
+            face.crop_key,
         )
 
     def _finish_commit(self, s: Session, video: Row, bundle: CommitBundle) -> None:
@@ -612,9 +618,24 @@ class SqlStore(Store):
             )
 
     def person_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        # Confirmed faces are examples like photos: each decision of the owner's teaches the matcher.
         rows = self._vector_rows(
-            "SELECT ph.person_id, ph.embedding FROM person_photos ph JOIN people p ON p.id = ph.person_id"
-            " WHERE p.owner_id = ? AND ph.model = ? ORDER BY ph.id",
+            "SELECT person_id, embedding FROM ("
+            " SELECT ph.person_id, ph.embedding, 0 AS kind, ph.id AS n FROM person_photos ph"
+            "  JOIN people p ON p.id = ph.person_id WHERE p.owner_id = ? AND ph.model = ?"
+            " UNION ALL SELECT m.person_id, f.embedding, 1 AS kind, f.pk AS n FROM face_matches m"
+            "  JOIN faces f ON f.pk = m.face_pk JOIN people p ON p.id = m.person_id"
+            "  WHERE p.owner_id = ? AND f.model = ? AND m.verdict = 'confirmed'"
+            ") x ORDER BY kind, n",
+            (owner_id, model, owner_id, model),
+        )
+        return [r["person_id"] for r in rows], self.db.matrix(rows, "embedding", self._dim(rows))
+
+    def rejected_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        rows = self._vector_rows(
+            "SELECT m.person_id, f.embedding FROM face_matches m JOIN faces f ON f.pk = m.face_pk"
+            " JOIN people p ON p.id = m.person_id"
+            " WHERE p.owner_id = ? AND f.model = ? AND m.verdict = 'rejected' ORDER BY f.pk",
             (owner_id, model),
         )
         return [r["person_id"] for r in rows], self.db.matrix(rows, "embedding", self._dim(rows))
@@ -683,13 +704,199 @@ class SqlStore(Store):
                 raise NotFoundError(f"no face {face_pk} linked to person {person_id!r}")
             self._changed(s)
 
+    # ------------------------------------------------------------ unnamed people (face clusters)
+    _CLUSTER_SQL = (
+        "SELECT c.id AS cluster_id, c.owner_id, c.person_id, c.hidden, c.created_at, p.name AS person_name,"
+        " f.pk AS face_pk, f.video_id, v.filename, s.id AS scene_id, s.idx, f.scene_pk, f.t_s, f.size_px,"
+        " f.sharpness, f.crop_key FROM face_clusters c JOIN faces f ON f.cluster_id = c.id"
+        " JOIN scenes s ON s.pk = f.scene_pk JOIN videos v ON v.id = f.video_id"
+        " LEFT JOIN people p ON p.id = c.person_id WHERE c.owner_id = ?"
+    )
+    _BEST_FIRST = " ORDER BY f.size_px DESC, f.sharpness DESC, f.pk"
+
+    def clustering_faces(self, owner_id: str, model: str) -> ClusteringFaces:
+        rows = self._vector_rows(
+            "SELECT pk, cluster_id, size_px, sharpness, embedding FROM faces"
+            " WHERE owner_id = ? AND model = ? ORDER BY pk",
+            (owner_id, model),
+        )
+        return ClusteringFaces(
+            pks=[int(r["pk"]) for r in rows],
+            clusters=[r["cluster_id"] for r in rows],
+            size_px=[float(r["size_px"]) for r in rows],
+            sharpness=[float(r["sharpness"]) for r in rows],
+            vectors=self.db.matrix(rows, "embedding", self._dim(rows)),
+        )
+
+    def add_to_clusters(
+        self, owner_id: str, joins: dict[int, str], groups: Sequence[Sequence[int]]
+    ) -> list[str]:
+        put = (
+            "UPDATE faces SET cluster_id = ? WHERE pk = ? AND owner_id = ? AND cluster_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM face_clusters c WHERE c.id = ? AND c.owner_id = ?)"
+        )
+        made = [new_id() for _ in groups]
+        with self.db.tx() as s:
+            s.many(
+                "INSERT INTO face_clusters (id, owner_id, created_at) VALUES (?, ?, ?)",
+                [(cid, owner_id, time.time()) for cid in made],
+            )
+            moves = [*joins.items(), *((pk, cid) for cid, g in zip(made, groups, strict=True) for pk in g)]
+            s.many(put, [(cid, int(pk), owner_id, cid, owner_id) for pk, cid in moves])
+        return made
+
+    def _clusters(self, owner_id: str, where: str, params: Sequence[Any], best: int) -> list[FaceCluster]:
+        rows = self.db.all(f"{self._CLUSTER_SQL}{where}{self._BEST_FIRST}", [owner_id, *params])
+        grouped: dict[str, list[Row]] = {}
+        for row in rows:
+            grouped.setdefault(row["cluster_id"], []).append(row)
+        clusters = [_cluster(group, best) for group in grouped.values()]
+        return sorted(clusters, key=lambda c: (-c.face_count, -c.scene_count, c.created_at, c.id))
+
+    def list_clusters(self, owner_id: str, *, hidden: bool = False, best: int = 4) -> list[FaceCluster]:
+        return self._clusters(owner_id, "" if hidden else " AND NOT c.hidden", (), best)
+
+    def get_cluster(self, owner_id: str, cluster_id: str, *, best: int = 4) -> FaceCluster:
+        found = self._clusters(owner_id, " AND c.id = ?", (cluster_id,), best)
+        if not found:
+            raise NotFoundError(f"no unnamed person {cluster_id!r}")
+        return found[0]
+
+    def cluster_faces(self, owner_id: str, cluster_id: str) -> list[ClusterFace]:
+        return self.get_cluster(owner_id, cluster_id, best=10**9).best_faces
+
+    def face_cluster(self, owner_id: str, face_pk: int) -> str | None:
+        row = self.db.one(
+            "SELECT cluster_id FROM faces WHERE pk = ? AND owner_id = ?", (int(face_pk), owner_id)
+        )
+        if row is None:
+            raise NotFoundError(f"no face {face_pk}")
+        return row["cluster_id"]
+
+    def _own_cluster(self, s: Session, owner_id: str, cluster_id: str) -> None:
+        if (
+            s.one("SELECT id FROM face_clusters WHERE id = ? AND owner_id = ?", (cluster_id, owner_id))
+            is None
+        ):
+            raise NotFoundError(f"no unnamed person {cluster_id!r}")
+
+    def set_cluster_person(self, owner_id: str, cluster_id: str, person_id: str | None) -> None:
+        if person_id is not None:
+            person_id = self.get_person(owner_id, person_id).id
+        with self.db.tx() as s:
+            self._own_cluster(s, owner_id, cluster_id)
+            s.execute("UPDATE face_clusters SET person_id = ? WHERE id = ?", (person_id, cluster_id))
+
+    def set_cluster_hidden(self, owner_id: str, cluster_id: str, hidden: bool) -> None:
+        with self.db.tx() as s:
+            self._own_cluster(s, owner_id, cluster_id)
+            s.execute("UPDATE face_clusters SET hidden = ? WHERE id = ?", (bool(hidden), cluster_id))
+
+    def merge_clusters(self, owner_id: str, source_id: str, target_id: str) -> None:
+        if source_id == target_id:
+            raise ValueError("a person cannot be merged into themselves")
+        with self.db.tx() as s:
+            self._own_cluster(s, owner_id, source_id)
+            self._own_cluster(s, owner_id, target_id)
+            s.execute("UPDATE faces SET cluster_id = ? WHERE cluster_id = ?", (target_id, source_id))
+            s.execute("DELETE FROM face_clusters WHERE id = ?", (source_id,))
+
+    def move_face(self, owner_id: str, face_pk: int, cluster_id: str | None) -> str:
+        before = self.face_cluster(owner_id, face_pk)
+        with self.db.tx() as s:
+            if cluster_id is None:
+                cluster_id = new_id()
+                s.execute(
+                    "INSERT INTO face_clusters (id, owner_id, created_at) VALUES (?, ?, ?)",
+                    (cluster_id, owner_id, time.time()),
+                )
+            else:
+                self._own_cluster(s, owner_id, cluster_id)
+            s.execute("UPDATE faces SET cluster_id = ? WHERE pk = ?", (cluster_id, int(face_pk)))
+            if before is not None:  # a cluster left without faces is gone
+                s.execute(
+                    "DELETE FROM face_clusters WHERE id = ?"
+                    " AND NOT EXISTS (SELECT 1 FROM faces WHERE cluster_id = ?)",
+                    (before, before),
+                )
+        return cluster_id
+
+    def confirm_faces(self, owner_id: str, person_id: str, face_pks: Sequence[int]) -> None:
+        person = self.get_person(owner_id, person_id)
+        own = "SELECT pk FROM faces WHERE pk = ? AND owner_id = ?"
+        with self.db.tx() as s:
+            s.many(
+                f"DELETE FROM face_matches WHERE face_pk IN ({own}) AND person_id <> ? AND verdict IS NULL",
+                [(int(pk), owner_id, person.id) for pk in face_pks],
+            )
+            s.many(
+                "INSERT INTO face_matches (face_pk, person_id, distance, possible, verdict)"
+                " SELECT pk, ?, 0.0, ?, 'confirmed' FROM faces WHERE pk = ? AND owner_id = ?"
+                " ON CONFLICT (face_pk, person_id) DO UPDATE SET verdict = 'confirmed'",
+                [(person.id, False, int(pk), owner_id) for pk in face_pks],
+            )
+            self._changed(s)
+
+    def cluster_votes(self, owner_id: str) -> list[tuple[str, str, int]]:
+        rows = self.db.all(
+            "SELECT c.id AS cluster_id, m.person_id, count(*) AS n FROM face_clusters c"
+            " JOIN faces f ON f.cluster_id = c.id JOIN face_matches m ON m.face_pk = f.pk"
+            f" WHERE c.owner_id = ? AND c.person_id IS NULL AND {SURE_MATCH}"
+            f" GROUP BY c.id, m.person_id ORDER BY c.id{self.db.collate_c}, n DESC",
+            (owner_id,),
+        )
+        return [(r["cluster_id"], r["person_id"], int(r["n"])) for r in rows]
+
+
+def _cluster_face(row: Row) -> ClusterFace:
+    return ClusterFace(
+        face_pk=int(row["face_pk"]),
+        video_id=row["video_id"],
+        filename=row["filename"],
+        scene_id=row["scene_id"],
+        scene_index=row["idx"],
+        t_s=float(row["t_s"]),
+        size_px=float(row["size_px"]),
+        sharpness=float(row["sharpness"]),
+        crop_key=row["crop_key"],
+    )
+
+
+def _one_per_scene_first(rows: Sequence[Row]) -> list[Row]:
+    """The best face of each scene, then the rest (each in the order given): the crops shown differ,
+    rather than one face seen in a few frames of one shot."""
+    scenes: set[int] = set()
+    first: list[int] = []
+    for i, row in enumerate(rows):
+        if row["scene_pk"] not in scenes:
+            scenes.add(row["scene_pk"])
+            first.append(i)
+    chosen = set(first)
+    return [rows[i] for i in first] + [r for i, r in enumerate(rows) if i not in chosen]
+
+
+def _cluster(rows: Sequence[Row], best: int) -> FaceCluster:
+    """A cluster from its faces' rows, best face first."""
+    first = rows[0]
+    return FaceCluster(
+        id=first["cluster_id"],
+        owner_id=first["owner_id"],
+        person_id=first["person_id"],
+        person_name=first["person_name"],
+        hidden=bool(first["hidden"]),
+        face_count=len(rows),
+        scene_count=len({r["scene_pk"] for r in rows}),
+        best_faces=[_cluster_face(r) for r in _one_per_scene_first(rows)[:best]],
+        created_at=float(first["created_at"]),
+    )
+
 
 # The columns _scene_row and _face_row fill, in order.
 SCENE_COLUMNS = (
     "id, video_id, owner_id, idx, start_s, end_s, transcript, words, ocr_text, tags_text,"
     " thumbnail_key, sidecar_key, index_terms"
 )
-FACE_COLUMNS = "scene_pk, video_id, owner_id, t_s, box, score, model, embedding"
+FACE_COLUMNS = "scene_pk, video_id, owner_id, t_s, box, score, model, embedding, size_px, sharpness, crop_key"
 
 
 def _counting_pieces(record: StageRecord, pieces: list[StageRecord]) -> StageRecord:

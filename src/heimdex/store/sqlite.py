@@ -135,6 +135,29 @@ def _index_korean_morphemes(db: sqlite3.Connection) -> None:
     # have no morphemes until they are reprocessed)
 
 
+def _unnamed_people(db: sqlite3.Connection) -> None:
+    """face_clusters, and what clustering reads of each face (size, sharpness, crop, its cluster)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS face_clusters (id TEXT PRIMARY KEY, owner_id TEXT NOT NULL,"
+        " person_id TEXT REFERENCES people (id) ON DELETE SET NULL, hidden INTEGER NOT NULL DEFAULT 0,"
+        " created_at REAL NOT NULL)"
+    )
+    _alter(
+        db,
+        (
+            ("faces", "size_px", "ADD COLUMN size_px REAL NOT NULL DEFAULT 0"),
+            ("faces", "sharpness", "ADD COLUMN sharpness REAL NOT NULL DEFAULT 0"),
+            ("faces", "crop_key", "ADD COLUMN crop_key TEXT"),
+            (
+                "faces",
+                "cluster_id",
+                "ADD COLUMN cluster_id TEXT REFERENCES face_clusters (id) ON DELETE SET NULL",
+            ),
+        ),
+        if_present=False,
+    )
+
+
 SCHEMA_STEPS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     (  # -> 1
         "claims and possible face matches (added before versions were kept)",
@@ -173,6 +196,7 @@ SCHEMA_STEPS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
         ),
     ),
     ("the morphemes of Korean words in full text", _index_korean_morphemes),  # -> 4
+    ("unnamed people: faces clustered, with their size, sharpness and crop", _unnamed_people),  # -> 5
 )
 SCHEMA_VERSION = len(SCHEMA_STEPS)
 
@@ -269,7 +293,7 @@ class SqliteStore(SqlStore):
             )
             for i, face in enumerate(bundle.faces):
                 cur = s.execute(
-                    f"INSERT INTO faces ({FACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO faces ({FACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     self._face_row(video, scene_pks[face.scene_index], face),
                 )
                 if (match := person_matches.get(i)) is not None:

@@ -15,6 +15,7 @@ from heimdex import __version__
 from heimdex.api.deps import ACCESS_COOKIE, Ctx, PageUser
 from heimdex.api.routers.people import match_json, person_json
 from heimdex.api.routers.search import MinConfidence, run_search
+from heimdex.api.routers.unnamed import group_json
 from heimdex.api.views import edit_json, hit_json, scene_json, stages_json, transcript_lines, video_json
 from heimdex.errors import HeimdexError, NotFoundError
 from heimdex.units import size_text
@@ -192,7 +193,8 @@ def _hits_in_video(ctx, owner_id: str, video_id: str, q: str) -> tuple[list[dict
 @router.get("/app/people", response_class=HTMLResponse)
 def people_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
     people = [person_json(p) for p in ctx.heimdex.people(user.id)]
-    return render(request, "people.html", user=user, page="people", people=people)
+    groups = [group_json(g) for g in ctx.heimdex.face_groups(user.id)]  # unnamed, largest first
+    return render(request, "people.html", user=user, page="people", people=people, groups=groups)
 
 
 @router.get("/app/people/{person_id}", response_class=HTMLResponse)

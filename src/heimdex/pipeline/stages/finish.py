@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from heimdex import faceclusters
 from heimdex.blobs import keys
 from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation
 from heimdex.korean import index_terms
@@ -92,6 +93,7 @@ def commit(ctx: StageContext) -> None:
         windows=_windows(ctx, meta),
     )
     ctx.store.commit_video(bundle, _person_matches(ctx, faces))
+    _cluster_faces(ctx)
     current = keys.run_prefix(ctx.video.id, run_id(ctx))
     for prefix in old_prefixes - {current, ""}:  # the previous index's thumbnails and sidecars
         ctx.blobs.delete_prefix(prefix)
@@ -115,11 +117,24 @@ def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int
         rows = [i for i, f in enumerate(faces) if f.model == model]
         vectors = np.array([faces[i].embedding for i in rows], dtype=np.float32)
         found = match_faces(
-            vectors, person_ids, photos, ctx.models.match_distance(model), ctx.models.possible_distance(model)
+            vectors,
+            person_ids,
+            photos,
+            ctx.models.match_distance(model),
+            ctx.models.possible_distance(model),
+            rejected=ctx.store.rejected_embeddings(ctx.video.owner_id, model),
         )
         for row, match in found.items():
             matches[rows[row]] = match
     return matches
+
+
+def _cluster_faces(ctx: StageContext) -> None:
+    """The new faces join the owner's unnamed people, or start new ones (after the commit: clusters
+    are a view over committed faces, and a failure here leaves the faces waiting for the next run)."""
+    owner, model = ctx.video.owner_id, ctx.artifacts.load(FACES_MODEL)
+    faceclusters.cluster_new_faces(ctx.store, owner, model, ctx.settings.face_cluster_distance)
+    faceclusters.attach_matched_clusters(ctx.store, owner)
 
 
 def cleanup_work(ctx: StageContext) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from heimdex.domain import FaceObservation, FrameRef, FrameTags, FrameText
-from heimdex.media import decode_frames, decode_image
+from heimdex.blobs.keys import face_crop_key
+from heimdex.domain import DetectedFace, FaceObservation, FrameRef, FrameTags, FrameText
+from heimdex.media import decode_frames, decode_image, encode_jpeg, face_crop, sharpness
 from heimdex.pipeline.artifacts import (
     CANDIDATES,
     CLIP_TIMES,
@@ -23,6 +24,7 @@ from heimdex.pipeline.artifacts import (
 from heimdex.pipeline.assemble import choose_in_shots, distinct_frames, pick_frames, shots_from_cuts
 from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.framestore import store_frame
+from heimdex.pipeline.stages.scenes import run_id
 
 TAG_FRAMES_PER_SHOT = 2
 FACE_FRAMES_PER_SHOT = 4
@@ -93,21 +95,35 @@ def faces_enroll_match(ctx: StageContext) -> None:
 def _faces(ctx: StageContext) -> list[FaceObservation]:
     frames = _frames(ctx, FACE_FRAMES_PER_SHOT)
     model = ctx.models.faces
+    run = run_id(ctx)
     found: list[FaceObservation] = []
     for i, frame in enumerate(frames):
-        for face in model.analyze(decode_image(ctx.blobs.get_bytes(frame.key))):
-            found.append(
-                FaceObservation(
-                    scene_index=frame.scene_index,
-                    t_s=frame.t_s,
-                    box=face.box,
-                    score=face.score,
-                    embedding=face.embedding,
-                    model=model.name,
-                )
-            )
+        image = decode_image(ctx.blobs.get_bytes(frame.key))
+        for n, face in enumerate(model.analyze(image)):
+            found.append(_observed(ctx, image, frame, face, face_crop_key(ctx.video.id, run, frame.t_s, n)))
         ctx.progress((i + 1) / (len(frames) + 1))
     return found
+
+
+def _observed(
+    ctx: StageContext, image: np.ndarray, frame: FrameRef, face: DetectedFace, crop_key: str
+) -> FaceObservation:
+    """A face with what clustering judges it by (size, sharpness) and its crop, stored now: the
+    frames are work files, gone once the video is committed."""
+    crop = face_crop(image, face.box)
+    ctx.blobs.put_bytes(crop_key, encode_jpeg(crop))
+    h, w = image.shape[:2]
+    return FaceObservation(
+        scene_index=frame.scene_index,
+        t_s=frame.t_s,
+        box=face.box,
+        score=face.score,
+        embedding=face.embedding,
+        model=ctx.models.faces.name,
+        size_px=round(min(face.box.w * w, face.box.h * h), 1),
+        sharpness=round(sharpness(crop), 1),
+        crop_key=crop_key,
+    )
 
 
 def _subjects(ctx: StageContext) -> list[FaceObservation]:

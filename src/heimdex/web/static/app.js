@@ -586,7 +586,39 @@ initReels();
 initVideoActions();
 initLibrary();
 initPlayer();
+// ---------------------------------------------------------------- people page: unnamed people
+// Each group card names (POST .../name), merges into the group picked (POST .../merge), hides, or takes
+// one face out (POST .../faces/N/move, into a group of its own); the page reloads to show the result.
+function initUnnamed() {
+  const section = $("#unnamed");
+  if (!section) return;
+  const act = async (path, json) => { await api(path, { method: path.endsWith("hidden") ? "PUT" : "POST", json }); location.reload(); };
+  section.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (!button) return;
+    const id = button.closest("[data-group]").dataset.group;
+    try {
+      if (button.dataset.action === "name-group") {
+        const name = prompt("Who is this?");
+        if (name) await act(`/unnamed-people/${id}/name`, { name });
+      } else if (button.dataset.action === "hide-group") {
+        await act(`/unnamed-people/${id}/hidden`, { hidden: true });
+      } else if (button.dataset.action === "move-face") {
+        const face = button.closest("[data-face]").dataset.face;
+        await act(`/unnamed-people/${id}/faces/${face}/move`, { to: null });
+      }
+    } catch (ex) { toast(ex.message, true); }
+  });
+  section.addEventListener("change", async (e) => {
+    const select = e.target.closest("select[data-action=merge-group]");
+    if (!select || !select.value) return;
+    const id = select.closest("[data-group]").dataset.group;
+    try { await act(`/unnamed-people/${id}/merge`, { into: select.value }); } catch (ex) { toast(ex.message, true); }
+  });
+}
+
 initPeople();
+initUnnamed();
 initPerson();
 initAccount();
 
