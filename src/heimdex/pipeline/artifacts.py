@@ -70,6 +70,10 @@ CLIP_VECTORS: Artifact[np.ndarray] = Artifact("clip.npy", ARRAY)
 CLIP_TIMES: Artifact[list[float]] = Artifact("clip_times.json", list[float])
 TAGS: Artifact[list[FrameTags]] = Artifact("tags.json", list[FrameTags])
 TAGGER_MODEL: Artifact[str] = Artifact("model-tagger.json", str)
+# Image vectors of the tagged frames ("more like this"), one row per time, and the model that made them.
+FRAME_VECTORS: Artifact[np.ndarray] = Artifact("frame_vectors.npy", ARRAY)
+FRAME_TIMES: Artifact[list[float]] = Artifact("frame_times.json", list[float])
+FRAME_MODEL: Artifact[str] = Artifact("model-frames.json", str)
 FACES: Artifact[list[FaceObservation]] = Artifact("faces.json", list[FaceObservation])
 FACES_MODEL: Artifact[str] = Artifact("model-faces.json", str)
 DRAFTS: Artifact[list[SceneDraft]] = Artifact("drafts.json", list[SceneDraft])  # with thumbnail keys

@@ -2,6 +2,7 @@
 
 from heimdex.store.base import (
     CommitBundle,
+    FrameVectors,
     JobLedger,
     MatchView,
     PeopleStore,
@@ -17,6 +18,7 @@ from heimdex.store.base import (
 
 __all__ = [
     "CommitBundle",
+    "FrameVectors",
     "JobLedger",
     "MatchView",
     "PeopleStore",

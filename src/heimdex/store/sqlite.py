@@ -166,6 +166,8 @@ SCHEMA_STEPS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
         ),
     ),
     ("the morphemes of Korean words in full text", _index_korean_morphemes),  # -> 4
+    # a new table only: schema_sqlite.sql (run after the steps) creates it
+    ("image vectors of sampled frames (frame_vectors)", lambda db: None),  # -> 5
 )
 SCHEMA_VERSION = len(SCHEMA_STEPS)
 
@@ -253,6 +255,7 @@ class SqliteStore(SqlStore):
                         )
                     ],
                 )
+            s.many("INSERT INTO frame_vectors VALUES (?, ?, ?, ?, ?, ?)", self._frame_rows(bundle, scene_pks))
             s.many(
                 "INSERT OR IGNORE INTO label_vectors VALUES (?, ?, ?, ?)",
                 [
@@ -403,17 +406,44 @@ class SqliteStore(SqlStore):
             # A scene scores its best window: windows come grouped by scene, so reduce per group.
             scenes = positions[starts]
             scores[scenes] = np.maximum(whole[scenes], np.maximum.reduceat(window_scores, starts))
+        top = self._top(flt, pks, scores, limit)
+        windows_of = (
+            _best_windows(top, whole, positions, parts, window_scores) if window_scores is not None else {}
+        )
+        return [ScoredScene(int(pks[i]), float(scores[i]), windows_of.get(int(i))) for i in top]
+
+    def _top(self, flt: SceneFilter, pks: np.ndarray, scores: np.ndarray, limit: int) -> list[int]:
+        """Positions of the `limit` best scores among the scenes the filter allows, best first."""
         if self._restricts(flt):
             allowed = self._allowed_pks(flt)
             scores = np.where(np.isin(pks, allowed), scores, -np.inf)
         k = min(limit, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
-        top = [i for i in top if np.isfinite(scores[i])]
-        windows_of = (
-            _best_windows(top, whole, positions, parts, window_scores) if window_scores is not None else {}
+        return [int(i) for i in top if np.isfinite(scores[i])]
+
+    def _load_frames(self, owner_id: str, model: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """((each scene's pk, where its frames start), the frames' matrix), frames grouped by scene."""
+        rows = self._db.execute(
+            "SELECT f.scene_pk, f.dim, f.vector FROM frame_vectors f JOIN scenes s ON s.pk = f.scene_pk"
+            " WHERE s.owner_id = ? AND f.model = ? ORDER BY f.scene_pk, f.part",
+            (owner_id, model),
+        ).fetchall()
+        frame_pks, matrix = _vector_rows(rows)
+        starts = np.flatnonzero(np.r_[True, frame_pks[1:] != frame_pks[:-1]]) if len(rows) else frame_pks
+        return (frame_pks[starts], starts), matrix
+
+    def image_search(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
+        (pks, starts), matrix = self._vectors.get(
+            (flt.owner_id, f"{model}\x1fframes"),
+            self._generation(),
+            lambda: self._load_frames(flt.owner_id, model),
         )
-        return [ScoredScene(int(pks[i]), float(scores[i]), windows_of.get(int(i))) for i in top]
+        if not len(pks) or matrix.shape[1] != query.shape[0] or limit <= 0:
+            return []
+        # A scene scores its best frame: frames come grouped by scene, so reduce per group.
+        scores = np.maximum.reduceat(matrix @ query.astype(np.float32), starts)
+        return [ScoredScene(int(pks[i]), float(scores[i])) for i in self._top(flt, pks, scores, limit)]
 
     def _allowed_pks(self, flt: SceneFilter) -> np.ndarray:
         where, params = self._filter_sql(flt)

@@ -7,13 +7,16 @@ import json
 import numpy as np
 
 from heimdex.blobs import keys
-from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation
+from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft
 from heimdex.korean import index_terms
 from heimdex.matching import FaceMatch, match_faces
 from heimdex.pipeline.artifacts import (
     DRAFTS,
     FACES_MODEL,
     FACES_PLACED,
+    FRAME_MODEL,
+    FRAME_TIMES,
+    FRAME_VECTORS,
     LABEL_VECTORS,
     OCR_MODEL,
     SIDECAR_DRAFTS,
@@ -25,7 +28,7 @@ from heimdex.pipeline.artifacts import (
 )
 from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.scenes import run_id
-from heimdex.store import CommitBundle, VectorSet, WindowVectors
+from heimdex.store import CommitBundle, FrameVectors, VectorSet, WindowVectors
 
 
 def _model_names(ctx: StageContext) -> dict[str, str]:
@@ -90,6 +93,7 @@ def commit(ctx: StageContext) -> None:
         faces=faces,
         label_vectors=dict(zip(meta["labels"], label_vectors, strict=True)),
         windows=_windows(ctx, meta),
+        frames=_frames(ctx, drafts),
     )
     ctx.store.commit_video(bundle, _person_matches(ctx, faces))
     current = keys.run_prefix(ctx.video.id, run_id(ctx))
@@ -103,6 +107,20 @@ def _windows(ctx: StageContext, meta: dict) -> WindowVectors | None:
     if not scenes:
         return None
     return WindowVectors(scenes, VectorSet(meta["model"], ctx.artifacts.load(WINDOW_VECTORS)))
+
+
+def _frames(ctx: StageContext, drafts: list[SceneDraft]) -> FrameVectors | None:
+    """The frames' image vectors, each in the scene its time falls in (scenes were cut after the
+    frames were sampled); none from a run that tagged before image vectors existed."""
+    if not drafts or not ctx.artifacts.exists(FRAME_VECTORS):
+        return None
+    starts = np.array([d.start_s for d in drafts])
+    times = ctx.artifacts.load(FRAME_TIMES)
+    places = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(drafts) - 1)
+    scenes = [drafts[int(i)].index for i in places]
+    return FrameVectors(
+        scenes, times, VectorSet(ctx.artifacts.load(FRAME_MODEL), ctx.artifacts.load(FRAME_VECTORS))
+    )
 
 
 def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, FaceMatch]:

@@ -1,0 +1,73 @@
+"""Frame vectors (search by image) in both stores: stored per frame with their model, a scene scored
+by its best frame, filters and owners respected, gone with their video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heimdex.domain import SceneDraft
+from heimdex.errors import NotFoundError
+from heimdex.store import CommitBundle, FrameVectors, SceneFilter, VectorSet
+from tests.store.test_store_contract import table_counts, unit
+
+DIM = 8
+
+
+def commit_frames(store, owner: str, frames: list[tuple[int, list[float]]], scenes: int = 3, model="img"):
+    """A video of `scenes` scenes whose frames are (scene index, vector values)."""
+    video = store.add_video(owner, "v.mp4", "k", 1, None)
+    drafts = [
+        SceneDraft(index=i, start_s=i * 5.0, end_s=i * 5.0 + 5, transcript=f"s{i}") for i in range(scenes)
+    ]
+    store.commit_video(
+        CommitBundle(
+            video_id=video.id,
+            language="en",
+            scenes=drafts,
+            text_vectors=VectorSet("m1", np.stack([unit(1.0)] * scenes)),
+            faces=[],
+            frames=FrameVectors(
+                [i for i, _ in frames],
+                [i * 5.0 + 1 + k for k, (i, _) in enumerate(frames)],
+                VectorSet(model, np.stack([unit(*v) for _, v in frames])),
+            ),
+        ),
+        {},
+    )
+    return video, {s.index: s for s in store.list_scenes(owner, video.id)}
+
+
+def test_a_scene_scores_its_best_frame(store):
+    commit_frames(store, "alice", [(0, [1, 0]), (0, [0, 1]), (1, [1, 1]), (2, [0, 0, 1])])
+    hits = store.image_search(SceneFilter("alice"), "img", unit(0, 1), 10)
+    ranked = [store.scenes_by_pk("alice", [h.scene_pk])[h.scene_pk].index for h in hits]
+    assert ranked == [0, 1, 2], "scene 0's second frame is the query itself"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[1].score == pytest.approx(float(unit(1, 1) @ unit(0, 1)), abs=1e-5)
+
+
+def test_image_search_keeps_to_the_model_the_filter_and_the_owner(store):
+    commit_frames(store, "alice", [(0, [1]), (1, [0, 1])])
+    other, _ = commit_frames(store, "alice", [(0, [1])])
+    commit_frames(store, "bob", [(0, [1])])
+    assert store.image_search(SceneFilter("alice"), "another-model", unit(1), 10) == []
+    assert len(store.image_search(SceneFilter("alice"), "img", unit(1), 10)) == 3
+    only = store.image_search(SceneFilter("alice", video_ids=(other.id,)), "img", unit(1), 10)
+    assert [store.scenes_by_pk("alice", [h.scene_pk])[h.scene_pk].video_id for h in only] == [other.id]
+    bob = store.image_search(SceneFilter("bob"), "img", unit(1), 10)
+    assert len(bob) == 1 and not store.scenes_by_pk("alice", [bob[0].scene_pk]), "bob's scene is his"
+    assert store.image_search(SceneFilter("carol"), "img", unit(1), 10) == []
+
+
+def test_scene_frame_vectors_are_the_owners_and_go_with_the_video(store):
+    video, scenes = commit_frames(store, "alice", [(0, [1]), (0, [0, 1]), (1, [0, 0, 1])])
+    got = store.scene_frame_vectors("alice", scenes[0].id, "img")
+    assert got.shape == (2, DIM) and np.allclose(got, [unit(1), unit(0, 1)])
+    assert store.scene_frame_vectors("alice", scenes[2].id, "img").shape[0] == 0, "a scene without frames"
+    with pytest.raises(NotFoundError):
+        store.scene_frame_vectors("bob", scenes[0].id, "img")
+    assert table_counts(store)["frame_vectors"] == 3
+    store.delete_video("alice", video.id)
+    assert table_counts(store)["frame_vectors"] == 0
+    assert store.image_search(SceneFilter("alice"), "img", unit(1), 10) == []
