@@ -383,7 +383,7 @@ def search(
 ) -> None:
     """Search indexed scenes: by words, or by an example photo (--image) or scene (--like)."""
     if image is None and like is None and not query.strip():
-        raise typer.BadParameter("give a query, --image PHOTO or --like SCENE_ID")
+        raise InvalidRequestError("give a query, --image PHOTO or --like SCENE_ID")
     result = _app().search(
         query,
         image=image,
