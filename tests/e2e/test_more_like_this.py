@@ -87,6 +87,8 @@ def test_more_like_this_leaves_the_scene_out_and_ranks_the_rest(library):
     hits = app.search("", like=pool.id, all_scenes=True, min_confidence="low").hits
     assert pool.id not in [h.scene_id for h in hits]
     assert len(hits) == len(scenes) - 1
+    # With the default confidence cut, the scene's own (perfect) match must not hide the others.
+    assert len(app.search("", like=pool.id).hits) == 3
     # The example is the scene's own frames: searching by its thumbnail ranks the scene itself first.
     thumb = app.blobs.get_bytes(pool.thumbnail_key)
     first = app.search("", image=thumb, all_scenes=True, min_confidence="low").hits[0]

@@ -185,7 +185,7 @@ async def search_image(
     per_video: Annotated[int | None, Query(ge=1, le=1000, description="Hits per video (default 3)")] = None,
     min_confidence: MinConfidence = MinConfidence.auto,
 ) -> dict:
-    photo = await _one_photo(request, ctx)
+    photo = await receive_photo(request, ctx)
     for video_id in video or ():
         ctx.heimdex.video(video_id, user.id)  # 404 for a video that is not the caller's
     hits, took_ms = await run_in_threadpool(  # the model and the search: off the event loop
@@ -212,7 +212,8 @@ async def search_image(
     }
 
 
-async def _one_photo(request: Request, ctx: AppContext) -> bytes:
+async def receive_photo(request: Request, ctx: AppContext) -> bytes:
+    """The one photo of a multipart upload (field `file`), within IMAGE_BYTES; 400/413/415 else."""
     files = await receive_files(
         request,
         ctx.settings.home / "uploads",
