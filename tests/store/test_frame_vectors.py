@@ -71,3 +71,46 @@ def test_scene_frame_vectors_are_the_owners_and_go_with_the_video(store):
     store.delete_video("alice", video.id)
     assert table_counts(store)["frame_vectors"] == 0
     assert store.image_search(SceneFilter("alice"), "img", unit(1), 10) == []
+
+
+def test_a_large_owner_gets_the_coarse_pass_with_exact_scores(tmp_path, monkeypatch):
+    """Past EXACT_FRAMES, SQLite scores a pool of frames picked in a projection: the scenes it returns
+    carry their exact best-frame cosine, and they are nearly all of the exact top 10."""
+    from heimdex.store import sqlite
+
+    monkeypatch.setattr(sqlite, "EXACT_FRAMES", 100)
+    monkeypatch.setattr(sqlite, "COARSE_DIM", 16)
+    monkeypatch.setattr(sqlite, "COARSE_POOL", 60)
+    monkeypatch.setattr(sqlite, "_BASIS_SAMPLE", 100)
+    store = sqlite.SqliteStore(tmp_path / "h.db")
+    rng = np.random.default_rng(3)
+    centres = np.maximum(rng.standard_normal((20, 64)), 0)
+    frames = np.maximum(centres[rng.integers(0, 20, 400)] + rng.random((400, 64)) * 0.5, 0)
+    frames = (frames / np.linalg.norm(frames, axis=1, keepdims=True)).astype(np.float32)
+    video = store.add_video("alice", "v.mp4", "k", 1, None)
+    drafts = [SceneDraft(index=i, start_s=i * 5.0, end_s=i * 5.0 + 5, transcript="") for i in range(200)]
+    store.commit_video(
+        CommitBundle(
+            video.id,
+            "en",
+            drafts,
+            VectorSet("m1", np.stack([unit(1.0)] * 200)),
+            [],
+            frames=FrameVectors(
+                [i // 2 for i in range(400)], [i * 2.5 for i in range(400)], VectorSet("img", frames)
+            ),
+        ),
+        {},
+    )
+    index_of = {s.id: s.index for s in store.list_scenes("alice", video.id)}
+    found = 0
+    for query in frames[rng.choice(400, 20, replace=False)] + 0.01:
+        query = (query / np.linalg.norm(query)).astype(np.float32)
+        exact = (frames @ query).reshape(200, 2).max(axis=1)
+        hits = store.image_search(SceneFilter("alice"), "img", query, 10)
+        indexes = [index_of[store.scenes_by_pk("alice", [h.scene_pk])[h.scene_pk].id] for h in hits]
+        assert len(hits) == 10
+        assert np.allclose([h.score for h in hits], exact[indexes], atol=1e-5), "scores are exact"
+        found += len(set(indexes) & set(np.argsort(-exact)[:10].tolist()))
+    assert found / 200 >= 0.9, found
+    store.close()
