@@ -55,9 +55,14 @@ def frame_vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.n
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
+def places(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.standard_normal((PLACES, IMAGE_VECTOR_DIM), dtype=np.float32), 0)
+
+
 def build(store: SqliteStore, scenes: int, per_scene: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
-    centres = np.maximum(rng.standard_normal((PLACES, IMAGE_VECTOR_DIM), dtype=np.float32), 0)
+    centres = places(seed)
     started = time.perf_counter()
     for start in range(0, scenes, SCENES_PER_VIDEO):
         count = min(SCENES_PER_VIDEO, scenes - start)
@@ -96,8 +101,8 @@ def run(size: int, per_scene: int, queries: int, folder: Path) -> dict:
         load_before = load_average()
         build_s = build(store, size, per_scene, seed=size)
         engine = SearchEngine(store, lambda: None, lambda key: None, query_cache_size=0)
-        rng = np.random.default_rng(1)
-        centres = np.maximum(rng.standard_normal((PLACES, IMAGE_VECTOR_DIM), dtype=np.float32), 0)
+        # Queries are other pictures of the library's places (what "more like this" asks), each new.
+        rng, centres = np.random.default_rng(1), places(size)
         # the product's defaults: 10 hits, at most 3 a video
         request = SearchRequest(owner_id=OWNER, query="", limit=10, per_video=3, min_confidence="low")
         first = time.perf_counter()
@@ -171,7 +176,12 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--frames-per-scene", type=int, default=2)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--exact", action="store_true", help="score every frame, however many (no coarse pass)")
     args = ap.parse_args()
+    if args.exact:
+        from heimdex.store import sqlite
+
+        sqlite.EXACT_FRAMES = 1 << 62
     report: dict = {"cores": os.cpu_count(), "embedding": photo_embedding(), "sizes": []}
     print(json.dumps(report["embedding"]))
     with tempfile.TemporaryDirectory() as tmp:
