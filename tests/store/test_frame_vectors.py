@@ -114,3 +114,38 @@ def test_a_large_owner_gets_the_coarse_pass_with_exact_scores(tmp_path, monkeypa
         found += len(set(indexes) & set(np.argsort(-exact)[:10].tolist()))
     assert found / 200 >= 0.9, found
     store.close()
+
+
+def test_postgres_frames_have_an_hnsw_index_that_the_graph_walk_uses(postgres_database):
+    from heimdex.store.postgres import FRAME, PostgresStore
+    from tests import services
+
+    services.empty_database(postgres_database)
+    pg = PostgresStore(postgres_database, max_connections=1)  # one connection: SET sticks to it
+    try:
+        rng = np.random.default_rng(7)
+        values = rng.random((60, DIM)).tolist()
+        commit_frames(pg, "alice", [(i // 2, v) for i, v in enumerate(values)], scenes=30)
+        with pg.db.pool.connection() as conn:
+            indexes = [
+                r["indexdef"]
+                for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'frame_vectors'")
+            ]
+            assert any("hnsw" in d and f"vector({DIM})" in d and "'img'" in d for d in indexes), indexes
+            conn.execute("SET enable_seqscan = off")  # 60 rows: otherwise a scan is cheaper
+            statement, params = pg.dense_sql(SceneFilter("alice"), "img", unit(1), 5, True, FRAME)
+            plan = "\n".join(
+                r["QUERY PLAN"] for r in conn.execute(b"EXPLAIN " + statement.as_bytes(conn), params)
+            )
+            assert "scene_vectors_hnsw_" in plan, plan
+        pg.exact_below = 0  # alice counts as a large owner: the graph walk runs
+        query = unit(*values[10])
+        walked = pg.image_search(SceneFilter("alice"), "img", query, 10)
+        pg.exact_below, pg._large_owners = 10**9, {}  # and forget that alice was large
+        exact = pg.image_search(SceneFilter("alice"), "img", query, 10)
+        assert walked[0].scene_pk == exact[0].scene_pk and walked[0].score == pytest.approx(1.0, abs=1e-5)
+        assert len({h.scene_pk for h in walked} & {h.scene_pk for h in exact}) >= 9
+    finally:
+        with pg.db.pool.connection() as conn:
+            conn.execute("RESET enable_seqscan")
+        pg.close()
