@@ -77,7 +77,7 @@ def build(store: SqliteStore, scenes: int, per_scene: int, seed: int) -> float:
             [i * 4.0 + 1 + k for i in range(count) for k in range(per_scene)],
             VectorSet(IMAGE_VECTOR_MODEL, frame_vectors(rng, centres, count * per_scene)),
         )
-        bundle = CommitBundle(video.id, "en", drafts, VectorSet("text", text), [], frames=frames)
+        bundle = CommitBundle(video.id, "en", drafts, VectorSet("text", text), [], frames=(frames,))
         store.commit_video(bundle, {})
     return time.perf_counter() - started
 

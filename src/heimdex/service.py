@@ -266,23 +266,34 @@ class Heimdex:
         return self.search_engine.search(request)
 
     def search_image(self, photo: Path | bytes, request: SearchRequest) -> SearchResult:
-        """Scenes that look like the photo (by their best frame); InvalidMediaError when the photo
-        cannot be read or has too many pixels."""
-        vector = self.models.tagger.image_vector(self._decode_photo(photo))
+        """Scenes that look like the photo (by their best frame), by the CLIP-style model's image
+        vectors when one is configured, else the tagger's; InvalidMediaError when the photo cannot
+        be read or has too many pixels."""
+        image = self._decode_photo(photo)
+        clip = self.models.clip
+        if clip is not None:
+            return self.search_engine.search_image(request, clip.name, clip.embed_images([image])[0])
+        vector = self.models.tagger.image_vector(image)
         return self.search_engine.search_image(request, IMAGE_VECTOR_MODEL, vector)
 
     def more_like_this(self, scene_id: str, request: SearchRequest) -> SearchResult:
         """Scenes that look like one of the owner's scenes, the scene itself left out (it would always
-        come first); the example is the mean of its frames' vectors. NotFoundError for another owner's
-        scene or one indexed before image vectors existed (reprocess it)."""
-        frames = self.store.scene_frame_vectors(request.owner_id, scene_id, IMAGE_VECTOR_MODEL)
-        if not len(frames):
-            raise NotFoundError(f"scene {scene_id!r} has no image vectors yet; reprocess its video")
-        mean = frames.mean(axis=0)
-        vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
-        return self.search_engine.search_image(
-            replace(request, exclude_scene=scene_id), IMAGE_VECTOR_MODEL, vector
-        )
+        come first); the example is the mean of its frames' vectors, CLIP's when a CLIP-style model is
+        configured and the scene has them, else the tagger's. NotFoundError for another owner's scene
+        or one indexed before image vectors existed (reprocess it)."""
+        for model in self._image_models():
+            frames = self.store.scene_frame_vectors(request.owner_id, scene_id, model)
+            if len(frames):
+                mean = frames.mean(axis=0)
+                vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+                request = replace(request, exclude_scene=scene_id)
+                return self.search_engine.search_image(request, model, vector)
+        raise NotFoundError(f"scene {scene_id!r} has no image vectors yet; reprocess its video")
+
+    def _image_models(self) -> list[str]:
+        """The image models whose frame vectors serve search by image, preferred first."""
+        clip = self.models.clip
+        return [clip.name, IMAGE_VECTOR_MODEL] if clip is not None else [IMAGE_VECTOR_MODEL]
 
     def _request(
         self,

@@ -27,10 +27,12 @@ def commit_frames(store, owner: str, frames: list[tuple[int, list[float]]], scen
             scenes=drafts,
             text_vectors=VectorSet("m1", np.stack([unit(1.0)] * scenes)),
             faces=[],
-            frames=FrameVectors(
-                [i for i, _ in frames],
-                [i * 5.0 + 1 + k for k, (i, _) in enumerate(frames)],
-                VectorSet(model, np.stack([unit(*v) for _, v in frames])),
+            frames=(
+                FrameVectors(
+                    [i for i, _ in frames],
+                    [i * 5.0 + 1 + k for k, (i, _) in enumerate(frames)],
+                    VectorSet(model, np.stack([unit(*v) for _, v in frames])),
+                ),
             ),
         ),
         {},
@@ -96,8 +98,10 @@ def test_a_large_owner_gets_the_coarse_pass_with_exact_scores(tmp_path, monkeypa
             drafts,
             VectorSet("m1", np.stack([unit(1.0)] * 200)),
             [],
-            frames=FrameVectors(
-                [i // 2 for i in range(400)], [i * 2.5 for i in range(400)], VectorSet("img", frames)
+            frames=(
+                FrameVectors(
+                    [i // 2 for i in range(400)], [i * 2.5 for i in range(400)], VectorSet("img", frames)
+                ),
             ),
         ),
         {},

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from heimdex.pipeline.artifacts import (
     AUDIO,
     CANDIDATES,
+    CLIP_MODEL,
     CLIP_TIMES,
     CLIP_VECTORS,
     CUTS,
@@ -140,7 +141,7 @@ TABLE: tuple[Stage, ...] = (
         "vision_embed_frames",
         _in("frames", "vision_embed_frames"),
         inputs=(FRAMES,),
-        outputs=(OCR, OCR_MODEL, CLIP_VECTORS, CLIP_TIMES),
+        outputs=(OCR, OCR_MODEL, CLIP_VECTORS, CLIP_TIMES, CLIP_MODEL),
         queue="vision",
         weight=15,
     ),
@@ -199,6 +200,10 @@ TABLE: tuple[Stage, ...] = (
             FRAME_VECTORS,
             FRAME_TIMES,
             FRAME_MODEL,
+            CLIP_VECTORS,
+            CLIP_MODEL,
+            CLIP_TIMES,
+            CLIP_MODEL,
         ),
         outputs=(),  # the scenes, in the store
         queue="index",

@@ -83,7 +83,7 @@ class CommitBundle:
     faces: list[FaceObservation]  # each records the model of its embedding
     label_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # tag label -> vector (text model)
     windows: WindowVectors | None = None
-    frames: FrameVectors | None = None
+    frames: tuple[FrameVectors, ...] = ()  # one per image model (the tagger's, CLIP's)
 
 
 @dataclass(frozen=True)

@@ -231,8 +231,9 @@ class PostgresStore(SqlStore):
             self.ensure_vector_index("text", text.model, text.dim)
             if bundle.windows is not None:
                 self.ensure_vector_index(WINDOW, bundle.windows.vectors.model, bundle.windows.vectors.dim)
-            if bundle.frames is not None and bundle.frames.scenes:
-                self.ensure_vector_index(FRAME, bundle.frames.vectors.model, bundle.frames.vectors.dim)
+            for frames in bundle.frames:
+                if frames.scenes:
+                    self.ensure_vector_index(FRAME, frames.vectors.model, frames.vectors.dim)
         with self.db.tx() as s:
             video = self._committed_video(s, bundle)
             # scenes cascade to their vectors, tags, faces and face matches

@@ -439,12 +439,9 @@ class SqlStore(Store):
 
     def _frame_rows(self, bundle: CommitBundle, pk_of: dict[int, int]) -> list[tuple]:
         """(scene pk, part, t_s, model, dim, vector) of the bundle's frame vectors, for either insert."""
-        frames = bundle.frames
-        if frames is None:
-            return []
-        model, dim = frames.vectors.model, frames.vectors.dim
         return [
-            (pk_of[index], part, float(t), model, dim, self.db.vector(v))
+            (pk_of[index], part, float(t), frames.vectors.model, frames.vectors.dim, self.db.vector(v))
+            for frames in bundle.frames
             for part, (index, t, v) in enumerate(
                 zip(frames.scenes, frames.times, frames.vectors.vectors, strict=True)
             )

@@ -11,6 +11,9 @@ from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft
 from heimdex.korean import index_terms
 from heimdex.matching import FaceMatch, match_faces
 from heimdex.pipeline.artifacts import (
+    CLIP_MODEL,
+    CLIP_TIMES,
+    CLIP_VECTORS,
     DRAFTS,
     FACES_MODEL,
     FACES_PLACED,
@@ -109,18 +112,23 @@ def _windows(ctx: StageContext, meta: dict) -> WindowVectors | None:
     return WindowVectors(scenes, VectorSet(meta["model"], ctx.artifacts.load(WINDOW_VECTORS)))
 
 
-def _frames(ctx: StageContext, drafts: list[SceneDraft]) -> FrameVectors | None:
+# Each image model's frame vectors: (vectors, their times, the model's name).
+_FRAME_SETS = ((FRAME_VECTORS, FRAME_TIMES, FRAME_MODEL), (CLIP_VECTORS, CLIP_TIMES, CLIP_MODEL))
+
+
+def _frames(ctx: StageContext, drafts: list[SceneDraft]) -> tuple[FrameVectors, ...]:
     """The frames' image vectors, each in the scene its time falls in (scenes were cut after the
-    frames were sampled); none from a run that tagged before image vectors existed."""
-    if not drafts or not ctx.artifacts.exists(FRAME_VECTORS):
-        return None
+    frames were sampled): the tagger's, and a CLIP-style model's when one is configured. None from
+    a run that tagged before image vectors existed."""
+    found = []
     starts = np.array([d.start_s for d in drafts])
-    times = ctx.artifacts.load(FRAME_TIMES)
-    places = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(drafts) - 1)
-    scenes = [drafts[int(i)].index for i in places]
-    return FrameVectors(
-        scenes, times, VectorSet(ctx.artifacts.load(FRAME_MODEL), ctx.artifacts.load(FRAME_VECTORS))
-    )
+    for vectors, times, model in _FRAME_SETS:
+        if drafts and ctx.artifacts.exists(vectors) and ctx.artifacts.exists(model):
+            at = ctx.artifacts.load(times)
+            places = np.clip(np.searchsorted(starts, at, side="right") - 1, 0, len(drafts) - 1)
+            matrix = VectorSet(ctx.artifacts.load(model), ctx.artifacts.load(vectors))
+            found.append(FrameVectors([drafts[int(i)].index for i in places], at, matrix))
+    return tuple(found)
 
 
 def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, FaceMatch]:

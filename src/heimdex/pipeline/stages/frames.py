@@ -9,6 +9,7 @@ from heimdex.media import decode_frames, decode_image
 from heimdex.ml.base import IMAGE_VECTOR_DIM, IMAGE_VECTOR_MODEL
 from heimdex.pipeline.artifacts import (
     CANDIDATES,
+    CLIP_MODEL,
     CLIP_TIMES,
     CLIP_VECTORS,
     CUTS,
@@ -69,6 +70,7 @@ def vision_embed_frames(ctx: StageContext) -> None:
         images = [decode_image(ctx.blobs.get_bytes(f.key)) for f in frames]
         ctx.artifacts.save(CLIP_VECTORS, clip.embed_images(images) if images else np.zeros((0, clip.dim)))
         ctx.artifacts.save(CLIP_TIMES, [f.t_s for f in frames])
+        ctx.artifacts.save(CLIP_MODEL, clip.name)
 
 
 def vision_affect_tags(ctx: StageContext) -> None:
