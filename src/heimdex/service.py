@@ -343,7 +343,7 @@ class Heimdex:
         """(photo bytes, model, identity vector) of the most prominent face, or else animal, in a photo."""
         data = photo if isinstance(photo, bytes) else Path(photo).read_bytes()
         label = _label(photo)
-        image = self._decode_photo(data)
+        image = self._decode_photo(data, label)
         for model in (self.models.faces, self.models.appearance):
             found = model.analyze(image)
             if found:  # group photos are common: take the biggest
@@ -351,7 +351,7 @@ class Heimdex:
                 return data, model.name, np.asarray(biggest.embedding, dtype=np.float32)
         raise InvalidMediaError(f"{label}: no face (or animal) found; use a clear photo of the face")
 
-    def _decode_photo(self, photo: Path | bytes) -> np.ndarray:
+    def _decode_photo(self, photo: Path | bytes, label: str | None = None) -> np.ndarray:
         """A photo as RGB, within max_image_pixels; InvalidMediaError names it when it cannot be read."""
         from heimdex.media import decode_image  # decoders: not needed to search by text
 
@@ -361,7 +361,7 @@ class Heimdex:
         except FileNotFoundError as exc:
             raise InvalidMediaError(f"{photo}: no such file") from exc
         except InvalidMediaError as exc:  # decoding bytes cannot know the file's name: say it here
-            raise InvalidMediaError(f"{_label(photo)}: {exc}") from exc
+            raise InvalidMediaError(f"{label or _label(photo)}: {exc}") from exc
 
     def rematch_people(self, owner_id: str) -> dict[str, int]:
         """Link every enrolled person to the faces in the owner's videos that are theirs (or possibly

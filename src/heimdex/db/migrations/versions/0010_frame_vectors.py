@@ -6,7 +6,8 @@ Create Date: 2026-12-02
 
 Mirrors frame_vectors of schema_sqlite.sql: the image vectors of a scene's sampled frames, each with
 its model and dimension; image search scores a scene by its best frame. Their HNSW indexes are
-partial per (model, dim) and made on first use, as for scene_vectors and scene_windows.
+partial per (model, dim) and made on first use, as for scene_vectors and scene_windows. IF NOT
+EXISTS, as 0007 and 0008 are: a database whose recorded revision is behind what it holds upgrades.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute(
-        """CREATE TABLE frame_vectors (
+        """CREATE TABLE IF NOT EXISTS frame_vectors (
             scene_pk bigint NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
             part     integer NOT NULL,
             t_s      double precision NOT NULL,
