@@ -359,7 +359,18 @@ class Confidence(StrEnum):
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='Words, "quoted phrases", person:NAME (several allowed).')],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='Words, "quoted phrases", person:NAME (several allowed); with --image, filters only.'
+        ),
+    ] = "",
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Rank scenes by how much they look like this photo.")
+    ] = None,
+    like: Annotated[
+        str | None, typer.Option("--like", help="More like this: scenes that look like this scene id.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     offset: Annotated[int, typer.Option(min=0)] = 0,
     per_video: Annotated[
@@ -373,10 +384,13 @@ def search(
         typer.Option(help="Hide hits below this confidence; auto hides the low tail after better hits."),
     ] = Confidence.auto,
 ) -> None:
-    """Search indexed scenes."""
-    heimdex = _app()
-    result = heimdex.search(
+    """Search indexed scenes: by words, or by an example photo (--image) or scene (--like)."""
+    if image is None and like is None and not query.strip():
+        raise InvalidRequestError("give a query, --image PHOTO or --like SCENE_ID")
+    result = _app().search(
         query,
+        image=image,
+        like=like,
         limit=limit,
         offset=offset,
         per_video=None if all_scenes else per_video,  # --all wins over --per-video
@@ -390,7 +404,7 @@ def search(
         )
         return
     if not result.hits:
-        out.print(f"No scenes match {query!r}.")
+        out.print(f"No scenes match {query or image or like!r}.")
         return
     if all(hit.confidence == "low" for hit in result.hits):
         out.print("[dim]No confident match; the closest scenes:[/dim]")

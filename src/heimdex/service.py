@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from heimdex.errors import ConflictError, HeimdexError, InvalidMediaError, Inval
 from heimdex.korean import index_terms
 from heimdex.logging import ensure_logging, get_logger, register_secrets
 from heimdex.matching import match_faces
+from heimdex.ml.base import IMAGE_VECTOR_MODEL
 from heimdex.ml.registry import Models
 from heimdex.pipeline.context import Artifacts
 from heimdex.pipeline.events import EventFn
@@ -76,6 +77,10 @@ def expand_inputs(paths: Iterable[Path]) -> Iterator[Path]:
             )
         else:
             yield path
+
+
+def _label(photo: Path | bytes) -> str:
+    return "photo" if isinstance(photo, bytes) else str(photo)
 
 
 class Heimdex:
@@ -319,18 +324,68 @@ class Heimdex:
         offset: int = 0,
         per_video: int | None = None,
         all_scenes: bool = False,
+        image: Path | bytes | None = None,
+        like: str | None = None,
         **filters,
     ) -> SearchResult:
         """At most `per_video` hits per video (None: the results_per_video setting), or with
-        `all_scenes` no cap at all; not both."""
+        `all_scenes` no cap at all; not both. With `image` (a photo) or `like` (a scene id), scenes
+        are ranked by how they look (search_image, more_like_this) and `query` only filters."""
+        request = self._request(query, owner_id, limit, offset, per_video, all_scenes, **filters)
+        if image is not None and like is not None:
+            raise InvalidRequestError("search by an image or like a scene, not both")
+        if image is not None:
+            return self.search_image(image, request)
+        if like is not None:
+            return self.more_like_this(like, request)
+        return self.search_engine.search(request)
+
+    def search_image(self, photo: Path | bytes, request: SearchRequest) -> SearchResult:
+        """Scenes that look like the photo (by their best frame), by the CLIP-style model's image
+        vectors when one is configured, else the tagger's; InvalidMediaError when the photo cannot
+        be read or has too many pixels."""
+        image = self._decode_photo(photo)
+        clip = self.models.clip
+        if clip is not None:
+            return self.search_engine.search_image(request, clip.name, clip.embed_images([image])[0])
+        vector = self.models.tagger.image_vector(image)
+        return self.search_engine.search_image(request, IMAGE_VECTOR_MODEL, vector)
+
+    def more_like_this(self, scene_id: str, request: SearchRequest) -> SearchResult:
+        """Scenes that look like one of the owner's scenes, the scene itself left out (it would always
+        come first); the example is the mean of its frames' vectors, CLIP's when a CLIP-style model is
+        configured and the scene has them, else the tagger's. NotFoundError for another owner's scene
+        or one indexed before image vectors existed (reprocess it)."""
+        for model in self._image_models():
+            frames = self.store.scene_frame_vectors(request.owner_id, scene_id, model)
+            if len(frames):
+                mean = frames.mean(axis=0)
+                vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+                request = replace(request, exclude_scene=scene_id)
+                return self.search_engine.search_image(request, model, vector)
+        raise NotFoundError(f"scene {scene_id!r} has no image vectors yet; reprocess its video")
+
+    def _image_models(self) -> list[str]:
+        """The image models whose frame vectors serve search by image, preferred first."""
+        clip = self.models.clip
+        return [clip.name, IMAGE_VECTOR_MODEL] if clip is not None else [IMAGE_VECTOR_MODEL]
+
+    def _request(
+        self,
+        query: str,
+        owner_id: str,
+        limit: int,
+        offset: int,
+        per_video: int | None,
+        all_scenes: bool,
+        **filters,
+    ) -> SearchRequest:
         if all_scenes and per_video is not None:
             raise ValueError("per_video and all_scenes exclude each other")
         if per_video is None and not all_scenes:
             per_video = self.settings.results_per_video
-        return self.search_engine.search(
-            SearchRequest(
-                owner_id=owner_id, query=query, limit=limit, offset=offset, per_video=per_video, **filters
-            )
+        return SearchRequest(
+            owner_id=owner_id, query=query, limit=limit, offset=offset, per_video=per_video, **filters
         )
 
     # ------------------------------------------------------------ people
@@ -362,19 +417,26 @@ class Heimdex:
     def _photo_identity(self, photo: Path | bytes) -> tuple[bytes, str, np.ndarray]:
         """(photo bytes, model, identity vector) of the most prominent face, or else animal, in a photo."""
         data = photo if isinstance(photo, bytes) else Path(photo).read_bytes()
-        from heimdex.media import decode_image
-
-        label = "photo" if isinstance(photo, bytes) else str(photo)
-        try:
-            image = decode_image(data, max_pixels=self.settings.max_image_pixels)
-        except InvalidMediaError as exc:  # decoding bytes cannot know the file's name: say it here
-            raise InvalidMediaError(f"{label}: {exc}") from exc
+        label = _label(photo)
+        image = self._decode_photo(data, label)
         for model in (self.models.faces, self.models.appearance):
             found = model.analyze(image)
             if found:  # group photos are common: take the biggest
                 biggest = max(found, key=lambda f: f.box.w * f.box.h)
                 return data, model.name, np.asarray(biggest.embedding, dtype=np.float32)
         raise InvalidMediaError(f"{label}: no face (or animal) found; use a clear photo of the face")
+
+    def _decode_photo(self, photo: Path | bytes, label: str | None = None) -> np.ndarray:
+        """A photo as RGB, within max_image_pixels; InvalidMediaError names it when it cannot be read."""
+        from heimdex.media import decode_image  # decoders: not needed to search by text
+
+        try:
+            data = photo if isinstance(photo, bytes) else Path(photo).read_bytes()
+            return decode_image(data, max_pixels=self.settings.max_image_pixels)
+        except FileNotFoundError as exc:
+            raise InvalidMediaError(f"{photo}: no such file") from exc
+        except InvalidMediaError as exc:  # decoding bytes cannot know the file's name: say it here
+            raise InvalidMediaError(f"{label or _label(photo)}: {exc}") from exc
 
     def rematch_people(self, owner_id: str) -> dict[str, int]:
         """Link every enrolled person to the faces in the owner's videos that are theirs (or possibly

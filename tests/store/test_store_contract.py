@@ -31,6 +31,7 @@ TABLES = (
     "scenes",
     "scene_vectors",
     "scene_windows",
+    "frame_vectors",
     "scene_tags",
     "label_vectors",
     "faces",

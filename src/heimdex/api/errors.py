@@ -31,7 +31,8 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
-def _status(exc: HeimdexError) -> int:
+def error_status(exc: HeimdexError) -> int:
+    """The HTTP status of one of our errors (the API and the web app answer alike)."""
     if isinstance(exc, ApiError):
         return exc.status
     for kind, status in (
@@ -103,7 +104,7 @@ class UnhandledErrors:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HeimdexError)
     async def heimdex_error(request: Request, exc: HeimdexError) -> JSONResponse:
-        status = _status(exc)
+        status = error_status(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(int(exc.retry_after) + 1)}

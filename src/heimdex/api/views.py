@@ -66,6 +66,7 @@ def scene_links(scene: Scene) -> dict[str, str]:
         "play": f"/app/watch/{scene.video_id}?t={start}",
         "stream": f"/videos/{scene.video_id}/stream#t={start}",
         "clip": f"/scenes/{scene.id}/clip.mp4",
+        "similar": f"/scenes/{scene.id}/similar",
     }
 
 
@@ -89,6 +90,7 @@ def hit_json(hit: SearchHit) -> dict:
         "stream": f"/videos/{hit.video_id}/stream#t={start}",
         "video": f"/videos/{hit.video_id}",
         "clip": f"/scenes/{hit.scene_id}/clip.mp4",
+        "similar": f"/scenes/{hit.scene_id}/similar",
     }
     return data
 

@@ -44,12 +44,21 @@ class TextEmbedder(Protocol):
         ...
 
 
+# "More like this": the bundled tagger's penultimate features (ml/tagger.py) are the image vectors.
+IMAGE_VECTOR_MODEL = "efficientnet-lite3-int8-penultimate"
+IMAGE_VECTOR_DIM = 1280
+
+
 @runtime_checkable
 class ImageTagger(Protocol):
     name: str
 
     def tag(self, images: Sequence[np.ndarray]) -> list[list[Tag]]:
         """Tags per image, best first, each with a score in 0..1."""
+        ...
+
+    def image_vector(self, image: np.ndarray) -> np.ndarray:
+        """The image's vector for search by image (IMAGE_VECTOR_MODEL), L2-normalised."""
         ...
 
 

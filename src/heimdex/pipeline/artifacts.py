@@ -80,11 +80,16 @@ CANDIDATES: Artifact[list[FrameRef]] = Artifact("candidates.json", list[FrameRef
 FRAMES: Artifact[list[FrameRef]] = Artifact("frames.json", list[FrameRef])  # the frames chosen per shot
 OCR: Artifact[list[FrameText]] = Artifact("ocr.json", list[FrameText])
 OCR_MODEL: Artifact[str] = Artifact("model-ocr.json", str)
-# Written only when a CLIP-style model is configured; nothing reads them yet.
+# Written only when a CLIP-style model is configured; commit stores them as frame vectors of that model.
 CLIP_VECTORS: Artifact[np.ndarray] = Artifact("clip.npy", ARRAY)
 CLIP_TIMES: Artifact[list[float]] = Artifact("clip_times.json", list[float])
+CLIP_MODEL: Artifact[str] = Artifact("model-clip.json", str)
 TAGS: Artifact[list[FrameTags]] = Artifact("tags.json", list[FrameTags])
 TAGGER_MODEL: Artifact[str] = Artifact("model-tagger.json", str)
+# Image vectors of the tagged frames ("more like this"), one row per time, and the model that made them.
+FRAME_VECTORS: Artifact[np.ndarray] = Artifact("frame_vectors.npy", ARRAY)
+FRAME_TIMES: Artifact[list[float]] = Artifact("frame_times.json", list[float])
+FRAME_MODEL: Artifact[str] = Artifact("model-frames.json", str)
 FACES: Artifact[list[FaceObservation]] = Artifact("faces.json", list[FaceObservation])
 FACES_MODEL: Artifact[str] = Artifact("model-faces.json", str)
 DRAFTS: Artifact[list[SceneDraft]] = Artifact("drafts.json", list[SceneDraft])  # with thumbnail keys

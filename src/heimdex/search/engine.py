@@ -36,6 +36,7 @@ from heimdex.search.fusion import (
     confidence,
     cut,
     fuse,
+    fuse_image,
     scene_stems,
     semantic_band,
     term_weights,
@@ -58,6 +59,7 @@ LABEL_STANDOUT = 0.03  # how far the best label must be above the 90th percentil
 MAX_LABELS = 6  # labels matched by meaning
 MAX_MATCHED_LABELS = 24  # all matched labels
 QUERY_CACHE_SIZE = 1024
+EXAMPLE_WITHIN = 5  # "more like this": the example's own scene is looked for among this many first
 LABEL_WORD_WEIGHT = 0.9  # a query word that is literally a word of the label
 _LABEL_WORD = re.compile(r"[\w']+")
 
@@ -74,6 +76,7 @@ class SearchRequest:
     created_from: float | None = None
     created_to: float | None = None
     min_confidence: str = AUTO  # low | medium | high, or auto: hide the low tail after better hits
+    exclude_scene: str | None = None  # "more like this": the scene the example came from
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,29 @@ class SearchEngine:
         fused = cut(self._fuse(flt.owner_id, channels, reference, words), request.min_confidence)
         hits = self._hits(request, query, fused, channels, labels, words)
         return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
+
+    def search_image(self, request: SearchRequest, model: str, vector: np.ndarray) -> SearchResult:
+        """Scenes whose frames look like the example image (its `model` vector). `request.query` may
+        hold person: and video: terms, which filter as in a text search; its free words are ignored."""
+        started = time.perf_counter()
+        query = parse_query(request.query)
+        flt = self._filter(request, query)
+        # one more candidate, in case the example's own scene ("more like this") is among them
+        ranked = self._without_example(request, self.store.image_search(flt, model, vector, CANDIDATES + 1))
+        channels = {"image": ranked}
+        if flt.person_ids:
+            channels["person"] = self.store.scenes_with_people(flt, CANDIDATES)
+        fused = cut(fuse_image(ranked, channels.get("person")), request.min_confidence)
+        hits = self._hits(request, ParsedQuery(), fused, channels, {}, QueryWords([], {}, {}))
+        return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
+
+    def _without_example(self, request: SearchRequest, ranked: list[ScoredScene]) -> list[ScoredScene]:
+        """The ranking without the example's own scene, found among the first few (it is nearly always
+        first): left in, it would set the confidence cut of the rest. _hits drops it anywhere else."""
+        if request.exclude_scene is None:
+            return ranked
+        top = self.store.scenes_by_pk(request.owner_id, [s.scene_pk for s in ranked[:EXAMPLE_WITHIN]])
+        return [s for s in ranked if s.scene_pk not in top or top[s.scene_pk].id != request.exclude_scene]
 
     def _filter(self, request: SearchRequest, query: ParsedQuery) -> SceneFilter:
         person_ids = []
@@ -299,7 +325,7 @@ class SearchEngine:
             scenes.update(self.store.scenes_by_pk(request.owner_id, [pk for pk, _ in page]))
             for pk, evidence in page:
                 scene = scenes.get(pk)
-                if scene is None:
+                if scene is None or scene.id == request.exclude_scene:
                     continue
                 seen = per_video.get(scene.video_id, 0)
                 if request.per_video is not None and seen >= request.per_video:

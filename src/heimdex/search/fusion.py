@@ -11,7 +11,8 @@ gives evidence on a scale of its own meaning, and the evidence is added:
 - full text: the IDF-weighted share of the query's words that the scene holds (coverage): all of
   them is 1, one common word of many is near 0;
 - visual: the tag score times the label's match weight (engine.py);
-- person: a filter when there are other words; alone, its own order (nearest face first).
+- person: a filter when there are other words; alone, its own order (nearest face first);
+- image (search by example image, `fuse_image`): the cosine of the scene's best frame to the image.
 
 A tiny rank-fusion term only breaks ties. The weights were chosen by cross-validation on the
 development sets (docs/QUALITY.md has the folds); no threshold is tuned to a single query.
@@ -56,6 +57,7 @@ class Evidence:
     visual: float = 0.0  # 0..1 tag evidence
     person: bool = False
     standout: float = 0.0  # cosine above the query's background level, over the best (0: none)
+    image: float | None = None  # search by image: the cosine of the scene's best frame
     tie: float = 0.0
     channels: set[str] = field(default_factory=set)
 
@@ -66,6 +68,7 @@ class Evidence:
             + FULLTEXT_WEIGHT * self.coverage
             + VISUAL_WEIGHT * self.visual
             + TIE_WEIGHT * self.tie
+            + (self.image or 0.0)
         )
 
 
@@ -163,6 +166,29 @@ def fuse(
     return sorted(evidence.items(), key=lambda item: (-round(item[1].score, 9), -meaning[item[0]], item[0]))
 
 
+def fuse_image(
+    image: Sequence[ScoredScene], people: Sequence[ScoredScene] | None = None
+) -> list[tuple[int, Evidence]]:
+    """Search by image: scenes in the order of their best frame's cosine (the store applied the
+    filter, people included); the person channel only says which of them it also ranked."""
+    with_people = {s.scene_pk for s in people or ()}
+    fused = []
+    for rank, item in enumerate(image, start=1):
+        channels = {"image", "person"} if item.scene_pk in with_people else {"image"}
+        e = Evidence(image=item.score, tie=1.0 / (RRF_K + rank), person=bool(with_people), channels=channels)
+        fused.append((item.scene_pk, e))
+    return fused
+
+
+# Image search's confidence, on the cosine of the best frame (EfficientNet-Lite3 penultimate features
+# are non-negative, so unrelated pictures still score ~0.3-0.58). On the photo pairs of
+# eval/more_like_this.py the other photo of a pair scored 0.55-0.64 and the best wrong scene up to
+# 0.58: the cosine alone barely tells them apart, so a hit is medium from 0.6 and high from 0.75
+# (the same picture again); below, the closest scenes are shown marked low.
+IMAGE_HIGH = 0.75
+IMAGE_MEDIUM = 0.6
+
+
 # Confidence levels on the combined evidence (standout / STANDOUT_SCALE + coverage + visual / 2). Set
 # on the development sets with queries that have no answer (eval/no_answer_queries.json): their best
 # hits scored 0.25-1.45, median 0.55; right first hits scored median 1.6 (docs/QUALITY.md).
@@ -176,6 +202,8 @@ def evidence_strength(e: Evidence) -> float:
 
 def confidence(e: Evidence) -> str:
     """ "high", "medium" or "low". A face match alone is at least medium: it is identity, not words."""
+    if e.image is not None:
+        return "high" if e.image >= IMAGE_HIGH else "medium" if e.image >= IMAGE_MEDIUM or e.person else "low"
     strength = evidence_strength(e)
     if strength >= HIGH_EVIDENCE:
         return "high"

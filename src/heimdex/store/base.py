@@ -67,6 +67,16 @@ class WindowVectors:
 
 
 @dataclass(frozen=True)
+class FrameVectors:
+    """Image vectors of a video's sampled frames ("more like this"); row i was taken at `times[i]` in
+    scene `scenes[i]`. Image search scores a scene by its best frame."""
+
+    scenes: list[int]
+    times: list[float]
+    vectors: VectorSet
+
+
+@dataclass(frozen=True)
 class CommitBundle:
     """Everything commit writes for one video, in one transaction."""
 
@@ -77,6 +87,7 @@ class CommitBundle:
     faces: list[FaceObservation]  # each records the model of its embedding
     label_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # tag label -> vector (text model)
     windows: WindowVectors | None = None
+    frames: tuple[FrameVectors, ...] = ()  # one per image model (the tagger's, CLIP's)
 
 
 @dataclass(frozen=True)
@@ -319,6 +330,16 @@ class SceneIndex(ABC):
     def dense_text(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
         """Cosine similarity of the query vector to scene text vectors made by `model`, a scene scoring
         its best vector (the whole scene, or a window of its speech); best first."""
+
+    @abstractmethod
+    def image_search(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
+        """Cosine similarity of an image vector to the frame vectors made by `model`, a scene scoring
+        its best frame; best first."""
+
+    @abstractmethod
+    def scene_frame_vectors(self, owner_id: str, scene_id: str, model: str) -> np.ndarray:
+        """The (n, dim) frame vectors of one of the owner's scenes, in time order (empty when it has
+        none); NotFoundError for another owner's scene."""
 
     @abstractmethod
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:

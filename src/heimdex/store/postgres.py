@@ -64,9 +64,11 @@ def _no_rows(dim: int) -> np.ndarray:
 
 
 WINDOW = "window"  # the kind of the vectors of scene windows, kept in their own table
+FRAME = "frame"  # the kind of the image vectors of sampled frames, kept in their own table
 
 
 WINDOWS_PER_SCENE = 4  # window rows fetched per scene wanted (a long scene has a few windows)
+FRAMES_PER_SCENE = 4  # frame rows fetched per scene wanted (two tagged frames per shot, a few shots)
 
 
 class _OwnerMatrix:
@@ -134,8 +136,10 @@ class _OwnerMatrix:
 
 
 def _vector_table(kind: str, alias: str = "") -> tuple[str, str]:
-    """(table, SQL condition on {kind}) of a kind of vector: scene windows have a table of their own."""
-    return ("scene_windows", "") if kind == WINDOW else ("scene_vectors", f"{alias}kind = {{kind}} AND")
+    """(table, SQL condition on {kind}) of a kind of vector: scene windows and frames have tables of
+    their own."""
+    own = {WINDOW: "scene_windows", FRAME: "frame_vectors"}
+    return (own[kind], "") if kind in own else ("scene_vectors", f"{alias}kind = {{kind}} AND")
 
 
 class PostgresStore(SqlStore):
@@ -227,6 +231,9 @@ class PostgresStore(SqlStore):
             self.ensure_vector_index("text", text.model, text.dim)
             if bundle.windows is not None:
                 self.ensure_vector_index(WINDOW, bundle.windows.vectors.model, bundle.windows.vectors.dim)
+            for frames in bundle.frames:
+                if frames.scenes:
+                    self.ensure_vector_index(FRAME, frames.vectors.model, frames.vectors.dim)
         with self.db.tx() as s:
             video = self._committed_video(s, bundle)
             # scenes cascade to their vectors, tags, faces and face matches
@@ -276,6 +283,11 @@ class PostgresStore(SqlStore):
                         )
                     ],
                 )
+            cur.executemany(
+                "INSERT INTO frame_vectors (scene_pk, part, t_s, model, dim, vector)"
+                " VALUES (%s, %s, %s, %s, %s, %b)",
+                self._frame_rows(bundle, {d.index: pk for d, pk in zip(bundle.scenes, pks, strict=True)}),
+            )
             # last tag wins when a label repeats, as INSERT OR REPLACE does in SQLite
             cur.executemany(
                 "INSERT INTO scene_tags (scene_pk, label, score, source) VALUES (%s, %s, %s, %s)"
@@ -535,18 +547,37 @@ class PostgresStore(SqlStore):
         self._large_owners[owner_id] = time.monotonic()
         return False
 
+    def image_search(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
+        query = self.db.vector(query)
+        if query.shape[0] == 0 or limit <= 0:
+            return []
+        # As dense_text: the HNSW walk for a large owner, exact when the filter or the owner is small.
+        kinds = ((FRAME, FRAMES_PER_SCENE),)
+        selective = bool(flt.video_ids or flt.person_ids) or self._owns_few_scenes(flt.owner_id)
+        hits = [] if selective else self._dense(flt, model, query, limit, approximate=True, kinds=kinds)
+        if len(hits) < limit:
+            hits = self._dense(flt, model, query, limit, approximate=False, kinds=kinds)
+        return hits
+
     def _dense(
-        self, flt: SceneFilter, model: str, query: np.ndarray, limit: int, approximate: bool
+        self,
+        flt: SceneFilter,
+        model: str,
+        query: np.ndarray,
+        limit: int,
+        approximate: bool,
+        kinds: Sequence[tuple[str, int]] = (("text", 1), (WINDOW, WINDOWS_PER_SCENE)),
     ) -> list[ScoredScene]:
-        """The best scenes by their best vector: the whole scene's, or one of its windows' (a scene
-        has a few windows, so a few times `limit` of them hold the best windows of `limit` scenes)."""
+        """The best scenes by their best vector of the kinds: for text the whole scene's, or one of its
+        windows' (a scene has a few windows or frames, so a few times `limit` of them hold the best of
+        `limit` scenes)."""
         best: dict[int, ScoredScene] = {}
-        for kind, rows_wanted in (("text", limit), (WINDOW, limit * WINDOWS_PER_SCENE)):
-            statement, params = self.dense_sql(flt, model, query, rows_wanted, approximate, kind)
+        for kind, per_scene in kinds:
+            statement, params = self.dense_sql(flt, model, query, limit * per_scene, approximate, kind)
             for row in self._all(statement, params):
                 pk, score = int(row["scene_pk"]), 1.0 - float(row["distance"])
                 if pk not in best or score > best[pk].score:
-                    best[pk] = ScoredScene(pk, score, row["part"])
+                    best[pk] = ScoredScene(pk, score, row["part"] if kind == WINDOW else None)
         return sorted(best.values(), key=lambda s: (-s.score, s.scene_pk))[:limit]
 
     def dense_sql(
@@ -562,7 +593,7 @@ class PostgresStore(SqlStore):
         dim = int(query.shape[0])
         where, params = self._filter_sql(flt)
         table, of_kind = _vector_table(kind, "sv.")
-        part = "sv.part" if kind == WINDOW else "NULL::integer"
+        part = "NULL::integer" if kind == "text" else "sv.part"
         if approximate:
             # The cast expression matches the partial HNSW index (the plain column cannot use it), and a
             # tie-breaker after the distance would stop the index scan from providing the order.

@@ -98,6 +98,17 @@ CREATE TABLE IF NOT EXISTS scene_windows (
     PRIMARY KEY (scene_pk, part, model)
 );
 
+-- Image vectors of a scene's sampled frames ("more like this": a scene scores its best frame).
+CREATE TABLE IF NOT EXISTS frame_vectors (
+    scene_pk INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
+    part     INTEGER NOT NULL,
+    t_s      REAL NOT NULL,
+    model    TEXT NOT NULL,
+    dim      INTEGER NOT NULL,
+    vector   BLOB NOT NULL,
+    PRIMARY KEY (scene_pk, part, model)
+);
+
 CREATE TABLE IF NOT EXISTS scene_tags (
     scene_pk INTEGER NOT NULL REFERENCES scenes (pk) ON DELETE CASCADE,
     label    TEXT NOT NULL,

@@ -531,6 +531,26 @@ class SqlStore(Store):
             flt.video_ids or flt.person_ids or flt.created_from is not None or flt.created_to is not None
         )
 
+    def scene_frame_vectors(self, owner_id: str, scene_id: str, model: str) -> np.ndarray:
+        pk = self.db.one("SELECT pk FROM scenes WHERE id = ? AND owner_id = ?", (scene_id, owner_id))
+        if pk is None:
+            raise NotFoundError(f"no scene {scene_id!r}")
+        rows = self._vector_rows(
+            "SELECT dim, vector FROM frame_vectors WHERE scene_pk = ? AND model = ? ORDER BY part",
+            (int(pk["pk"]), model),
+        )
+        return self.db.matrix(rows, "vector", rows[0]["dim"] if rows else 0)
+
+    def _frame_rows(self, bundle: CommitBundle, pk_of: dict[int, int]) -> list[tuple]:
+        """(scene pk, part, t_s, model, dim, vector) of the bundle's frame vectors, for either insert."""
+        return [
+            (pk_of[index], part, float(t), frames.vectors.model, frames.vectors.dim, self.db.vector(v))
+            for frames in bundle.frames
+            for part, (index, t, v) in enumerate(
+                zip(frames.scenes, frames.times, frames.vectors.vectors, strict=True)
+            )
+        ]
+
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
         rows = self._vector_rows(
             f"SELECT label, dim, vector FROM label_vectors WHERE model = ? ORDER BY label{self.db.collate_c}",

@@ -3,6 +3,7 @@ the player's transcript and the buttons that call the API."""
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib.resources import files
 from typing import Annotated
@@ -10,17 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from heimdex import __version__
-from heimdex.api.deps import ACCESS_COOKIE, Ctx, PageUser
+from heimdex.api.deps import ACCESS_COOKIE, Ctx, CurrentUser, PageUser
+from heimdex.api.errors import error_status
 from heimdex.api.routers.people import match_json, person_json
-from heimdex.api.routers.search import MinConfidence, run_search
+from heimdex.api.routers.search import MinConfidence, receive_photo, run_search
 from heimdex.api.routers.unnamed import group_json
 from heimdex.api.views import edit_json, hit_json, scene_json, stages_json, transcript_lines, video_json
 from heimdex.errors import HeimdexError, NotFoundError
 from heimdex.units import size_text
 
 router = APIRouter(include_in_schema=False)
+RESULTS = 30  # hits on the search page
 templates = Jinja2Templates(directory=str(files("heimdex.web").joinpath("templates")))
 
 
@@ -113,18 +117,22 @@ def search_page(
     ctx: Ctx,
     q: Annotated[str, Query(max_length=1000)] = "",
     person: Annotated[str | None, Query(max_length=200)] = None,
+    like: Annotated[str | None, Query(max_length=200, description="More like this scene")] = None,
     min_confidence: MinConfidence = MinConfidence.auto,
 ) -> HTMLResponse:
-    hits, took_ms, error = [], 0.0, None
-    if q.strip() or person:
+    hits, took_ms, error, example = [], 0.0, None, None
+    if q.strip() or person or like:
         try:
+            if like:
+                example = scene_json(ctx.heimdex.scene(user.id, like), with_words=False)
             found, took_ms = run_search(
                 ctx,
                 user.id,
                 q,
-                limit=30,
+                limit=RESULTS,
                 people=(person,) if person else (),
                 min_confidence=min_confidence,
+                like=like,
             )
             hits = [hit_json(h) for h in found]
         except HeimdexError as exc:
@@ -138,10 +146,32 @@ def search_page(
         hits=hits,
         took_ms=took_ms,
         error=error,
+        searched=bool(q.strip() or person or like),
+        example=example,
         min_confidence=min_confidence.value,
         people=[p.name for p in ctx.heimdex.people(user.id)],
         scene_count=ctx.heimdex.scene_count(user.id),
     )
+
+
+@router.post("/app/search/image", response_class=HTMLResponse)
+async def search_image_results(
+    request: Request, user: CurrentUser, ctx: Ctx, min_confidence: MinConfidence = MinConfidence.auto
+) -> HTMLResponse:
+    """The results of a search by a dropped photo, as the search page's results fragment (app.js
+    puts it in place); a bad photo is the fragment with its reason, and the API's 4xx status."""
+    hits, took_ms, error, status = [], 0.0, None, 200
+    try:
+        photo = await receive_photo(request, ctx)
+        search = functools.partial(
+            run_search, ctx, user.id, "", limit=RESULTS, min_confidence=min_confidence, image=photo
+        )
+        found, took_ms = await run_in_threadpool(search)
+        hits = [hit_json(h) for h in found]
+    except HeimdexError as exc:
+        error, status = str(exc), error_status(exc)
+    context = {"hits": hits, "took_ms": took_ms, "error": error, "searched": True, "q": "", "by_photo": True}
+    return render(request, "_results.html", status, **context)
 
 
 @router.get("/app/watch/{video_id}", response_class=HTMLResponse)

@@ -8,13 +8,19 @@ import numpy as np
 
 from heimdex import faceclusters
 from heimdex.blobs import keys
-from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation
+from heimdex.domain import SIDECAR_SCHEMA_VERSION, FaceObservation, SceneDraft
 from heimdex.korean import index_terms
 from heimdex.matching import FaceMatch, match_faces
 from heimdex.pipeline.artifacts import (
+    CLIP_MODEL,
+    CLIP_TIMES,
+    CLIP_VECTORS,
     DRAFTS,
     FACES_MODEL,
     FACES_PLACED,
+    FRAME_MODEL,
+    FRAME_TIMES,
+    FRAME_VECTORS,
     LABEL_VECTORS,
     OCR_MODEL,
     SIDECAR_DRAFTS,
@@ -26,7 +32,7 @@ from heimdex.pipeline.artifacts import (
 )
 from heimdex.pipeline.context import StageContext
 from heimdex.pipeline.stages.scenes import run_id
-from heimdex.store import CommitBundle, VectorSet, WindowVectors
+from heimdex.store import CommitBundle, FrameVectors, VectorSet, WindowVectors
 
 
 def _model_names(ctx: StageContext) -> dict[str, str]:
@@ -91,6 +97,7 @@ def commit(ctx: StageContext) -> None:
         faces=faces,
         label_vectors=dict(zip(meta["labels"], label_vectors, strict=True)),
         windows=_windows(ctx, meta),
+        frames=_frames(ctx, drafts),
     )
     ctx.store.commit_video(bundle, _person_matches(ctx, faces))
     _cluster_faces(ctx)
@@ -105,6 +112,25 @@ def _windows(ctx: StageContext, meta: dict) -> WindowVectors | None:
     if not scenes:
         return None
     return WindowVectors(scenes, VectorSet(meta["model"], ctx.artifacts.load(WINDOW_VECTORS)))
+
+
+# Each image model's frame vectors: (vectors, their times, the model's name).
+_FRAME_SETS = ((FRAME_VECTORS, FRAME_TIMES, FRAME_MODEL), (CLIP_VECTORS, CLIP_TIMES, CLIP_MODEL))
+
+
+def _frames(ctx: StageContext, drafts: list[SceneDraft]) -> tuple[FrameVectors, ...]:
+    """The frames' image vectors, each in the scene its time falls in (scenes were cut after the
+    frames were sampled): the tagger's, and a CLIP-style model's when one is configured. None from
+    a run that tagged before image vectors existed."""
+    found = []
+    starts = np.array([d.start_s for d in drafts])
+    for vectors, times, model in _FRAME_SETS:
+        if drafts and ctx.artifacts.exists(vectors) and ctx.artifacts.exists(model):
+            at = ctx.artifacts.load(times)
+            places = np.clip(np.searchsorted(starts, at, side="right") - 1, 0, len(drafts) - 1)
+            matrix = VectorSet(ctx.artifacts.load(model), ctx.artifacts.load(vectors))
+            found.append(FrameVectors([drafts[int(i)].index for i in places], at, matrix))
+    return tuple(found)
 
 
 def _person_matches(ctx: StageContext, faces: list[FaceObservation]) -> dict[int, FaceMatch]:

@@ -7,13 +7,18 @@ import numpy as np
 from heimdex.blobs.keys import face_crop_key
 from heimdex.domain import DetectedFace, FaceObservation, FrameRef, FrameTags, FrameText
 from heimdex.media import decode_frames, decode_image, encode_jpeg, face_crop, sharpness
+from heimdex.ml.base import IMAGE_VECTOR_DIM, IMAGE_VECTOR_MODEL
 from heimdex.pipeline.artifacts import (
     CANDIDATES,
+    CLIP_MODEL,
     CLIP_TIMES,
     CLIP_VECTORS,
     CUTS,
     FACES,
     FACES_MODEL,
+    FRAME_MODEL,
+    FRAME_TIMES,
+    FRAME_VECTORS,
     FRAMES,
     MEDIA_INFO,
     OCR,
@@ -67,18 +72,26 @@ def vision_embed_frames(ctx: StageContext) -> None:
         images = [decode_image(ctx.blobs.get_bytes(f.key)) for f in frames]
         ctx.artifacts.save(CLIP_VECTORS, clip.embed_images(images) if images else np.zeros((0, clip.dim)))
         ctx.artifacts.save(CLIP_TIMES, [f.t_s for f in frames])
+        ctx.artifacts.save(CLIP_MODEL, clip.name)
 
 
 def vision_affect_tags(ctx: StageContext) -> None:
+    """Tags of the sharpest distinct frames, and their image vectors (the frames are decoded once)."""
     frames = _frames(ctx, TAG_FRAMES_PER_SHOT)
     tagger = ctx.models.tagger
     out: list[FrameTags] = []
+    vectors = np.zeros((len(frames), IMAGE_VECTOR_DIM), dtype=np.float32)
     for i, frame in enumerate(frames):
-        tags, objects = tagger.analyze(decode_image(ctx.blobs.get_bytes(frame.key)))
+        image = decode_image(ctx.blobs.get_bytes(frame.key))
+        tags, objects = tagger.analyze(image)
         out.append(FrameTags(t_s=frame.t_s, tags=tags, objects=objects))
+        vectors[i] = tagger.image_vector(image)
         ctx.progress((i + 1) / len(frames))
     ctx.artifacts.save(TAGS, out)
     ctx.artifacts.save(TAGGER_MODEL, tagger.name)
+    ctx.artifacts.save(FRAME_VECTORS, vectors)
+    ctx.artifacts.save(FRAME_TIMES, [f.t_s for f in frames])
+    ctx.artifacts.save(FRAME_MODEL, IMAGE_VECTOR_MODEL)
 
 
 def faces_enroll_match(ctx: StageContext) -> None:

@@ -581,7 +581,31 @@ function initReels() {
   });
 }
 
+// ---------------------------------------------------------------- search by a photo
+// The photo goes to the server, which answers with the results part of the page (same cards).
+function initImageSearch() {
+  const zone = $("#image-drop"), input = $("#image-input");
+  if (!zone) return;
+  ["dragenter", "dragover"].forEach(t => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
+  ["dragleave", "drop"].forEach(t => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("over"); }));
+  zone.addEventListener("drop", (e) => { if (e.dataTransfer.files.length) searchByPhoto(e.dataTransfer.files[0]); });
+  input.addEventListener("change", () => { if (input.files.length) searchByPhoto(input.files[0]); input.value = ""; });
+}
+
+async function searchByPhoto(file, retry = true) {
+  const form = new FormData();
+  form.append("file", file);
+  const confidence = $("#min-confidence") ? $("#min-confidence").value : "auto";
+  const r = await fetch(`/app/search/image?min_confidence=${encodeURIComponent(confidence)}`,
+    { method: "POST", headers: CSRF, body: form, credentials: "same-origin" });
+  if (r.status === 401 && retry && await refreshSession()) return searchByPhoto(file, false);
+  $("#results-area").innerHTML = await r.text();
+  $("#like-example")?.remove();
+  initReels();
+}
+
 initAuth();
+initImageSearch();
 initReels();
 initVideoActions();
 initLibrary();
