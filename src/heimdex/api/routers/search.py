@@ -143,14 +143,7 @@ def search(
         per_video=per_video,
         min_confidence=min_confidence,
     )
-    return {
-        "query": q,
-        "limit": limit,
-        "offset": offset,
-        "sort": sort.value,
-        "took_ms": round(took_ms, 1),
-        "hits": [hit_json(h) for h in hits],
-    }
+    return results_json(hits, took_ms, query=q, limit=limit, offset=offset, sort=sort.value)
 
 
 IMAGE_BYTES = 20 * 1024 * 1024
@@ -203,13 +196,7 @@ async def search_image(
             image=photo,
         )
     )
-    return {
-        "query": q,
-        "limit": limit,
-        "offset": offset,
-        "took_ms": round(took_ms, 1),
-        "hits": [hit_json(h) for h in hits],
-    }
+    return results_json(hits, took_ms, query=q, limit=limit, offset=offset)
 
 
 async def receive_photo(request: Request, ctx: AppContext) -> bytes:
@@ -254,10 +241,9 @@ def more_like_this(
         min_confidence=min_confidence,
         like=scene_id,
     )
-    return {
-        "scene_id": scene_id,
-        "limit": limit,
-        "offset": offset,
-        "took_ms": round(took_ms, 1),
-        "hits": [hit_json(h) for h in hits],
-    }
+    return results_json(hits, took_ms, scene_id=scene_id, limit=limit, offset=offset)
+
+
+def results_json(hits: list, took_ms: float, **request: object) -> dict:
+    """A page of hits after what was asked (query or scene, limit, offset...), as every search returns it."""
+    return {**request, "took_ms": round(took_ms, 1), "hits": [hit_json(h) for h in hits]}
