@@ -208,10 +208,13 @@ def dead_letters(queue: StageQueue) -> int:
 
 
 def referenced_keys(app: Heimdex, video_ids: Sequence[str]) -> set[str]:
-    """Every blob key the store refers to for these videos: originals, thumbnails, sidecars."""
+    """Every blob key the store refers to for these videos: originals, thumbnails, sidecars and the
+    crops of their faces."""
     keys: set[str] = set()
     for video_id in video_ids:
         keys.add(app.store.job_video(video_id).original_key)
         for scene in app.store.job_scenes(video_id):
             keys |= {k for k in (scene.thumbnail_key, scene.sidecar_key) if k}
+        crops = app.store.db.all("SELECT crop_key FROM faces WHERE video_id = ?", (video_id,))
+        keys |= {r["crop_key"] for r in crops if r["crop_key"]}
     return keys
