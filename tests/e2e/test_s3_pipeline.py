@@ -16,6 +16,7 @@ from heimdex.service import Heimdex
 from heimdex.settings import Settings
 from tests import services
 from tests.e2e.conftest import news_video
+from tests.e2e.fleet import referenced_keys
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,9 @@ def test_pipeline_on_s3(tmp_path, models, s3_bucket) -> None:
         assert (sidecar["video_id"], sidecar["scene_index"]) == (video.id, scene.index)
         assert sidecar["thumbnail"] == scene.thumbnail_key
         assert app.blobs.get_bytes(scene.thumbnail_key)[8:12] == b"WEBP"
-    assert keys == {video.original_key} | {s.thumbnail_key for s in scenes} | {s.sidecar_key for s in scenes}
+    crops = keys - {video.original_key} - {s.thumbnail_key for s in scenes} - {s.sidecar_key for s in scenes}
+    assert crops and all("/faces/" in k for k in crops), "besides them only the faces' crops"
+    assert keys == referenced_keys(app, [video.id]), "every blob is one the store refers to"
 
     hit = app.search("ferry timetable").hits[0]
     assert hit.thumbnail.startswith("http") and "X-Amz-Signature" in hit.thumbnail  # a URL, not a bare key
