@@ -29,6 +29,8 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import services
+
 SUBNET_BASE = ipaddress.ip_network("10.231.0.0/16")  # one /24 per test session, one /30 per host
 
 
@@ -116,18 +118,8 @@ def _remove_leftovers() -> None:
     for line in ip("netns", "list", check=False).stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         found = re.fullmatch(r"hx(\d+)n(\d+)", name)
-        if found and not _alive(int(found[1])):
+        if found and not services.process_alive(int(found[1])):
             _remove_host(Host("", name, f"hx{found[1]}r{found[2]}", "", ""))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager

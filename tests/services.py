@@ -150,12 +150,12 @@ def _drop_leftovers(conn: psycopg.Connection, keep: str) -> None:
     ).fetchall()
     for (name,) in rows:
         pid = name.removeprefix(DB_PREFIX).split("_")[0]
-        if name == keep or (name.startswith(DB_PREFIX) and pid.isdigit() and _alive(int(pid))):
+        if name == keep or (name.startswith(DB_PREFIX) and pid.isdigit() and process_alive(int(pid))):
             continue
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -278,7 +278,7 @@ def _drop_dead_seaweed_folders() -> None:
     """The servers and data of sessions that were killed before they could stop them."""
     if SEAWEED.is_dir():
         for folder in SEAWEED.iterdir():
-            if folder.is_dir() and folder.name.isdigit() and not _alive(int(folder.name)):
+            if folder.is_dir() and folder.name.isdigit() and not process_alive(int(folder.name)):
                 _kill_orphan(folder)
                 shutil.rmtree(folder, ignore_errors=True)
 
@@ -575,7 +575,7 @@ def _drop_dead_vhosts() -> None:
         listed = subprocess.run([binary, "-q", "list_vhosts"], capture_output=True, text=True, timeout=60)
         for name in listed.stdout.split():
             pid = name.removeprefix("heimdex-test-")
-            if name.startswith("heimdex-test-") and pid.isdigit() and not _alive(int(pid)):
+            if name.startswith("heimdex-test-") and pid.isdigit() and not process_alive(int(pid)):
                 _rabbitmqctl("delete_vhost", name)
 
 
