@@ -77,3 +77,12 @@ def test_red_caption_on_white(reader) -> None:
     font = ImageFont.truetype(BOLD, 40)
     ImageDraw.Draw(image).text((20, 30), "Breaking News Tonight", font=font, fill=(200, 0, 0))
     assert [line.text for line in reader.read(np.asarray(image))] == ["Breaking News Tonight"]
+
+
+def test_a_caption_read_without_its_spaces_gets_them_back(reader) -> None:
+    """PP-OCR often reads a wide caption as one run of letters; its words are put back."""
+    image = Image.fromarray(load_rgb(assets.skimage_photo("coffee"))).resize((640, 360))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 280, 640, 340), fill=(160, 0, 0))
+    draw.text((30, 290), "BLACKICEALERT", font=ImageFont.truetype(BOLD, 34), fill=(255, 255, 255))
+    assert [line.text for line in reader.read(np.asarray(image))] == ["BLACK ICE ALERT"]

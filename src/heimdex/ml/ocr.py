@@ -1,6 +1,7 @@
 """On-screen text with RapidOCR (PP-OCRv4 detection + recognition, ONNX Runtime on CPU).
 
-Its recogniser reads Latin script and Chinese; Korean is not in its alphabet. A line the detector
+Its recogniser reads Latin script and Chinese; Korean is not in its alphabet. It often drops the
+spaces of a caption, which ml/wordsplit.py puts back. A line the detector
 finds but the recogniser cannot read goes to a second reader for Hangul (ml/hangul.py) when one is
 given.
 """
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from heimdex.domain import Box, OcrLine
+from heimdex.ml.wordsplit import restore_spaces
 
 if TYPE_CHECKING:
     from heimdex.ml.hangul import HangulLineReader
@@ -101,7 +103,8 @@ def _line(points: list[list[float]], text: str, score: float, width: int, height
         w=round((x1 - float(x0)) / width, 4),
         h=round((y1 - float(y0)) / height, 4),
     )
-    return OcrLine(text=" ".join(str(text).split()), score=round(float(score), 4), box=box)
+    # Wide captions in tight fonts come out as one run of letters ("BLACKICEALERT").
+    return OcrLine(text=restore_spaces(" ".join(str(text).split())), score=round(float(score), 4), box=box)
 
 
 def _plausible(text: str) -> bool:
