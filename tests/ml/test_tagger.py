@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from heimdex.domain import Tag
 from heimdex.ml.base import ImageTagger
-from heimdex.ml.tagger import COCO_LABELS, VisualTagger, readable_label
+from heimdex.ml.tagger import COCO_LABELS, VisualTagger, content_box, frame_squares, readable_label
 from tests import assets
 from tests.ml.conftest import load_rgb, video_frame
 
@@ -97,3 +98,27 @@ def test_threads_sharing_the_tagger_get_their_own_answers(tagger) -> None:
         together = list(pool.map(tagger.class_probabilities, images * 20))
     for i, probs in enumerate(together):
         np.testing.assert_allclose(probs, alone[i % 2], atol=1e-6)
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    return cv2.resize(image, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
+
+
+def test_the_bars_around_a_photo_are_cut() -> None:
+    photo = _fit_height(load_rgb(assets.skimage_photo("chelsea")), 300)
+    frame = np.zeros((360, 640, 3), dtype=np.uint8)
+    frame[30:330, 95 : 95 + photo.shape[1]] = photo
+    content = content_box(frame)
+    assert content.shape == photo.shape
+    assert [s.shape[:2] for s in frame_squares(frame)] == [(300, 300), (300, 300), (300, 300)]
+
+
+def test_a_subject_at_one_end_of_a_wide_frame_is_tagged(tagger) -> None:
+    """Coffee on the left, the cat on the right: the centre square alone sees half of each."""
+    coffee = _fit_height(load_rgb(assets.skimage_photo("coffee")), 360)
+    cat = _fit_height(load_rgb(assets.skimage_photo("chelsea")), 360)
+    frame = np.concatenate([coffee, cat], axis=1)
+    assert frame.shape[1] >= 2 * frame.shape[0]
+    labels = _labels(tagger.tag([frame])[0])
+    assert "cat" in labels and ("espresso" in labels or "cup" in labels), labels
