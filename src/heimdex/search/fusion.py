@@ -37,7 +37,7 @@ SEMANTIC_BAND = 0.08
 # holding every word of the query.
 STANDOUT_SCALE = 0.059
 FULLTEXT_WEIGHT = 1.0
-VISUAL_WEIGHT = 0.3
+VISUAL_WEIGHT = 0.5
 TIE_WEIGHT = 1e-3
 RRF_K = 60
 COUNT_CAP = 1000  # scene counts past this make a word "common"; counting further costs time, not sense
