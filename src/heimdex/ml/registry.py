@@ -90,6 +90,11 @@ class Models:
         return self.match_distance(model) * (1.0 + self.settings.possible_match_margin)
 
     @property
+    def clip_configured(self) -> bool:
+        """Whether a CLIP-style model is configured (without loading it)."""
+        return bool(self.settings.clip_model)
+
+    @property
     def clip(self) -> OnnxClipEmbedder | None:
         if not self.settings.clip_model:
             return None

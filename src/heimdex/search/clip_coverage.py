@@ -1,0 +1,56 @@
+"""Whose frame vectors serve an owner's CLIP searches while the CLIP-style model changes.
+
+Every sampled frame gets a vector from each image model that embeds it: the tagger's always, the
+configured CLIP-style model's (HEIMDEX_CLIP_MODEL) as well, each row tagged with its model's name.
+Changing the model leaves the old model's vectors where they are; the new model's are added frame by
+frame in the background (reembed.py), and the old ones are deleted only once the new set is complete.
+
+Meanwhile search keeps to the old vectors. The rule, per owner, from how many frame vectors of each
+model the owner has (Store.frame_vector_counts):
+- the owner's frames are the most vectors any image model has (every image model embeds the same
+  sampled frames, so the tagger's count is every frame);
+- the configured model serves once it has a vector of every frame;
+- until then an earlier CLIP-style model serves (the one with the most vectors, if several), as long
+  as its vectors are there: its text and image encoders embed the queries (Models.clip_named), and
+  "more like this" needs only its stored vectors;
+- with no earlier model (CLIP newly turned on) nothing CLIP-style serves: search by image uses the
+  tagger's vectors and text queries get no CLIP channel, rather than a channel that sees only the
+  frames embedded so far.
+Without a configured model nothing CLIP-style serves, whatever vectors an earlier one left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from heimdex.ml.base import IMAGE_VECTOR_MODEL
+
+
+@dataclass(frozen=True)
+class ClipCoverage:
+    configured: str | None  # the configured CLIP-style model's name
+    frames: int  # the owner's frames
+    embedded: int  # how many of them have a vector of the configured model
+    serving: str | None  # the CLIP-style model whose vectors the owner's searches use
+
+    @property
+    def complete(self) -> bool:
+        return self.configured is not None and self.embedded >= self.frames
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.frames - self.embedded) if self.configured else 0
+
+
+def clip_coverage(counts: Mapping[str, int], configured: str | None) -> ClipCoverage:
+    """The rule above, from model -> the owner's frame vector count."""
+    frames = max(counts.values(), default=0)
+    if configured is None:
+        return ClipCoverage(None, frames, 0, None)
+    embedded = counts.get(configured, 0)
+    if frames and embedded >= frames:
+        return ClipCoverage(configured, frames, embedded, configured)
+    earlier = [m for m, n in counts.items() if n and m not in (configured, IMAGE_VECTOR_MODEL)]
+    serving = max(earlier, key=lambda m: (counts[m], m)) if earlier else None
+    return ClipCoverage(configured, frames, embedded, serving)
