@@ -3,8 +3,9 @@
 A model embeds an image as its mean colour (after its normalisation) on three of its axes, and a text
 as the sum of its word vectors, with red, green and blue words on the matching axes. If
 preprocessing, channel order, tokenising, padding or masking, output choice and normalisation are
-right, a red picture is nearest to "red". Two models with different `axes` (and dimensions) make
-different vectors of the same frames: which one served a search is visible in its scores.
+right, a red picture is nearest to "red". Two models with different `axes`, dimensions and `bias`
+(a constant added to every image vector, on an axis no word uses) make different vectors of the same
+frames: which one served a search is visible in its scores.
 
 - flat: image.onnx, text.onnx (input_ids + attention_mask, int64), tokenizer.json, clip.json;
 - immich: config.json, visual/model.onnx (input "image"), visual/preprocess_cfg.json,
@@ -49,22 +50,27 @@ def _save(graph: onnx.GraphProto, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def image_model(path: Path, *, axes=(0, 1, 2), dim: int = DIM, input_name="pixel_values", side=SIDE) -> None:
-    """(N,3,S,S) -> mean over H,W -> (N,3) -> x W(3,dim): colour channels onto `axes`. With side None
-    the graph takes any size (the config must say which)."""
+def image_model(
+    path: Path, *, axes=(0, 1, 2), dim: int = DIM, bias: float = 0.0, input_name="pixel_values", side=SIDE
+) -> None:
+    """(N,3,S,S) -> mean over H,W -> (N,3) -> x W(3,dim) + b: colour channels onto `axes`, `bias` on
+    the last axis. With side None the graph takes any size (the config must say which)."""
     weights = np.zeros((3, dim), np.float32)
     for channel, axis in enumerate(axes):
         weights[channel, axis] = 1.0
+    offset = np.zeros(dim, np.float32)
+    offset[dim - 1] = bias
     shape = ["N", 3, side, side] if side else ["N", 3, "H", "W"]
     graph = helper.make_graph(
         [
             helper.make_node("ReduceMean", [input_name], ["mean"], axes=[2, 3], keepdims=0),
-            helper.make_node("MatMul", ["mean", "W"], ["image_embeds"]),
+            helper.make_node("MatMul", ["mean", "W"], ["projected"]),
+            helper.make_node("Add", ["projected", "b"], ["image_embeds"]),
         ],
         "tiny_image",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["N", dim])],
-        [numpy_helper.from_array(weights, "W")],
+        [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(offset, "b")],
     )
     _save(graph, path)
 
@@ -137,10 +143,12 @@ def tokenizer(path: Path) -> None:
     made.save(str(path))
 
 
-def write_flat(folder: Path, name: str | None = "tiny-test-clip", *, axes=(0, 1, 2), dim: int = DIM) -> Path:
+def write_flat(
+    folder: Path, name: str | None = "tiny-test-clip", *, axes=(0, 1, 2), dim: int = DIM, bias: float = 0.0
+) -> Path:
     """Heimdex's own layout, with a clip.json naming the model (None: no name, the folder's is used)."""
     folder.mkdir(parents=True, exist_ok=True)
-    image_model(folder / "image.onnx", axes=axes, dim=dim)
+    image_model(folder / "image.onnx", axes=axes, dim=dim, bias=bias)
     text_model(folder / "text.onnx", axes=axes, dim=dim)
     tokenizer(folder / "tokenizer.json")
     config = {"context_length": CONTEXT, "mean": [0.5] * 3, "std": [0.5] * 3}
@@ -149,13 +157,21 @@ def write_flat(folder: Path, name: str | None = "tiny-test-clip", *, axes=(0, 1,
 
 
 def write_immich(
-    folder: Path, *, axes=(0, 1, 2), dim: int = DIM, resize_mode: str = "shortest", nested: bool = False
+    folder: Path,
+    *,
+    axes=(0, 1, 2),
+    dim: int = DIM,
+    bias: float = 0.0,
+    resize_mode: str = "shortest",
+    nested: bool = False,
 ) -> Path:
     """Immich's layout: no clip.json, the model named after its folder; the preprocessing and the
     context length only in its configs (the image graph takes any size). `nested`: config.json
     holds open_clip's config under "model_cfg"."""
     folder.mkdir(parents=True, exist_ok=True)
-    image_model(folder / "visual" / "model.onnx", axes=axes, dim=dim, input_name="image", side=None)
+    image_model(
+        folder / "visual" / "model.onnx", axes=axes, dim=dim, bias=bias, input_name="image", side=None
+    )
     immich_text_model(folder / "textual" / "model.onnx", axes=axes, dim=dim)
     tokenizer(folder / "textual" / "tokenizer.json")
     model_cfg = {
