@@ -205,3 +205,24 @@ def test_frames_of_a_reprocessed_video_are_not_added(store):
     assert store.add_frame_vectors("alice", "new", missing, np.stack([unit(1), unit(1)])) == 0
     assert store.frame_vector_counts("alice") == {"img": 2}
     assert len(store.frames_missing("alice", video.id, "new")) == 2
+
+
+def test_reembedding_reloads_only_that_models_frames(tmp_path):
+    """SQLite's caches: adding a second model's frames (a few dozen at a time while re-embedding)
+    leaves every other cached matrix valid (the generation is unchanged), yet searches of that
+    model see each addition at once; retiring a model reloads only its own frames."""
+    from heimdex.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "h.db")
+    video, _ = commit_frames(store, "alice", [(0, [1]), (1, [0, 1])])
+    assert len(store.image_search(SceneFilter("alice"), "img", unit(1), 10)) == 2  # cached
+    generation = store._generation()
+    missing = store.frames_missing("alice", video.id, "new")
+    store.add_frame_vectors("alice", "new", missing[:1], unit(1)[None])
+    assert len(store.image_search(SceneFilter("alice"), "new", unit(1), 10)) == 1
+    store.add_frame_vectors("alice", "new", missing[1:], unit(0, 1)[None])
+    assert len(store.image_search(SceneFilter("alice"), "new", unit(1), 10)) == 2
+    store.delete_frame_vectors("alice", "img")
+    assert store.image_search(SceneFilter("alice"), "img", unit(1), 10) == []
+    assert store._generation() == generation
+    store.close()

@@ -81,6 +81,9 @@ class SqlStore(Store):
     def _changed(self, s: Session) -> None:
         """Called inside every write that changes what search sees (scenes, people, face links)."""
 
+    def _frames_changed(self, s: Session, model: str) -> None:
+        """Called inside a write that changes only `model`'s frame vectors (re-embedding)."""
+
     # ------------------------------------------------------------ videos
     def add_video(
         self, owner_id: str, filename: str, original_key: str, size_bytes: int, sha256: str | None
@@ -605,7 +608,7 @@ class SqlStore(Store):
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 rows,
             )
-            self._changed(s)
+            self._frames_changed(s, model)
         return len(rows)
 
     def delete_frame_vectors(self, owner_id: str, model: str) -> int:
@@ -615,7 +618,7 @@ class SqlStore(Store):
                 " AND scene_pk IN (SELECT pk FROM scenes WHERE owner_id = ?)",
                 (model, owner_id),
             )
-            self._changed(s)
+            self._frames_changed(s, model)
             return int(cur.rowcount)
 
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
