@@ -6,7 +6,9 @@ through every owner's videos, decodes from each original the frames that lack th
 model's vector (at the times the other models' rows of them record), embeds them and stores the
 vectors, a few dozen frames per transaction. Search keeps to the earlier vectors until an owner's
 set is complete (search/clip_coverage.py); then the earlier CLIP models' vectors of that owner are
-deleted.
+deleted, once every process has had time to count again and move to the new ones (a process counts
+an owner's coverage at most every COVERAGE_TTL_S: deleting at once would leave its searches on
+vectors that are gone for that long).
 
 Stopping at any moment loses nothing (a run embeds only what is missing), and it runs beside
 `serve` and workers: a video reprocessed meanwhile takes none of the vectors of its old frames, and
@@ -18,6 +20,7 @@ each owner's progress from the store, whichever process does the work.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING
 from heimdex.errors import HeimdexError
 from heimdex.logging import get_logger
 from heimdex.ml.base import IMAGE_VECTOR_MODEL
+from heimdex.service import COVERAGE_TTL_S
 from heimdex.store import StoredFrame
 
 if TYPE_CHECKING:
@@ -50,8 +54,9 @@ class ReembedProgress:
 
 
 class Reembedder:
-    def __init__(self, heimdex: Heimdex) -> None:
+    def __init__(self, heimdex: Heimdex, *, retire_after_s: float = COVERAGE_TTL_S) -> None:
         self.heimdex = heimdex
+        self.retire_after_s = retire_after_s  # how long complete owners' earlier vectors stay
 
     def model(self) -> OnnxClipEmbedder:
         clip = self.heimdex.models.clip
@@ -71,8 +76,9 @@ class Reembedder:
         keep_going: Callable[[], bool] = lambda: True,
     ) -> int:
         """Embed every frame of the owners' (None: every owner's) videos that lacks the configured
-        model's vector, then retire each complete owner's earlier CLIP vectors; returns how many
-        frames were embedded. `keep_going` is asked between chunks: False stops the run."""
+        model's vector, then retire the complete owners' earlier CLIP vectors (retire_after_s after
+        the last of them was completed); returns how many frames were embedded. `keep_going` is
+        asked between chunks: False stops the run (what it completed is retired by the next run)."""
         clip = self.model()
         owners = list(owners) if owners is not None else self.heimdex.store.owners()
         total, done = self.missing(owners), 0
@@ -84,22 +90,40 @@ class Reembedder:
                     on_progress(ReembedProgress(done, total, owner, video.id))
                 if not keep_going():
                     return done
+        retiring = [owner for owner in owners if self._retirable(owner)]
+        if retiring and not self._wait(self.retire_after_s, keep_going):
+            return done
+        for owner in retiring:
             self.retire(owner)
         return done
 
     def retire(self, owner_id: str) -> list[str]:
-        """Delete the owner's vectors of earlier CLIP-style models once every frame of theirs has
+        """Delete the owner's vectors of earlier CLIP-style models now, if every frame of theirs has
         the configured model's; returns the models retired (none while the set is incomplete)."""
-        coverage = self._fresh_coverage(owner_id)
-        if not coverage.complete:
-            return []
-        counts = self.heimdex.store.frame_vector_counts(owner_id)
-        earlier = sorted(m for m in counts if m not in (coverage.configured, IMAGE_VECTOR_MODEL))
+        earlier = self._retirable(owner_id)
         for model in earlier:
             removed = self.heimdex.store.delete_frame_vectors(owner_id, model)
             log.info("reembed.retired", owner_id=owner_id, model=model, vectors=removed)
         self.heimdex.forget_coverage(owner_id)
         return earlier
+
+    def _retirable(self, owner_id: str) -> list[str]:
+        """The earlier CLIP-style models whose vectors the owner has, once their set is complete."""
+        coverage = self._fresh_coverage(owner_id)
+        if not coverage.complete:
+            return []
+        counts = self.heimdex.store.frame_vector_counts(owner_id)
+        return sorted(m for m in counts if m not in (coverage.configured, IMAGE_VECTOR_MODEL))
+
+    @staticmethod
+    def _wait(seconds: float, keep_going: Callable[[], bool]) -> bool:
+        """Sleep `seconds` unless told to stop; whether the whole wait passed."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if not keep_going():
+                return False
+            time.sleep(min(0.2, left))
+        return True
 
     def _video(
         self, owner_id: str, video: Video, clip: OnnxClipEmbedder, keep_going: Callable[[], bool]

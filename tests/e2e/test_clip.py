@@ -185,7 +185,7 @@ def test_a_model_change_reembeds_and_search_keeps_the_old_vectors_until_complete
 
     # Stopped after its first chunk: a part of the frames have B's vectors, and search keeps to A's.
     moves: list[ReembedProgress] = []
-    reembedder = Reembedder(app)
+    reembedder = Reembedder(app, retire_after_s=0)  # one process, which counts again at once
     stopped = reembedder.run(on_progress=moves.append, keep_going=lambda: len(moves) < 2)
     counts = app.store.frame_vector_counts(LOCAL_OWNER)
     assert 0 < stopped == counts[new] < frames and counts[old] == frames, counts
