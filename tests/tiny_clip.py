@@ -8,9 +8,9 @@ right, a red picture is nearest to "red". Two models with different `axes`, dime
 frames: which one served a search is visible in its scores.
 
 - flat: image.onnx, text.onnx (input_ids + attention_mask, int64), tokenizer.json, clip.json;
-- immich: config.json, visual/model.onnx (input "image"), visual/preprocess_cfg.json,
-  textual/model.onnx (input "text", int32, no mask: the pad token's vector is zero, and id 0's is
-  not, so padding with the wrong id turns every text grey), textual/tokenizer.json and
+- immich: config.json, visual/model.onnx (input "image", a batch of one), visual/preprocess_cfg.json,
+  textual/model.onnx (input "text", int32, (1, CONTEXT), no mask: the pad token's vector is zero, and
+  id 0's is not, so padding with the wrong id turns every text grey), textual/tokenizer.json and
   textual/tokenizer_config.json (its pad token).
 """
 
@@ -51,16 +51,24 @@ def _save(graph: onnx.GraphProto, path: Path) -> None:
 
 
 def image_model(
-    path: Path, *, axes=(0, 1, 2), dim: int = DIM, bias: float = 0.0, input_name="pixel_values", side=SIDE
+    path: Path,
+    *,
+    axes=(0, 1, 2),
+    dim: int = DIM,
+    bias: float = 0.0,
+    input_name="pixel_values",
+    side=SIDE,
+    batch: int | str = "N",
 ) -> None:
     """(N,3,S,S) -> mean over H,W -> (N,3) -> x W(3,dim) + b: colour channels onto `axes`, `bias` on
-    the last axis. With side None the graph takes any size (the config must say which)."""
+    the last axis. With side None the graph takes any size (the config must say which); with batch 1
+    it takes one picture at a time, as Immich's exports do."""
     weights = np.zeros((3, dim), np.float32)
     for channel, axis in enumerate(axes):
         weights[channel, axis] = 1.0
     offset = np.zeros(dim, np.float32)
     offset[dim - 1] = bias
-    shape = ["N", 3, side, side] if side else ["N", 3, "H", "W"]
+    shape = [batch, 3, side, side] if side else [batch, 3, "H", "W"]
     graph = helper.make_graph(
         [
             helper.make_node("ReduceMean", [input_name], ["mean"], axes=[2, 3], keepdims=0),
@@ -69,7 +77,7 @@ def image_model(
         ],
         "tiny_image",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["N", dim])],
+        [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, [batch, dim])],
         [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(offset, "b")],
     )
     _save(graph, path)
@@ -116,15 +124,16 @@ def text_model(path: Path, *, axes=(0, 1, 2), dim: int = DIM) -> None:
 
 
 def immich_text_model(path: Path, *, axes=(0, 1, 2), dim: int = DIM) -> None:
-    """Immich's textual half: int32 ids named "text", no mask; word vectors summed."""
+    """Immich's textual half: int32 ids named "text", one text of CONTEXT tokens at a time (the
+    export's fixed shape), no mask; word vectors summed."""
     graph = helper.make_graph(
         [
             helper.make_node("Gather", ["E", "text"], ["vectors"]),
             helper.make_node("ReduceSum", ["vectors", "one"], ["embedding"], keepdims=0),
         ],
         "tiny_textual",
-        [helper.make_tensor_value_info("text", TensorProto.INT32, ["N", "L"])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
+        [helper.make_tensor_value_info("text", TensorProto.INT32, [1, CONTEXT])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, dim])],
         [
             numpy_helper.from_array(_word_table(axes, dim), "E"),
             numpy_helper.from_array(np.array([1], np.int64), "one"),
@@ -170,7 +179,13 @@ def write_immich(
     holds open_clip's config under "model_cfg"."""
     folder.mkdir(parents=True, exist_ok=True)
     image_model(
-        folder / "visual" / "model.onnx", axes=axes, dim=dim, bias=bias, input_name="image", side=None
+        folder / "visual" / "model.onnx",
+        axes=axes,
+        dim=dim,
+        bias=bias,
+        input_name="image",
+        side=None,
+        batch=1,
     )
     immich_text_model(folder / "textual" / "model.onnx", axes=axes, dim=dim)
     tokenizer(folder / "textual" / "tokenizer.json")

@@ -18,14 +18,15 @@ Flat, Heimdex's own:
 Immich's exports (immich-app/ViT-B-32__openai and its siblings: open_clip models in two halves):
     config.json                    open_clip's model config: text_cfg.context_length,
                                    vision_cfg.image_size (also read under a "model_cfg" key)
-    visual/model.onnx              image encoder (input "image")
+    visual/model.onnx              image encoder (input "image", a batch of one)
     visual/preprocess_cfg.json     {size, mean, std, interpolation, resize_mode, fill_color}
-    textual/model.onnx             text encoder (input "text": int32 ids, no mask)
+    textual/model.onnx             text encoder (input "text": int32 ids (1, L), no mask)
     textual/tokenizer.json
     textual/tokenizer_config.json  optional: its pad_token
 
 A clip.json beside either layout overrides what it names. Each encoder input is fed in the dtype
-its graph declares; an input whose name holds "mask" gets the attention mask, the other the ids.
+its graph declares, in batches of the size it was exported with if fixed; an input whose name holds
+"mask" gets the attention mask, the other the ids.
 An output named like "*embeds" is used when the graph has several outputs, else the first output.
 
 The model's name (clip.json's "name", else clip-onnx/<folder>, or clip-onnx/<hub id>@<revision>)
@@ -241,8 +242,9 @@ class OnnxClipEmbedder:
         pixels_input = self._image.get_inputs()[0]
         dtype = _INPUT_TYPES.get(pixels_input.type, np.float32)
         chunks = []
-        for start in range(0, len(images), _BATCH):
-            pixels = np.stack([self._pixels(img) for img in images[start : start + _BATCH]])
+        batch = _batch_size(self._image)
+        for start in range(0, len(images), batch):
+            pixels = np.stack([self._pixels(img) for img in images[start : start + batch]])
             chunks.append(_run(self._image, {pixels_input.name: pixels.astype(dtype, copy=False)}))
         return _normalise(np.concatenate(chunks))
 
@@ -250,8 +252,9 @@ class OnnxClipEmbedder:
         if not len(texts):
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
         chunks = []
-        for start in range(0, len(texts), _BATCH):
-            encoded = self._tokenizer.encode_batch([str(t) for t in texts[start : start + _BATCH]])
+        batch = _batch_size(self._text)
+        for start in range(0, len(texts), batch):
+            encoded = self._tokenizer.encode_batch([str(t) for t in texts[start : start + batch]])
             chunks.append(_run(self._text, self._text_feeds(encoded)))
         return _normalise(np.concatenate(chunks))
 
@@ -338,6 +341,12 @@ def _json(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise ModelUnavailableError(f"{path} is not valid JSON: {exc}") from exc
     return dict(found) if isinstance(found, dict) else {}
+
+
+def _batch_size(session: Any) -> int:
+    """_BATCH, or the batch the graph was exported with (Immich's exports take one at a time)."""
+    first = session.get_inputs()[0].shape[0]
+    return first if isinstance(first, int) and first > 0 else _BATCH
 
 
 def _static_side(session: Any) -> int | None:
