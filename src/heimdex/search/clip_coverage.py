@@ -17,6 +17,9 @@ model the owner has (Store.frame_vector_counts):
   tagger's vectors and text queries get no CLIP channel, rather than a channel that sees only the
   frames embedded so far.
 Without a configured model nothing CLIP-style serves, whatever vectors an earlier one left.
+A video indexed during the change gets only the new model's vectors (and the tagger's): the earlier
+vectors do not reach it, so its scenes join the CLIP channel and search by image once the new set is
+complete (words, faces and the rest find them at once).
 """
 
 from __future__ import annotations
