@@ -208,10 +208,13 @@ class Models:
             return
         record[model.name] = str(model.folder)
         path = self.settings.model_cache_dir / CLIP_RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(record, indent=1, sort_keys=True))
-        os.replace(partial, path)  # readers see the old record or the new one, never half
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(record, indent=1, sort_keys=True))
+            os.replace(partial, path)  # readers see the old record or the new one, never half
+        except OSError as exc:  # a read-only cache: the model works, a later change cannot find it
+            log.warning("clip.record_failed", path=str(path), error=str(exc))
 
     def _load_earlier_clip(self, name: str) -> OnnxClipEmbedder | None:
         from heimdex.errors import ModelUnavailableError
