@@ -10,12 +10,15 @@ model the owner has (Store.frame_vector_counts):
 - the owner's frames are the most vectors any image model has (every image model embeds the same
   sampled frames, so the tagger's count is every frame);
 - the configured model serves once it has a vector of every frame;
-- until then an earlier CLIP-style model serves (the one with the most vectors, if several), as long
-  as its vectors are there: its text and image encoders embed the queries (Models.clip_named), and
-  "more like this" needs only its stored vectors;
-- with no earlier model (CLIP newly turned on) nothing CLIP-style serves: search by image uses the
-  tagger's vectors and text queries get no CLIP channel, rather than a channel that sees only the
-  frames embedded so far.
+- until then an earlier CLIP-style model serves (the one with the most vectors, if several) while it
+  has more of them than the configured one, which during a change means until the new set is
+  complete: its text and image encoders embed the queries (Models.clip_named), and "more like this"
+  needs only its stored vectors;
+- otherwise nothing CLIP-style serves: search by image uses the tagger's vectors and text queries
+  get no CLIP channel, rather than a channel that sees only some frames. That is the case of CLIP
+  newly turned on, and of a video indexed by a process still configured with the earlier model
+  after its vectors were retired (a worker not restarted yet): it does not bring the earlier model
+  back for the whole library, and the next re-embedding completes the set.
 Without a configured model nothing CLIP-style serves, whatever vectors an earlier one left.
 A video indexed during the change gets only the new model's vectors (and the tagger's): the earlier
 vectors do not reach it, so its scenes join the CLIP channel and search by image once the new set is
@@ -55,5 +58,7 @@ def clip_coverage(counts: Mapping[str, int], configured: str | None) -> ClipCove
     if frames and embedded >= frames:
         return ClipCoverage(configured, frames, embedded, configured)
     earlier = [m for m, n in counts.items() if n and m not in (configured, IMAGE_VECTOR_MODEL)]
-    serving = max(earlier, key=lambda m: (counts[m], m)) if earlier else None
-    return ClipCoverage(configured, frames, embedded, serving)
+    best = max(earlier, key=lambda m: (counts[m], m)) if earlier else None
+    if best is not None and counts[best] > embedded:
+        return ClipCoverage(configured, frames, embedded, best)
+    return ClipCoverage(configured, frames, embedded, None)
