@@ -76,9 +76,10 @@ class Reembedder:
         keep_going: Callable[[], bool] = lambda: True,
     ) -> int:
         """Embed every frame of the owners' (None: every owner's) videos that lacks the configured
-        model's vector, then retire the complete owners' earlier CLIP vectors (retire_after_s after
-        the last of them was completed); returns how many frames were embedded. `keep_going` is
-        asked between chunks: False stops the run (what it completed is retired by the next run)."""
+        model's vector, then retire the complete owners' earlier CLIP vectors, retire_after_s after
+        the last frame was stored; returns how many frames were embedded. `keep_going` is asked
+        between chunks and during that wait: False stops the run (the next one retires what this one
+        completed)."""
         clip = self.model()
         owners = list(owners) if owners is not None else self.heimdex.store.owners()
         total, done = self.missing(owners), 0
