@@ -596,6 +596,45 @@ def reprocess(video_id: Annotated[str, typer.Argument(help="The video id (see `h
         raise typer.Exit(1)
 
 
+@app.command()
+def reembed() -> None:
+    """Embed indexed videos' frames with the configured CLIP-style model (after HEIMDEX_CLIP_MODEL
+    changed, or was set for a library indexed without it).
+
+    Search keeps to the earlier model's vectors until every frame of an owner has the new model's;
+    then the earlier ones are deleted. Ctrl-C stops it: running it again goes on where it stopped.
+    It may run while `serve` and workers run (server mode: on any one machine with the model).
+    """
+    from heimdex.reembed import Reembedder
+
+    heimdex = _app()
+    reembedder = Reembedder(heimdex)
+    model = reembedder.model().name
+    owners = heimdex.store.owners()
+    columns = [
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} frames"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(f"re-embedding with {model}", total=None)
+        done = reembedder.run(
+            owners, on_progress=lambda p: progress.update(task, completed=p.done, total=p.total)
+        )
+    coverage = [heimdex.clip_coverage(owner) for owner in owners]
+    behind = [c for c in coverage if not c.complete and c.frames]
+    out.print(f"embedded {done} frames with {model}")
+    if behind:
+        missing = sum(c.missing for c in behind)
+        err.print(
+            f"[yellow]{missing} frames could not be read[/yellow] ({len(behind)} of {len(owners)} owners): "
+            "their searches keep the earlier vectors; reprocess the videos whose originals are gone"
+        )
+        raise typer.Exit(1)
+    out.print("every frame has its vector: searches use it")
+
+
 # ---------------------------------------------------------------- people
 
 

@@ -4,8 +4,10 @@ pipeline and search, and holds the few rules that span them (de-duplication, enr
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +39,7 @@ from heimdex.pipeline.context import Artifacts
 from heimdex.pipeline.events import EventFn
 from heimdex.pipeline.stages.text import embed_scenes
 from heimdex.private_files import private_dir
+from heimdex.search.clip_coverage import ClipCoverage, clip_coverage
 from heimdex.search.engine import SearchEngine, SearchRequest, SearchResult
 from heimdex.settings import Settings
 from heimdex.store import MatchView, Store, open_store
@@ -44,11 +47,16 @@ from heimdex.store.base import CorrectedText, VectorSet
 
 if TYPE_CHECKING:
     from heimdex.media.clips import Clip
+    from heimdex.ml.clip import OnnxClipEmbedder
     from heimdex.pipeline.runner import PipelineRunner
 
 log = get_logger(__name__)
 
 LOCAL_OWNER = "local"  # the single user of the embedded CLI
+# An owner's CLIP coverage (which model's frame vectors serve their searches) is counted again at most
+# this often: counting reads every frame row of theirs. This process's indexing and re-embedding
+# count again at once; another process's show within this time.
+COVERAGE_TTL_S = 5.0
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .wmv .flv .mpg .mpeg .ts .mts .m2ts .3gp .ogv .vob .mxf .asf".split()
 )
@@ -79,6 +87,14 @@ def expand_inputs(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
+@functools.lru_cache(maxsize=1024)
+def _clip_text_vector(clip: OnnxClipEmbedder, text: str) -> np.ndarray:
+    """A query's CLIP text vector, remembered (the web app runs a query again for every page)."""
+    vector = clip.embed_texts([text])[0]
+    vector.flags.writeable = False  # shared by every search of the same words
+    return vector
+
+
 def _label(photo: Path | bytes) -> str:
     return "photo" if isinstance(photo, bytes) else str(photo)
 
@@ -103,8 +119,13 @@ class Heimdex:
         )
         self.blobs = blobs or open_blob_store(self.settings.resolved_storage_url, self.settings)
         self.models = models or Models(self.settings)
+        self._coverage: dict[str, tuple[float, ClipCoverage]] = {}  # owner -> (when counted, coverage)
         self.search_engine = SearchEngine(
-            self.store, lambda: self.models.text, self.thumbnail_ref, cache_dir=self.settings.model_cache_dir
+            self.store,
+            lambda: self.models.text,
+            self.thumbnail_ref,
+            cache_dir=self.settings.model_cache_dir,
+            clip_query=self._clip_query,
         )
 
     def close(self) -> None:
@@ -177,7 +198,9 @@ class Heimdex:
         )
 
     def process(self, video_id: str, on_event: EventFn | None = None) -> Video:
-        return self.runner(on_event).run(video_id)
+        video = self.runner(on_event).run(video_id)
+        self.forget_coverage(video.owner_id)  # its frames count from now on
+        return video
 
     def reprocess(self, video_id: str, owner_id: str = LOCAL_OWNER) -> Video:
         """Forget every stage so the next run indexes the video from scratch (old scenes stay visible
@@ -341,11 +364,11 @@ class Heimdex:
         return self.search_engine.search(request)
 
     def search_image(self, photo: Path | bytes, request: SearchRequest) -> SearchResult:
-        """Scenes that look like the photo (by their best frame), by the CLIP-style model's image
-        vectors when one is configured, else the tagger's; InvalidMediaError when the photo cannot
-        be read or has too many pixels."""
+        """Scenes that look like the photo (by their best frame), by the image vectors of the
+        CLIP-style model serving the owner (clip_coverage) when one does, else the tagger's;
+        InvalidMediaError when the photo cannot be read or has too many pixels."""
         image = self._decode_photo(photo)
-        clip = self.models.clip
+        clip = self.clip_for(request.owner_id)
         if clip is not None:
             return self.search_engine.search_image(request, clip.name, clip.embed_images([image])[0])
         vector = self.models.tagger.image_vector(image)
@@ -353,10 +376,11 @@ class Heimdex:
 
     def more_like_this(self, scene_id: str, request: SearchRequest) -> SearchResult:
         """Scenes that look like one of the owner's scenes, the scene itself left out (it would always
-        come first); the example is the mean of its frames' vectors, CLIP's when a CLIP-style model is
-        configured and the scene has them, else the tagger's. NotFoundError for another owner's scene
-        or one indexed before image vectors existed (reprocess it)."""
-        for model in self._image_models():
+        come first); the example is the mean of its frames' vectors, those of the CLIP-style model
+        serving the owner (clip_coverage: no encoder needed, so an earlier model's vectors serve even
+        where the model itself is gone) when the scene has them, else the tagger's. NotFoundError for
+        another owner's scene or one indexed before image vectors existed (reprocess it)."""
+        for model in self._image_models(request.owner_id):
             frames = self.store.scene_frame_vectors(request.owner_id, scene_id, model)
             if len(frames):
                 mean = frames.mean(axis=0)
@@ -365,10 +389,40 @@ class Heimdex:
                 return self.search_engine.search_image(request, model, vector)
         raise NotFoundError(f"scene {scene_id!r} has no image vectors yet; reprocess its video")
 
-    def _image_models(self) -> list[str]:
-        """The image models whose frame vectors serve search by image, preferred first."""
+    def _image_models(self, owner_id: str) -> list[str]:
+        """The image models whose frame vectors serve the owner's search by image, preferred first."""
+        serving = self.clip_coverage(owner_id).serving if self.models.clip_configured else None
+        return [serving, IMAGE_VECTOR_MODEL] if serving else [IMAGE_VECTOR_MODEL]
+
+    def clip_coverage(self, owner_id: str) -> ClipCoverage:
+        """How many of the owner's frames have a vector of the configured CLIP-style model, and whose
+        vectors serve their searches meanwhile (search/clip_coverage.py); see COVERAGE_TTL_S."""
+        now = time.monotonic()
+        cached = self._coverage.get(owner_id)
+        if cached is not None and now - cached[0] < COVERAGE_TTL_S:
+            return cached[1]
         clip = self.models.clip
-        return [clip.name, IMAGE_VECTOR_MODEL] if clip is not None else [IMAGE_VECTOR_MODEL]
+        found = clip_coverage(self.store.frame_vector_counts(owner_id), clip.name if clip else None)
+        self._coverage[owner_id] = (now, found)
+        return found
+
+    def forget_coverage(self, owner_id: str) -> None:
+        """Count the owner's CLIP coverage again on its next use (their frames changed)."""
+        self._coverage.pop(owner_id, None)
+
+    def clip_for(self, owner_id: str) -> OnnxClipEmbedder | None:
+        """The CLIP-style model serving the owner's searches, loaded; None when none does (none is
+        configured, the owner's frames are not all embedded with it and no earlier model's vectors
+        are there, or the earlier model cannot be loaded here)."""
+        if not self.models.clip_configured:
+            return None
+        serving = self.clip_coverage(owner_id).serving
+        return self.models.clip_named(serving) if serving else None
+
+    def _clip_query(self, owner_id: str, text: str) -> tuple[str, np.ndarray] | None:
+        """For the engine's clip channel: the serving model and the query's text vector by it."""
+        clip = self.clip_for(owner_id)
+        return None if clip is None else (clip.name, _clip_text_vector(clip, text))
 
     def _request(
         self,

@@ -30,7 +30,7 @@ def shared_models() -> Models:
 
 
 class LiveServer:
-    def __init__(self, home: Path, **settings) -> None:
+    def __init__(self, home: Path, models: Models | None = None, **settings) -> None:
         # Generous limits (every test registers from 127.0.0.1), and refresh tokens strictly one-use
         # (no grace for two tabs refreshing at once): tests that need others set them.
         defaults = {
@@ -39,7 +39,7 @@ class LiveServer:
             "refresh_reuse_grace_s": 0.0,
         }
         self.settings = Settings(home=home, **{**defaults, **settings})
-        self.app = create_app(self.settings, models=shared_models())
+        self.app = create_app(self.settings, models=models or shared_models())
         self.ctx = self.app.state.ctx
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

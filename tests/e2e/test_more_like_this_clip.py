@@ -1,13 +1,11 @@
 """With a CLIP-style model configured, its image vectors are stored per frame beside the tagger's and
-serve search by image. The model is a tiny generated one (tests/ml/test_clip.py: an image's vector
+serve search by image. The model is a tiny generated one (tests/tiny_clip.py: an image's vector
 is its mean colour): it proves the plumbing, not any search quality."""
 
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,24 +17,16 @@ from heimdex.ml.registry import Models
 from heimdex.search.engine import SearchRequest
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
+from tests import tiny_clip
 from tests.e2e.test_more_like_this import LIBRARY, library_video
-from tests.ml.test_clip import DIM, _image_model, _text_model, _tokenizer
+from tests.tiny_clip import DIM
 
 CLIP_NAME = "tiny-test-clip"
 
 
-def tiny_clip(folder: Path) -> Path:
-    _image_model(folder / "image.onnx")
-    _text_model(folder / "text.onnx")
-    _tokenizer(folder / "tokenizer.json")
-    config = {"name": CLIP_NAME, "context_length": 6, "mean": [0.5] * 3, "std": [0.5] * 3}
-    (folder / "clip.json").write_text(json.dumps(config))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Iterator[tuple[Heimdex, dict]]:
-    folder = tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+    folder = tiny_clip.write_flat(tmp_path_factory.mktemp("tiny-clip"), CLIP_NAME)
     settings = Settings(home=tmp_path_factory.mktemp("clip-home"), clip_model=str(folder))
     app = Heimdex(settings, models=Models(settings))
     try:

@@ -1,9 +1,5 @@
-"""The CLIP-style ONNX plug, tested with a tiny model generated here (plumbing only, no quality claim).
-
-The generated "CLIP" embeds an image as its mean colour and a text as the sum of its word vectors,
-with red, green and blue words on the matching axes. If preprocessing, channel order, tokenising,
-masking, output choice and normalisation are right, a red picture is nearest to "red".
-"""
+"""The CLIP-style ONNX plug, tested with tiny models generated in both folder layouts
+(tests/tiny_clip.py: plumbing only, no quality claim)."""
 
 from __future__ import annotations
 
@@ -13,105 +9,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")  # test-only dependency: builds the tiny model
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from heimdex.errors import ModelUnavailableError
+from heimdex.ml.base import ImageTextEmbedder
+from heimdex.ml.clip import OnnxClipEmbedder, read_config
+from tests import assets, tiny_clip
+from tests.ml.conftest import load_rgb
+from tests.tiny_clip import CONTEXT, DIM, SIDE
 
-from heimdex.errors import ModelUnavailableError  # noqa: E402
-from heimdex.ml.base import ImageTextEmbedder  # noqa: E402
-from heimdex.ml.clip import OnnxClipEmbedder  # noqa: E402
-from tests import assets  # noqa: E402
-from tests.ml.conftest import load_rgb  # noqa: E402
-
-DIM = 8
-SIDE = 16
-VOCAB = {"[PAD]": 0, "[UNK]": 1, "red": 2, "green": 3, "blue": 4, "a": 5, "photo": 6, "of": 7}
-
-
-def _save(graph: onnx.GraphProto, path: Path) -> None:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
-def _image_model(path: Path) -> None:
-    # (N,3,S,S) -> mean over H,W -> (N,3) -> x W(3,DIM): colour channels onto the first three axes.
-    weights = np.zeros((3, DIM), np.float32)
-    weights[0, 0] = weights[1, 1] = weights[2, 2] = 1.0
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["pixel_values"], ["mean"], axes=[2, 3], keepdims=0),
-            helper.make_node("MatMul", ["mean", "W"], ["image_embeds"]),
-        ],
-        "tiny_image",
-        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["N", 3, SIDE, SIDE])],
-        [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["N", DIM])],
-        [numpy_helper.from_array(weights, "W")],
-    )
-    _save(graph, path)
-
-
-def _text_model(path: Path) -> None:
-    # Word vectors summed under the attention mask; a decoy first output checks the "*embeds" choice.
-    table = np.zeros((len(VOCAB), DIM), np.float32)
-    table[VOCAB["red"]] = [1, -1, -1, 0, 0, 0, 0, 0]
-    table[VOCAB["green"]] = [-1, 1, -1, 0, 0, 0, 0, 0]
-    table[VOCAB["blue"]] = [-1, -1, 1, 0, 0, 0, 0, 0]
-    table[VOCAB["photo"]] = [0, 0, 0, 0.3, 0, 0, 0, 0]
-    table[VOCAB["[PAD]"]] = [5, 5, 5, 5, 5, 5, 5, 5]  # must be masked out, or every text turns grey
-    graph = helper.make_graph(
-        [
-            helper.make_node("Gather", ["E", "input_ids"], ["vectors"]),
-            helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
-            helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
-            helper.make_node("Mul", ["vectors", "mask3"], ["masked"]),
-            helper.make_node("ReduceSum", ["masked", "one"], ["text_embeds"], keepdims=0),
-            helper.make_node("Identity", ["vectors"], ["last_hidden_state"]),
-        ],
-        "tiny_text",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "L"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["N", "L"]),
-        ],
-        [
-            helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["N", "L", DIM]),
-            helper.make_tensor_value_info("text_embeds", TensorProto.FLOAT, ["N", DIM]),
-        ],
-        [
-            numpy_helper.from_array(table, "E"),
-            numpy_helper.from_array(np.array([2], np.int64), "last"),
-            numpy_helper.from_array(np.array([1], np.int64), "one"),
-        ],
-    )
-    _save(graph, path)
-
-
-def _tokenizer(path: Path) -> None:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
-    tokenizer = Tokenizer(models.WordLevel(VOCAB, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.save(str(path))
+RED, GREEN, BLUE = (230, 20, 20), (20, 200, 30), (10, 30, 240)
 
 
 @pytest.fixture(scope="module")
-def clip_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    _image_model(folder / "image.onnx")
-    _text_model(folder / "text.onnx")
-    _tokenizer(folder / "tokenizer.json")
-    (folder / "clip.json").write_text(
-        json.dumps(
-            {"name": "tiny-test-clip", "context_length": 6, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
-        )
+def folders(tmp_path_factory) -> dict[str, Path]:
+    return {layout: tiny_clip.write(layout, tmp_path_factory.mktemp(layout)) for layout in tiny_clip.LAYOUTS}
+
+
+@pytest.fixture(scope="module", params=tiny_clip.LAYOUTS)
+def clip(request, folders, tmp_path_factory) -> OnnxClipEmbedder:
+    return OnnxClipEmbedder(
+        str(folders[request.param]), cache_dir=tmp_path_factory.mktemp("cache"), threads=1
     )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def clip(clip_folder, tmp_path_factory) -> OnnxClipEmbedder:
-    return OnnxClipEmbedder(str(clip_folder), cache_dir=tmp_path_factory.mktemp("cache"), threads=1)
 
 
 def _solid(rgb: tuple[int, int, int], h: int = 90, w: int = 160) -> np.ndarray:
@@ -120,16 +37,29 @@ def _solid(rgb: tuple[int, int, int], h: int = 90, w: int = 160) -> np.ndarray:
 
 def test_is_an_image_text_embedder(clip) -> None:
     assert isinstance(clip, ImageTextEmbedder)
-    assert clip.name == "tiny-test-clip" and clip.dim == DIM and clip.image_size == SIDE
+    assert clip.dim == DIM and clip.image_size == SIDE and clip.context_length == CONTEXT
+
+
+def test_each_layout_names_its_model(folders, tmp_path) -> None:
+    flat = OnnxClipEmbedder(str(folders["flat"]), cache_dir=tmp_path)
+    immich = OnnxClipEmbedder(str(folders["immich"]), cache_dir=tmp_path)
+    assert flat.name == "tiny-test-clip", "clip.json's name"
+    assert immich.name == f"clip-onnx/{folders['immich'].name}", "no clip.json: the folder's name"
 
 
 def test_colours_meet_their_words(clip) -> None:
-    images = clip.embed_images([_solid((230, 20, 20)), _solid((20, 200, 30)), _solid((10, 30, 240))])
+    images = clip.embed_images([_solid(RED), _solid(GREEN), _solid(BLUE)])
     texts = clip.embed_texts(["a photo of red", "GREEN", "blue photo"])
     assert images.dtype == texts.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
     assert (images @ texts.T).argmax(axis=1).tolist() == [0, 1, 2]
+    # Padding to the context length with the pad token (Immich: the tokenizer config's, whose vector
+    # is zero; flat: masked out): "red" alone is exactly the red word's direction.
+    assert float(texts[0] @ clip.embed_texts(["red"])[0]) < 0.999 < float(images[0] @ images[0])
+    assert clip.embed_texts(["red"])[0][:3].tolist() == pytest.approx(
+        np.array([1, -1, -1]) / 3**0.5, abs=1e-5
+    )
 
 
 def test_real_photos_of_any_shape(clip) -> None:
@@ -150,17 +80,64 @@ def test_empty_inputs_and_long_text(clip) -> None:
     assert long.shape == (1, DIM) and long[0].argmax() == 0
 
 
+def _stripes() -> np.ndarray:
+    """A wide picture: pure red, green and blue thirds."""
+    thirds = [_solid(rgb, 60, 60) for rgb in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    return np.concatenate(thirds, axis=1)
+
+
+@pytest.mark.parametrize("mode", ["shortest", "squash", "longest"])
+def test_immich_preprocessing_is_read_from_its_config(tmp_path, mode) -> None:
+    """preprocess_cfg.json's resize_mode decides what of a wide picture the encoder sees: its centre
+    (shortest side to S, cropped), all of it squeezed, or all of it inside black bars."""
+    folder = tiny_clip.write_immich(tmp_path / "m", resize_mode=mode, nested=mode == "squash")
+    clip = OnnxClipEmbedder(str(folder), cache_dir=tmp_path)
+    assert read_config(folder).preprocessing.resize_mode == mode
+    assert clip.image_size == SIDE and clip.context_length == CONTEXT, "from config.json / preprocess_cfg"
+    r, g, b = clip.embed_images([_stripes()])[0][:3]
+    if mode == "shortest":
+        assert g > 0 > r and g > 0 > b, "the centre third is green"
+    elif mode == "squash":
+        assert r == pytest.approx(g, abs=0.05) and r == pytest.approx(b, abs=0.05), "all three, evenly"
+    else:
+        assert r < 0 and g < 0 and b < 0, "black bars above and below pull every colour down"
+
+
+def test_clip_json_overrides_the_immich_configs(tmp_path) -> None:
+    folder = tiny_clip.write_immich(tmp_path / "m")
+    (folder / "clip.json").write_text(json.dumps({"name": "mine", "image_size": 32, "resize_mode": "squash"}))
+    clip = OnnxClipEmbedder(str(folder), cache_dir=tmp_path)
+    assert (clip.name, clip.image_size, clip.context_length) == ("mine", 32, CONTEXT)
+    assert read_config(folder).preprocessing.resize_mode == "squash"
+
+
+def test_a_config_heimdex_cannot_follow_is_refused(tmp_path) -> None:
+    folder = tiny_clip.write_immich(tmp_path / "m")
+    cfg = json.loads((folder / "visual" / "preprocess_cfg.json").read_text())
+    (folder / "visual" / "preprocess_cfg.json").write_text(json.dumps({**cfg, "resize_mode": "zoom"}))
+    with pytest.raises(ModelUnavailableError, match="resize_mode 'zoom'"):
+        OnnxClipEmbedder(str(folder), cache_dir=tmp_path)
+    (folder / "visual" / "preprocess_cfg.json").write_text("{not json")
+    with pytest.raises(ModelUnavailableError, match="not valid JSON"):
+        OnnxClipEmbedder(str(folder), cache_dir=tmp_path)
+
+
 def test_missing_folder(tmp_path) -> None:
     with pytest.raises(ModelUnavailableError, match="does not exist"):
         OnnxClipEmbedder(str(tmp_path / "nope"), cache_dir=tmp_path)
 
 
-def test_incomplete_folder(tmp_path, clip_folder) -> None:
-    (tmp_path / "image.onnx").write_bytes((clip_folder / "image.onnx").read_bytes())
-    with pytest.raises(ModelUnavailableError, match="text encoder"):
+@pytest.mark.parametrize("layout", tiny_clip.LAYOUTS)
+def test_incomplete_folder(tmp_path, folders, layout) -> None:
+    image = "image.onnx" if layout == "flat" else "visual/model.onnx"
+    (tmp_path / image).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / image).write_bytes((folders[layout] / image).read_bytes())
+    with pytest.raises(
+        ModelUnavailableError, match=r"no text encoder \(text.onnx, or Immich's textual/model.onnx\)"
+    ):
         OnnxClipEmbedder(str(tmp_path), cache_dir=tmp_path)
 
 
 def test_hub_id_offline(tmp_path) -> None:
-    with pytest.raises(ModelUnavailableError, match="local folder"):
-        OnnxClipEmbedder("openai/clip-vit-base-patch32", cache_dir=tmp_path)
+    with pytest.raises(ModelUnavailableError, match=r"local folder.*textual/tokenizer.json"):
+        OnnxClipEmbedder("immich-app/ViT-B-32__openai", cache_dir=tmp_path)

@@ -47,17 +47,31 @@ def test_loaded_reports_exactly_the_models_built(model_settings) -> None:
 
 
 def test_clip_from_a_folder(tmp_path) -> None:
-    pytest.importorskip("onnx")
-    from tests.ml.test_clip import _image_model, _text_model, _tokenizer
+    from tests import tiny_clip
 
-    folder = tmp_path / "clip"
-    folder.mkdir()
-    _image_model(folder / "image.onnx")
-    _text_model(folder / "text.onnx")
-    _tokenizer(folder / "tokenizer.json")
+    folder = tiny_clip.write_flat(tmp_path / "clip", name=None)
     models = Models(Settings(home=tmp_path, clip_model=str(folder)))
     assert models.clip is not None and models.clip is models.clip
     assert models.loaded() == ["clip-onnx/clip"]
+
+
+def test_an_earlier_clip_model_loads_again_by_name(tmp_path) -> None:
+    """A model this machine loaded before is found again by the name on its vectors (search keeps
+    using them while a newly configured model re-embeds); nothing else is."""
+    from tests import tiny_clip
+
+    first = tiny_clip.write_flat(tmp_path / "a", name="model-a")
+    second = tiny_clip.write_immich(tmp_path / "b", axes=(3, 4, 5))
+    assert Models(Settings(home=tmp_path, clip_model=str(first))).clip.name == "model-a"
+    models = Models(Settings(home=tmp_path, clip_model=str(second)))
+    assert models.clip_named("clip-onnx/b") is models.clip, "the configured one"
+    earlier = models.clip_named("model-a")
+    assert earlier is not None and earlier.name == "model-a" and earlier is models.clip_named("model-a")
+    assert models.loaded() == ["clip-onnx/b", "model-a"]
+    assert models.clip_named("never-seen") is None
+    tiny_clip.write_flat(first, name="model-a2")  # the folder holds another model now
+    assert Models(Settings(home=tmp_path, clip_model=str(second))).clip_named("model-a") is None
+    assert Models(Settings(home=tmp_path)).clip_named("clip-onnx/b") is not None, "CLIP off: still found"
 
 
 def test_a_bad_model_setting_fails_clearly_and_can_be_retried(tmp_path) -> None:

@@ -153,3 +153,76 @@ def test_postgres_frames_have_an_hnsw_index_that_the_graph_walk_uses(postgres_da
         with pg.db.pool.connection() as conn:
             conn.execute("RESET enable_seqscan")
         pg.close()
+
+
+def test_a_second_model_fills_in_frame_by_frame_and_the_first_retires(store):
+    """Re-embedding's store half: the frames a model lacks, its vectors added (each frame once, only
+    to the owner's live scenes), counted per model, and the old model's removed."""
+    video, scenes = commit_frames(store, "alice", [(0, [1]), (0, [0, 1]), (1, [0, 0, 1])])
+    commit_frames(store, "bob", [(0, [1])])
+    assert store.frame_vector_counts("alice") == {"img": 3}
+    missing = store.frames_missing("alice", video.id, "new")
+    assert [(f.part, f.t_s) for f in missing] == [(0, 1.0), (1, 2.0), (2, 8.0)], "in time order"
+    assert store.frames_missing("bob", video.id, "new") == [], "another owner's video"
+    assert store.frames_missing("alice", video.id, "img") == []
+    first = np.stack([unit(0, 1, dim=4), unit(1, dim=4)])  # another dimension: another model
+    assert store.add_frame_vectors("alice", "new", missing[:2], first) == 2
+    assert store.add_frame_vectors("bob", "new", missing[2:], unit(1, dim=4)[None]) == 0, "not bob's"
+    assert store.add_frame_vectors("alice", "new", missing[:1], first[:1]) == 0, "already there"
+    assert store.frame_vector_counts("alice") == {"img": 3, "new": 2}
+    assert [f.part for f in store.frames_missing("alice", video.id, "new")] == [2]
+    hits = store.image_search(SceneFilter("alice"), "new", unit(1, dim=4), 10)
+    found = [store.scenes_by_pk("alice", [h.scene_pk])[h.scene_pk].id for h in hits]
+    assert found == [scenes[0].id], "the new model's vectors are searched at once"
+    assert np.allclose(store.scene_frame_vectors("alice", scenes[0].id, "new"), first)
+    store.add_frame_vectors("alice", "new", missing[2:], unit(0, 0, 1, dim=4)[None])
+    assert store.frame_vector_counts("alice") == {"img": 3, "new": 3}
+    assert store.delete_frame_vectors("alice", "img") == 3
+    assert store.frame_vector_counts("alice") == {"new": 3}
+    assert store.frame_vector_counts("bob") == {"img": 1}, "bob's frames stay"
+    assert store.image_search(SceneFilter("alice"), "img", unit(1), 10) == []
+    assert store.owners() == ["alice", "bob"]
+
+
+def test_frames_of_a_reprocessed_video_are_not_added(store):
+    """A commit replaced the video's scenes (and frames) while their frames were being embedded: the
+    vectors of the old frames go nowhere (not an error, even where SQLite gave a new scene an old
+    scene's pk), and the new frames are listed as missing."""
+    video, _ = commit_frames(store, "alice", [(0, [1]), (1, [0, 1])])
+    missing = store.frames_missing("alice", video.id, "new")
+    drafts = [SceneDraft(index=i, start_s=i * 5.0, end_s=i * 5.0 + 5, transcript=f"s{i}") for i in range(2)]
+    store.commit_video(
+        CommitBundle(
+            video_id=video.id,
+            language="en",
+            scenes=drafts,
+            text_vectors=VectorSet("m1", np.stack([unit(1.0)] * 2)),
+            faces=[],
+            frames=(FrameVectors([0, 1], [2.0, 6.0], VectorSet("img", np.stack([unit(1), unit(0, 1)]))),),
+        ),
+        {},
+    )
+    assert store.add_frame_vectors("alice", "new", missing, np.stack([unit(1), unit(1)])) == 0
+    assert store.frame_vector_counts("alice") == {"img": 2}
+    assert len(store.frames_missing("alice", video.id, "new")) == 2
+
+
+def test_reembedding_reloads_only_that_models_frames(tmp_path):
+    """SQLite's caches: adding a second model's frames (a few dozen at a time while re-embedding)
+    leaves every other cached matrix valid (the generation is unchanged), yet searches of that
+    model see each addition at once; retiring a model reloads only its own frames."""
+    from heimdex.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "h.db")
+    video, _ = commit_frames(store, "alice", [(0, [1]), (1, [0, 1])])
+    assert len(store.image_search(SceneFilter("alice"), "img", unit(1), 10)) == 2  # cached
+    generation = store._generation()
+    missing = store.frames_missing("alice", video.id, "new")
+    store.add_frame_vectors("alice", "new", missing[:1], unit(1)[None])
+    assert len(store.image_search(SceneFilter("alice"), "new", unit(1), 10)) == 1
+    store.add_frame_vectors("alice", "new", missing[1:], unit(0, 1)[None])
+    assert len(store.image_search(SceneFilter("alice"), "new", unit(1), 10)) == 2
+    store.delete_frame_vectors("alice", "img")
+    assert store.image_search(SceneFilter("alice"), "img", unit(1), 10) == []
+    assert store._generation() == generation
+    store.close()

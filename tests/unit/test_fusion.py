@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from heimdex.search.fusion import (
+    CLIP_BAND,
+    CLIP_WEIGHT,
     SEMANTIC_BAND,
+    clip_band,
     confidence,
     coverage,
     cut,
@@ -120,3 +123,26 @@ def test_stemming_only_what_coverage_asks_about_gives_the_same_coverage():
     assert wanted <= everything and coverage(weights, wanted) == coverage(weights, everything)
     assert {stem("lying"), stem("villagers"), stem("studied")} <= wanted
     assert stem("estuary") not in wanted and "the" not in wanted  # no wanted stem starts so
+
+
+def test_the_clip_channel_orders_scenes_alike_in_text_but_never_passes_the_words():
+    """CLIP evidence (a scene's look against the query's text) breaks the order of scenes the text
+    channels rate alike, and lifts a scene they did not find above weak text evidence; a scene
+    holding the query's words stays first however well another looks, and looks add no confidence."""
+    weights = term_weights(["lighthouse"], {"lighthouse": 2}, 100)
+    looks = clip_band([ScoredScene(3, 0.31), ScoredScene(2, 0.30), ScoredScene(9, 0.31 - CLIP_BAND - 0.01)])
+    assert [s.scene_pk for s in looks] == [3, 2], "the band below the best, as for meaning"
+    semantic = semantic_band([ScoredScene(1, 0.86), ScoredScene(2, 0.79), ScoredScene(4, 0.79)])
+    channels = {"fulltext": [ScoredScene(1, 5.0)], "semantic": semantic, "clip": looks}
+    stems = {1: scene_stems(["the lighthouse at dusk"])}
+    fused = fuse(channels, weights, stems, 0.78)
+    assert [pk for pk, _ in fused] == [1, 2, 3, 4]
+    evidence = dict(fused)
+    assert evidence[3].clip == 1.0 and evidence[2].clip == pytest.approx(0.8)
+    assert evidence[3].score == pytest.approx(CLIP_WEIGHT + evidence[3].tie * 1e-3)
+    assert evidence[2].score > evidence[4].score, "alike by meaning: the look decides"
+    assert evidence[3].score > evidence[4].score, "a good look passes a weak meaning"
+    assert confidence(evidence[3]) == "low", "a look alone is no evidence of the words"
+    assert [pk for pk, _ in cut(fused, "auto")] == [1], "so the auto cut hides it after a sure hit"
+    without = fuse({k: v for k, v in channels.items() if k != "clip"}, weights, stems, 0.78)
+    assert [pk for pk, e in without] == [1, 2, 4] and all(e.clip == 0 for _, e in without)

@@ -39,6 +39,7 @@ from heimdex.ml.registry import Models
 from heimdex.queue import Progress, Worker, open_queue
 from heimdex.queue.base import is_remote
 from heimdex.reels import Reels
+from heimdex.reembed import BackgroundReembed
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 
@@ -71,6 +72,7 @@ def build_context(
         metrics=metrics,
         upload_limiter=uploads,
         reels=Reels(heimdex),
+        reembed=BackgroundReembed(heimdex),
     )
     ctx.queue = holder["queue"] = open_queue(settings, worker, ctx.recover_jobs, heimdex.store)
     worker.after_job = lambda video_id, state: _after_job(ctx, video_id, state)
@@ -117,6 +119,11 @@ def create_app(
         UploadArea.claim(settings.home / "uploads")  # removes what a process killed mid-upload left
         if run_worker or remote:
             ctx.queue.start()  # remote: only re-enqueues what the store says is unfinished
+        if run_worker and not remote and ctx.heimdex.models.clip_configured:
+            # Frames the configured CLIP model has not embedded yet (it changed, or is new): done
+            # beside the worker; searches keep the earlier vectors meanwhile. Server mode runs
+            # `heimdex reembed` on a machine with the model instead.
+            ctx.reembed.start()
         log.info(
             "api.started",
             version=__version__,
@@ -124,6 +131,7 @@ def create_app(
             home=str(settings.home),
         )
         yield
+        ctx.reembed.stop()
         ctx.queue.stop()
         ctx.reels.close()
         ctx.heimdex.close()

@@ -6,6 +6,7 @@ needs the text embedder, not Whisper), and workers share one instance per model 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -38,6 +39,9 @@ _NATIVE_NOISE = re.compile(
     r"Created TensorFlow Lite XNNPACK delegate|before absl::InitializeLog|inference_feedback_manager"
 )
 _STDERR_LOCK = threading.Lock()  # file descriptor 2 is one per process
+# Where each CLIP-style model this machine loaded lives, by name (in the model cache): what lets
+# search keep using an owner's vectors of a model that is no longer the configured one.
+CLIP_RECORD = "clip-models.json"
 
 
 class Models:
@@ -47,6 +51,8 @@ class Models:
         self.settings = settings
         self._instances: dict[str, Any] = {}
         self._locks = {kind: threading.Lock() for kind in MODEL_KINDS}
+        self._earlier_clips: dict[str, OnnxClipEmbedder | None] = {}  # name -> model (None: unloadable)
+        self._earlier_lock = threading.Lock()
 
     @property
     def asr(self) -> WhisperRecognizer:
@@ -84,14 +90,34 @@ class Models:
         return self.match_distance(model) * (1.0 + self.settings.possible_match_margin)
 
     @property
+    def clip_configured(self) -> bool:
+        """Whether a CLIP-style model is configured (without loading it)."""
+        return bool(self.settings.clip_model)
+
+    @property
     def clip(self) -> OnnxClipEmbedder | None:
         if not self.settings.clip_model:
             return None
         return self._get("clip", self._load_clip)
 
+    def clip_named(self, name: str) -> OnnxClipEmbedder | None:
+        """The CLIP-style model whose vectors are called `name`: the configured one, or one this
+        machine loaded before (CLIP_RECORD says from where), so that search can embed its queries
+        for an owner whose frames are still being re-embedded with a newly configured model. None
+        when no such model is known here or it cannot be loaded any more (its folder gone, or
+        holding another model now)."""
+        current = self.clip
+        if current is not None and current.name == name:
+            return current
+        with self._earlier_lock:
+            if name not in self._earlier_clips:
+                self._earlier_clips[name] = self._load_earlier_clip(name)
+            return self._earlier_clips[name]
+
     def loaded(self) -> list[str]:
         """Names of the models loaded so far (e.g. "whisper-base-int8"), for /health."""
-        return [self._instances[kind].name for kind in MODEL_KINDS if kind in self._instances]
+        names = [self._instances[kind].name for kind in MODEL_KINDS if kind in self._instances]
+        return names + [name for name, model in self._earlier_clips.items() if model is not None]
 
     def _get(self, kind: str, load: Callable[[], Any]) -> Any:
         instance = self._instances.get(kind)
@@ -160,11 +186,56 @@ class Models:
         from heimdex.ml.clip import OnnxClipEmbedder
 
         assert self.settings.clip_model  # checked by the property
-        return OnnxClipEmbedder(
+        model = OnnxClipEmbedder(
             self.settings.clip_model,
             cache_dir=self.settings.model_cache_dir,
             threads=self.settings.cpu_threads,
         )
+        self._record_clip(model)
+        return model
+
+    def _clip_record(self) -> dict[str, str]:
+        try:
+            found = json.loads((self.settings.model_cache_dir / CLIP_RECORD).read_text())
+        except (OSError, ValueError):  # none yet, or torn by a crash: nothing is known
+            return {}
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+    def _record_clip(self, model: OnnxClipEmbedder) -> None:
+        """Note where the model lives (its resolved folder: a hub snapshot loads again offline)."""
+        record = self._clip_record()
+        if record.get(model.name) == str(model.folder):
+            return
+        record[model.name] = str(model.folder)
+        path = self.settings.model_cache_dir / CLIP_RECORD
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(record, indent=1, sort_keys=True))
+            os.replace(partial, path)  # readers see the old record or the new one, never half
+        except OSError as exc:  # a read-only cache: the model works, a later change cannot find it
+            log.warning("clip.record_failed", path=str(path), error=str(exc))
+
+    def _load_earlier_clip(self, name: str) -> OnnxClipEmbedder | None:
+        from heimdex.errors import ModelUnavailableError
+        from heimdex.ml.clip import OnnxClipEmbedder
+
+        folder = self._clip_record().get(name)
+        if folder is None:
+            log.warning("clip.unknown_model", model=name)
+            return None
+        try:
+            model = OnnxClipEmbedder(
+                folder, cache_dir=self.settings.model_cache_dir, threads=self.settings.cpu_threads
+            )
+        except ModelUnavailableError as exc:
+            log.warning("clip.earlier_model_unavailable", model=name, folder=folder, error=str(exc))
+            return None
+        if model.name != name:
+            log.warning("clip.earlier_model_replaced", model=name, folder=folder, now=model.name)
+            return None
+        log.info("model.loaded", kind="clip", model=name, earlier=True)
+        return model
 
 
 @contextmanager

@@ -4,7 +4,9 @@ Channels, each a ranked list of scenes:
 - fulltext: BM25 over transcript, on-screen text and tag names (FTS5 / tsvector);
 - semantic: cosine similarity of the query's e5 vector to each scene's text vector;
 - visual: the query's similarity to tag names ("a cat" ~ "tabby cat"), times the tag's score;
-- person: scenes where the named people appear (a filter when there are other words).
+- person: scenes where the named people appear (a filter when there are other words);
+- clip (only with a CLIP-style model serving the owner, see clip_coverage.py): the query's text
+  against the scenes' frames by the model's image vectors, a scene scoring its best frame.
 
 They are fused by evidence (fusion.py): where a scene sits in the semantic band below the best
 cosine, the IDF-weighted share of the query's words it holds, and its tag evidence; each hit also
@@ -33,6 +35,7 @@ from heimdex.search.fusion import (
     AUTO,
     COUNT_CAP,
     Evidence,
+    clip_band,
     confidence,
     cut,
     fuse,
@@ -62,6 +65,9 @@ QUERY_CACHE_SIZE = 1024
 EXAMPLE_WITHIN = 5  # "more like this": the example's own scene is looked for among this many first
 LABEL_WORD_WEIGHT = 0.9  # a query word that is literally a word of the label
 _LABEL_WORD = re.compile(r"[\w']+")
+# (owner, query text) -> (model, the text's vector) of the CLIP-style model whose frame vectors serve
+# the owner, or None: the service decides which (clip_coverage.py) and embeds.
+ClipQuery = Callable[[str, str], tuple[str, np.ndarray] | None]
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,10 @@ class SearchEngine:
         thumbnail_ref: Callable[[str], str | None],
         cache_dir: Path | None = None,
         query_cache_size: int = QUERY_CACHE_SIZE,  # 0: embed every query (benchmarks)
+        clip_query: ClipQuery | None = None,
     ) -> None:
         self.store = store
+        self._clip_query = clip_query
         self._cache_size = query_cache_size
         self._embedder = embedder  # loaded on first use: a people-only query needs no model
         self._thumbnail_ref = thumbnail_ref
@@ -228,7 +236,18 @@ class SearchEngine:
         labels = self._matching_labels(embedder.name, vector, query.terms)
         if labels:
             channels["visual"] = self.store.scenes_with_labels(flt, labels, CANDIDATES)
+        looks = self._clip_channel(flt, query.text)
+        if looks:
+            channels["clip"] = looks
         return channels, labels, reference
+
+    def _clip_channel(self, flt: SceneFilter, text: str) -> list[ScoredScene]:
+        """Scenes by their best frame's CLIP similarity to the query's text, cut to its band."""
+        found = self._clip_query(flt.owner_id, text) if self._clip_query is not None else None
+        if found is None:
+            return []
+        model, vector = found
+        return clip_band(self.store.image_search(flt, model, vector, CANDIDATES))
 
     def _query_vector(self, embedder: TextEmbedder, text: str) -> np.ndarray:
         """The query's vector, remembered: paging through results and repeated searches (the web app

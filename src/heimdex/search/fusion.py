@@ -12,6 +12,9 @@ gives evidence on a scale of its own meaning, and the evidence is added:
   them is 1, one common word of many is near 0;
 - visual: the tag score times the label's match weight (engine.py);
 - person: a filter when there are other words; alone, its own order (nearest face first);
+- clip (only with a CLIP-style model configured, see clip_coverage.py): where the scene's best
+  frame lies in the band of CLIP_BAND below the best frame's CLIP similarity to the query's text,
+  times CLIP_WEIGHT;
 - image (search by example image, `fuse_image`): the cosine of the scene's best frame to the image.
 
 A tiny rank-fusion term only breaks ties. The weights were chosen by cross-validation on the
@@ -38,6 +41,14 @@ SEMANTIC_BAND = 0.08
 STANDOUT_SCALE = 0.059
 FULLTEXT_WEIGHT = 1.0
 VISUAL_WEIGHT = 0.5
+# The CLIP channel, chosen rather than measured (no real CLIP model is installable here). Its
+# text-image cosines sit in a narrow range, as e5's do, so only a band below the best says anything.
+# Its weight is a quarter of full text's: a scene that looks like the query but holds none of its
+# words (or its meaning) can pass scenes of weak text evidence, never one that holds the query's words
+# or its meaning best (1.0 each). It adds nothing to the confidence, which is measured on text evidence:
+# a scene found by its look alone is "low", shown when nothing better was found (see cut).
+CLIP_BAND = 0.05
+CLIP_WEIGHT = 0.25
 TIE_WEIGHT = 1e-3
 RRF_K = 60
 COUNT_CAP = 1000  # scene counts past this make a word "common"; counting further costs time, not sense
@@ -58,6 +69,7 @@ class Evidence:
     person: bool = False
     standout: float = 0.0  # cosine above the query's background level, over the best (0: none)
     image: float | None = None  # search by image: the cosine of the scene's best frame
+    clip: float = 0.0  # 0..1 place in the CLIP band below the best frame's similarity to the text
     tie: float = 0.0
     channels: set[str] = field(default_factory=set)
 
@@ -69,6 +81,7 @@ class Evidence:
             + VISUAL_WEIGHT * self.visual
             + TIE_WEIGHT * self.tie
             + (self.image or 0.0)
+            + CLIP_WEIGHT * self.clip
         )
 
 
@@ -123,6 +136,14 @@ def semantic_band(ranked: Sequence[ScoredScene]) -> list[ScoredScene]:
     return [s for s in ranked if s.score >= floor]
 
 
+def clip_band(ranked: Sequence[ScoredScene]) -> list[ScoredScene]:
+    """The CLIP hits worth fusing: the band below the best frame's similarity (as semantic_band)."""
+    if not ranked:
+        return []
+    floor = ranked[0].score - CLIP_BAND
+    return [s for s in ranked if s.score >= floor]
+
+
 def fuse(
     channels: Mapping[str, Sequence[ScoredScene]],
     weights: Mapping[str, float],
@@ -156,6 +177,9 @@ def fuse(
         evidence[item.scene_pk].coverage = coverage(weights, stems, near) if weights else 1.0
     for item in channels.get("visual", ()):
         evidence[item.scene_pk].visual = min(1.0, item.score)
+    looks = channels.get("clip", ())  # already cut to its band (clip_band)
+    for item in looks:
+        evidence[item.scene_pk].clip = max(0.0, 1.0 - (looks[0].score - item.score) / CLIP_BAND)
     people = channels.get("person")
     if people is not None:
         for item in people:

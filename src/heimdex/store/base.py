@@ -156,6 +156,16 @@ class SceneFilter:
 
 
 @dataclass(frozen=True)
+class StoredFrame:
+    """A sampled frame as frame_vectors knows it: its scene, its place among its video's frames (the
+    `part` every image model's row of it shares) and its time in the video."""
+
+    scene_pk: int
+    part: int
+    t_s: float
+
+
+@dataclass(frozen=True)
 class ScoredScene:
     scene_pk: int
     score: float
@@ -273,6 +283,10 @@ class JobLedger(ABC):
     @abstractmethod
     def job_transcript_edits(self, video_id: str) -> list[TranscriptEdit]:
         """The owner's corrections of the video's transcript, which its next commit keeps."""
+
+    @abstractmethod
+    def owners(self) -> list[str]:
+        """Every owner with a video, sorted (re-embedding goes through them all)."""
 
     @abstractmethod
     def job_scenes(self, video_id: str) -> list[Scene]:
@@ -417,6 +431,33 @@ class PeopleStore(ABC):
         NotFoundError when the owner has no such match."""
 
 
+class FrameModels(ABC):
+    """An owner's frame vectors model by model, for re-embedding them with another image model
+    (reembed.py): how many each model has, the frames one lacks, adding its vectors, retiring a
+    model's. Scoped by owner like SceneIndex."""
+
+    @abstractmethod
+    def frame_vector_counts(self, owner_id: str) -> dict[str, int]:
+        """Model -> how many frame vectors of it the owner's scenes have."""
+
+    @abstractmethod
+    def frames_missing(self, owner_id: str, video_id: str, model: str) -> list[StoredFrame]:
+        """The video's frames that have a vector of some image model but none of `model`, in time
+        order (empty for another owner's video)."""
+
+    @abstractmethod
+    def add_frame_vectors(
+        self, owner_id: str, model: str, frames: Sequence[StoredFrame], vectors: np.ndarray
+    ) -> int:
+        """Store `model`'s vector of each frame (row i of `vectors` is frames[i]'s). Frames the owner's
+        scenes no longer hold at that part and time (the video was reprocessed or deleted meanwhile),
+        and frames that have a vector of `model` already, are skipped; returns how many were added."""
+
+    @abstractmethod
+    def delete_frame_vectors(self, owner_id: str, model: str) -> int:
+        """Remove every frame vector of `model` from the owner's scenes; returns how many."""
+
+
 class TranscriptCorrections(ABC):
     """The owner's corrections of transcripts, kept over the recognised words (corrections.py)."""
 
@@ -504,7 +545,7 @@ class FaceClusters(ABC):
         """(unnamed cluster, person, faces of the cluster surely matched to the person)."""
 
 
-class Store(VideoStore, JobLedger, SceneIndex, PeopleStore, FaceClusters, TranscriptCorrections):
+class Store(VideoStore, JobLedger, SceneIndex, PeopleStore, FaceClusters, TranscriptCorrections, FrameModels):
     """One object implements every role; each caller types what it uses (the API the owner-scoped
     roles through the service, the runner and workers the JobLedger)."""
 

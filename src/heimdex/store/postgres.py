@@ -27,7 +27,7 @@ from psycopg import sql
 from heimdex.db.base import Row
 from heimdex.db.postgres import PostgresDatabase, open_pool, open_schema, placeholders
 from heimdex.matching import FaceMatch
-from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene
+from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, StoredFrame
 from heimdex.store.sql import FACE_COLUMNS, SCENE_COLUMNS, SqlStore
 from heimdex.validation import strip_controls
 
@@ -244,6 +244,13 @@ class PostgresStore(SqlStore):
             self._finish_commit(s, video, bundle)
         with self._vocabulary_lock:  # this process's searches see the new words at once
             self._vocabulary.pop(video["owner_id"], None)
+
+    def add_frame_vectors(
+        self, owner_id: str, model: str, frames: Sequence[StoredFrame], vectors: np.ndarray
+    ) -> int:
+        if len(frames):  # before the transaction, as in commit_video
+            self.ensure_vector_index(FRAME, model, int(vectors.shape[1]))
+        return super().add_frame_vectors(owner_id, model, frames, vectors)
 
     @staticmethod
     def _returning(cur: psycopg.Cursor) -> list[int]:

@@ -47,6 +47,7 @@ from heimdex.store.base import (
     SceneFilter,
     ScoredScene,
     Store,
+    StoredFrame,
     check_verdict,
     match_view,
     only_possible,
@@ -79,6 +80,9 @@ class SqlStore(Store):
 
     def _changed(self, s: Session) -> None:
         """Called inside every write that changes what search sees (scenes, people, face links)."""
+
+    def _frames_changed(self, s: Session, model: str) -> None:
+        """Called inside a write that changes only `model`'s frame vectors (re-embedding)."""
 
     # ------------------------------------------------------------ videos
     def add_video(
@@ -321,6 +325,9 @@ class SqlStore(Store):
     def job_scenes(self, video_id: str) -> list[Scene]:
         return self._scenes_where("s.video_id = ?", [video_id])
 
+    def owners(self) -> list[str]:
+        return [r["owner_id"] for r in self.db.all("SELECT DISTINCT owner_id FROM videos ORDER BY owner_id")]
+
     # ------------------------------------------------------------ commit
     @abstractmethod
     def commit_video(self, bundle: CommitBundle, person_matches: dict) -> None: ...
@@ -550,6 +557,69 @@ class SqlStore(Store):
                 zip(frames.scenes, frames.times, frames.vectors.vectors, strict=True)
             )
         ]
+
+    # ------------------------------------------------------------ frame vectors, model by model
+    def frame_vector_counts(self, owner_id: str) -> dict[str, int]:
+        rows = self.db.all(
+            "SELECT f.model, count(*) AS n FROM frame_vectors f JOIN scenes s ON s.pk = f.scene_pk"
+            " WHERE s.owner_id = ? GROUP BY f.model",
+            (owner_id,),
+        )
+        return {r["model"]: int(r["n"]) for r in rows}
+
+    def frames_missing(self, owner_id: str, video_id: str, model: str) -> list[StoredFrame]:
+        # Grouped by (scene, part): every image model's row of a frame shares them.
+        rows = self.db.all(
+            "SELECT f.scene_pk, f.part, min(f.t_s) AS t_s FROM frame_vectors f"
+            " JOIN scenes s ON s.pk = f.scene_pk WHERE s.owner_id = ? AND s.video_id = ? AND f.model <> ?"
+            " AND NOT EXISTS (SELECT 1 FROM frame_vectors g"
+            " WHERE g.scene_pk = f.scene_pk AND g.part = f.part AND g.model = ?)"
+            " GROUP BY f.scene_pk, f.part ORDER BY t_s, f.part",
+            (owner_id, video_id, model, model),
+        )
+        return [StoredFrame(int(r["scene_pk"]), int(r["part"]), float(r["t_s"])) for r in rows]
+
+    def add_frame_vectors(
+        self, owner_id: str, model: str, frames: Sequence[StoredFrame], vectors: np.ndarray
+    ) -> int:
+        if len(frames) != len(vectors):
+            raise ValueError(f"{len(frames)} frames but {len(vectors)} vectors")
+        if not frames:
+            return 0
+        among, params = self.db.in_list("f.scene_pk", sorted({f.scene_pk for f in frames}))
+        with self.db.tx() as s:
+            # Locked (PostgreSQL), so that a commit replacing the video's scenes waits for this one.
+            held = s.all(
+                "SELECT f.scene_pk, f.part, f.t_s, f.model FROM frame_vectors f"
+                f" JOIN scenes s ON s.pk = f.scene_pk WHERE s.owner_id = ? AND {among}{self._for_update}",
+                [owner_id, *params],
+            )
+            # A frame is the same one only where another model's row of it still has its time: SQLite
+            # hands a reprocessed video's new scenes the old scenes' pks again.
+            now = {(r["scene_pk"], r["part"]): r["t_s"] for r in held if r["model"] != model}
+            done = {(r["scene_pk"], r["part"]) for r in held if r["model"] == model}
+            rows = [
+                (f.scene_pk, f.part, f.t_s, model, int(vectors.shape[1]), self.db.vector(v))
+                for f, v in zip(frames, vectors, strict=True)
+                if now.get((f.scene_pk, f.part)) == f.t_s and (f.scene_pk, f.part) not in done
+            ]
+            s.many(  # DO NOTHING: another re-embedder may have added the same frame meanwhile
+                "INSERT INTO frame_vectors (scene_pk, part, t_s, model, dim, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            self._frames_changed(s, model)
+        return len(rows)
+
+    def delete_frame_vectors(self, owner_id: str, model: str) -> int:
+        with self.db.tx() as s:
+            cur = s.execute(
+                "DELETE FROM frame_vectors WHERE model = ?"
+                " AND scene_pk IN (SELECT pk FROM scenes WHERE owner_id = ?)",
+                (model, owner_id),
+            )
+            self._frames_changed(s, model)
+            return int(cur.rowcount)
 
     def label_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
         rows = self._vector_rows(

@@ -244,6 +244,26 @@ def more_like_this(
     return results_json(hits, took_ms, scene_id=scene_id, limit=limit, offset=offset)
 
 
+@router.get(
+    "/search/clip",
+    summary="How far your frames are embedded with the configured CLIP-style model, and whose vectors"
+    " your searches use meanwhile",
+)
+def clip_status(user: CurrentUser, ctx: Ctx) -> dict:
+    """After HEIMDEX_CLIP_MODEL changes, your searches keep to the earlier model's vectors (`serving`)
+    until `embedded` reaches `frames`; `reembedding` says this server is re-embedding now (else
+    `heimdex reembed` does it, or another process)."""
+    coverage = ctx.heimdex.clip_coverage(user.id)
+    return {
+        "model": coverage.configured,
+        "serving": coverage.serving,
+        "frames": coverage.frames,
+        "embedded": coverage.embedded,
+        "complete": coverage.complete,
+        "reembedding": ctx.reembed.running,
+    }
+
+
 def results_json(hits: list, took_ms: float, **request: object) -> dict:
     """A page of hits after what was asked (query or scene, limit, offset...), as every search returns it."""
     return {**request, "took_ms": round(took_ms, 1), "hits": [hit_json(h) for h in hits]}

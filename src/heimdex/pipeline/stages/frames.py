@@ -69,9 +69,12 @@ def vision_embed_frames(ctx: StageContext) -> None:
     ctx.artifacts.save(OCR_MODEL, ctx.models.ocr.name)
     clip = ctx.models.clip
     if clip is not None:
-        images = [decode_image(ctx.blobs.get_bytes(f.key)) for f in frames]
+        # The frames the tagger embeds (vision_affect_tags): every image model has a vector of each
+        # sampled frame, which is how re-embedding counts an owner's frames (clip_coverage.py).
+        shown = _frames(ctx, TAG_FRAMES_PER_SHOT)
+        images = [decode_image(ctx.blobs.get_bytes(f.key)) for f in shown]
         ctx.artifacts.save(CLIP_VECTORS, clip.embed_images(images) if images else np.zeros((0, clip.dim)))
-        ctx.artifacts.save(CLIP_TIMES, [f.t_s for f in frames])
+        ctx.artifacts.save(CLIP_TIMES, [f.t_s for f in shown])
         ctx.artifacts.save(CLIP_MODEL, clip.name)
 
 
