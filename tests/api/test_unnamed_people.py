@@ -50,6 +50,8 @@ def test_list_name_merge_move_hide(carol: httpx.Client) -> None:
     face = jesper["best_faces"][0]
     crop = carol.get(face["crop"])
     assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
+    in_group = carol.get(f"/unnamed-people/{jesper['id']}/faces/{face['face']}/crop")  # the older URL
+    assert in_group.content == crop.content and face["group"] == jesper["id"]
     detail = carol.get(jesper["links"]["self"]).json()
     assert len(detail["faces"]) == jesper["face_count"] and detail["person_name"] is None
 
@@ -91,6 +93,7 @@ def test_another_user_reaches_no_group(carol: httpx.Client, dave: httpx.Client) 
     attempts = [
         ("GET", group["links"]["self"], None),
         ("GET", face["crop"], None),
+        ("GET", f"/unnamed-people/{group['id']}/faces/{face['face']}/crop", None),
         ("POST", group["links"]["name"], {"name": "Stolen"}),
         ("POST", group["links"]["merge"], {"into": other["id"]}),
         ("POST", f"/unnamed-people/{other['id']}/merge", {"into": group["id"]}),
