@@ -21,7 +21,7 @@ from rich.text import Text
 
 from heimdex import __version__, subtitles
 from heimdex.domain import Person, StageState, VideoState
-from heimdex.errors import HeimdexError, InvalidRequestError
+from heimdex.errors import HeimdexError, InvalidRequestError, NotFoundError
 from heimdex.logging import configure_logging
 from heimdex.pipeline.events import StageEvent
 from heimdex.pipeline.graph import STAGE_WEIGHTS, STAGES
@@ -763,10 +763,16 @@ _GROUP = Annotated[str, typer.Argument(help="A group id, as `heimdex people unna
 @people_app.command("unnamed")
 def people_unnamed(
     show_all: Annotated[bool, typer.Option("--all", help="Named and hidden groups too.")] = False,
+    crops: Annotated[
+        Path | None, typer.Option(help="Save the crops of each group's best faces here, as FACE.jpg.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """People nobody enrolled: the faces of your videos grouped by who they look like, largest first."""
-    groups = _app().face_groups(named=show_all, hidden=show_all)
+    heimdex = _app()
+    groups = heimdex.face_groups(named=show_all, hidden=show_all)
+    if crops is not None:
+        _save_crops(heimdex, [f.face_pk for g in groups for f in g.best_faces if f.crop_key], crops)
     if as_json:
         out.print_json(data=[g.model_dump(mode="json") for g in groups])
         return
@@ -798,11 +804,35 @@ def people_name(group: _GROUP, name: Annotated[str, typer.Argument(help="Who the
     out.print(f"{person.name}: seen in {person.scene_count} scenes")
 
 
+_GROUP_OR_PERSON = Annotated[str, typer.Argument(help="A group id, or a person's name or id.")]
+
+
 @people_app.command("merge")
-def people_merge(group: _GROUP, into: _GROUP) -> None:
-    """Merge one group into another: the same person."""
-    merged = _app().merge_groups(group, into)
-    out.print(f"{merged.id}: {merged.face_count} faces in {merged.scene_count} scenes")
+def people_merge(source: _GROUP_OR_PERSON, into: _GROUP_OR_PERSON) -> None:
+    """Merge one into another: the same person. Two groups: the faces join INTO's group (if both are
+    named, so are the people). Two people (say "Donna", enrolled by photo, and "Donna Smith", a named
+    group): INTO keeps its name and takes the other's photos, faces and groups."""
+    from heimdex.service import LOCAL_OWNER
+
+    heimdex = _app()
+    if _is_group(heimdex, source):
+        merged = heimdex.merge_groups(source, into)
+        out.print(f"{merged.id}: {merged.face_count} faces in {merged.scene_count} scenes")
+        return
+    try:
+        heimdex.person(LOCAL_OWNER, source)
+    except NotFoundError:
+        raise NotFoundError(f"no unnamed person {source!r}, nor a person of that name or id") from None
+    person = heimdex.merge_people(source, into)
+    out.print(f"{person.name}: {person.photo_count} photos, seen in {person.scene_count} scenes")
+
+
+def _is_group(heimdex, ref: str) -> bool:
+    try:
+        heimdex.face_group(ref)
+    except NotFoundError:
+        return False
+    return True
 
 
 @people_app.command("move")
@@ -822,6 +852,53 @@ def people_hide(
     """Hide a group (strangers in the background) from the list of unnamed people."""
     _app().hide_group(group, hidden=not show)
     out.print(f"{group}: {'shown' if show else 'hidden'}")
+
+
+@people_app.command("ungrouped")
+def people_ungrouped(
+    crops: Annotated[
+        Path | None, typer.Option(help="Save each face's crop in this folder, as FACE.jpg.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Faces in no group: too small or blurred to start one, and near none. Largest first."""
+    heimdex = _app()
+    faces = heimdex.ungrouped_faces()
+    if crops is not None:
+        _save_crops(heimdex, [f.face_pk for f in faces if f.crop_key], crops)
+    if as_json:
+        out.print_json(data=[f.model_dump(mode="json") for f in faces])
+        return
+    if not faces:
+        out.print("every face is in a group")
+        return
+    table = Table()
+    for column in ("face", "video", "at", "scene", "size"):
+        table.add_column(column, no_wrap=column != "video")
+    for f in faces:
+        scene, size = str(f.scene_index + 1), f"{f.size_px:.0f} px"
+        table.add_row(str(f.face_pk), f.filename, _clock(f.t_s), scene, size)
+    out.print(table)
+    out.print("[dim]`heimdex people assign FACE --person NAME` (or --to GROUP); --crops DIR: see them[/dim]")
+
+
+def _save_crops(heimdex, faces: list[int], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for face in faces:
+        (folder / f"{face}.jpg").write_bytes(heimdex.face_image(face))
+    err.print(f"{len(faces)} crops in {folder}")
+
+
+@people_app.command("assign")
+def people_assign(
+    face: Annotated[int, typer.Argument(help="The face, as `ungrouped` lists it.", min=1, max=2**62)],
+    to: Annotated[str | None, typer.Option(help="The group it belongs to.")] = None,
+    person: Annotated[
+        str | None, typer.Option(help="Who it is (name or id): it joins their largest group.")
+    ] = None,
+) -> None:
+    """Put a face with a person or in a group (neither: a group of its own, to name later)."""
+    out.print(f"face {face}: now in group {_app().assign_face(face, group_id=to, person=person)}")
 
 
 # ---------------------------------------------------------------- server and accounts

@@ -284,6 +284,7 @@ class ClusterFace(BaseModel):
     size_px: float
     sharpness: float
     crop_key: str | None = None
+    cluster_id: str | None = None  # None: in no cluster (it could not seed one, and none is near)
 
 
 class FaceCluster(BaseModel):

@@ -537,8 +537,40 @@ class Heimdex:
         """Confirm or reject that a face is the person ("confirmed", "rejected"; None: undo)."""
         person = self.store.get_person(owner_id, name_or_id)
         self.store.set_match_verdict(owner_id, person.id, face_pk, verdict)
+        if verdict == "rejected":
+            self._leave_their_group(owner_id, person.id, face_pk)
         log.info("person.match_judged", person_id=person.id, face_pk=face_pk, verdict=verdict)
         return self.store.get_person(owner_id, person.id)
+
+    def _leave_their_group(self, owner_id: str, person_id: str, face_pk: int) -> None:
+        """A face rejected for a person leaves their group for one of its own: left in it, the face
+        would be confirmed again the next time the group is named or merged."""
+        group = self.store.face_cluster(owner_id, face_pk)
+        if group is not None and self._group_person(owner_id, group) == person_id:
+            self.store.move_face(owner_id, face_pk, None)
+
+    def merge_people(self, source: str, into: str, owner_id: str = LOCAL_OWNER) -> Person:
+        """Two people who are one (say "Donna", enrolled by photo, and a group named "Donna Smith"):
+        `into` keeps its name and takes `source`'s photos, judged faces and groups, and `source` is
+        gone. Matching then runs again with the examples of both, so that a search for `into` finds
+        the scenes of both at once."""
+        kept = self._absorb_person(source, into, owner_id)
+        self.rematch_people(owner_id)
+        return self.store.get_person(owner_id, kept)
+
+    def _absorb_person(self, source: str, into: str, owner_id: str) -> str:
+        """merge_people without the re-matching; returns the kept person's id."""
+        src, dst = self.store.get_person(owner_id, source), self.store.get_person(owner_id, into)
+        if src.id == dst.id:
+            raise InvalidRequestError("a person cannot be merged into themselves")
+        photos = self.store.person_photo_keys(owner_id, src.id)
+        moved = {old: person_photo_key(dst.id, dst.photo_count + i) for i, old in enumerate(photos)}
+        for old, new in moved.items():  # copied first: a failure leaves a spare copy, never a lost photo
+            self.blobs.put_bytes(new, self.blobs.get_bytes(old))
+        self.store.merge_people(owner_id, src.id, dst.id, moved)
+        self.blobs.delete_prefix(person_prefix(src.id))
+        log.info("person.merged", person_id=src.id, into=dst.id, photos=len(moved))
+        return dst.id
 
     # ------------------------------------------------------------ unnamed people (face clusters)
     def cluster_faces(self, owner_id: str = LOCAL_OWNER) -> list[str]:
@@ -579,19 +611,26 @@ class Heimdex:
         return self.store.get_person(owner_id, person.id)
 
     def _confirm_group(self, owner_id: str, group_id: str, person_id: str) -> None:
-        faces = self.store.cluster_faces(owner_id, group_id)
-        self.store.confirm_faces(owner_id, person_id, [f.face_pk for f in faces])
+        """The group's faces are the person's: confirmed (examples for matching), but for those the
+        owner rejected for them, which leave the group (a rejected face is never theirs again). Then
+        matching runs again with the new examples."""
+        matches = self.store.person_matches(owner_id, person_id)
+        rejected = {m.face_pk for m in matches if m.verdict == "rejected"}
+        faces = [f.face_pk for f in self.store.cluster_faces(owner_id, group_id)]
+        for face_pk in rejected.intersection(faces):
+            self.store.move_face(owner_id, face_pk, None)
+        self.store.confirm_faces(owner_id, person_id, [pk for pk in faces if pk not in rejected])
         self.rematch_people(owner_id)
 
     def merge_groups(self, source_id: str, target_id: str, owner_id: str = LOCAL_OWNER) -> FaceCluster:
         """Merge two people (clusters) into `target`. The merged one keeps target's name, or else
-        source's; two people of different names are a ConflictError (rename one first)."""
+        source's; when both are named, source's person is merged into target's (merge_people)."""
         source = self.store.get_cluster(owner_id, source_id)
         target = self.store.get_cluster(owner_id, target_id)
         if source.id == target.id:
             raise InvalidRequestError("a person cannot be merged into themselves")
         if source.person_id and target.person_id and source.person_id != target.person_id:
-            raise ConflictError(f"{source.person_name} and {target.person_name} are two named people")
+            self._absorb_person(source.person_id, target.person_id, owner_id)
         self.store.merge_clusters(owner_id, source.id, target.id)
         person_id = target.person_id or source.person_id
         if person_id is not None:
@@ -603,19 +642,65 @@ class Heimdex:
         self, group_id: str, face_pk: int, to_group: str | None = None, owner_id: str = LOCAL_OWNER
     ) -> str:
         """Move a wrongly clustered face out of its group: into `to_group`, or a new unnamed person of
-        its own. If it left a named person, its match to them is rejected (matching keeps it away from
-        them); if it joins one, it is confirmed. Returns the face's new group."""
-        group = self.store.get_cluster(owner_id, group_id)
-        if self.store.face_cluster(owner_id, face_pk) != group.id:
+        its own. Returns the face's new group."""
+        group = self.store.get_cluster(owner_id, group_id, best=0)
+        face = self.store.get_face(owner_id, face_pk)
+        if face.cluster_id != group.id:
             raise NotFoundError(f"no face {face_pk} in that group")
         if to_group is not None:
-            self.store.get_cluster(owner_id, to_group)  # NotFoundError before anything changes
-        if group.person_id is not None:
-            self._reject_face(owner_id, group.person_id, face_pk)
-        moved_to = self.store.move_face(owner_id, face_pk, to_group)
-        new_person = self.store.get_cluster(owner_id, moved_to).person_id
-        if new_person is not None:
-            self.store.confirm_faces(owner_id, new_person, [face_pk])
+            self.store.get_cluster(owner_id, to_group, best=0)  # NotFoundError before anything changes
+        return self._refile(owner_id, face, to_group)
+
+    def ungrouped_faces(self, owner_id: str = LOCAL_OWNER) -> list[ClusterFace]:
+        """Faces in no group: too small or blurred to start one, and near none yet. Largest first."""
+        return self.store.unclustered_faces(owner_id, self.models.faces.name)
+
+    def assign_face(
+        self,
+        face_pk: int,
+        owner_id: str = LOCAL_OWNER,
+        *,
+        group_id: str | None = None,
+        person: str | None = None,
+    ) -> str:
+        """Put a face (one in no group, say) where the owner says it belongs: into a group, to a person
+        (into their largest group, or a new group of theirs), or with neither into a group of its own.
+        Returns the face's group."""
+        if group_id is not None and person is not None:
+            raise InvalidRequestError("a face goes to a group or to a person, not both")
+        face = self.store.get_face(owner_id, face_pk)
+        if person is not None:
+            person_id = self.store.get_person(owner_id, person).id
+            return self._refile(owner_id, face, self._person_group(owner_id, person_id), person_id)
+        if group_id is not None:
+            self.store.get_cluster(owner_id, group_id, best=0)  # NotFoundError before anything changes
+        return self._refile(owner_id, face, group_id)
+
+    def _group_person(self, owner_id: str, group_id: str | None) -> str | None:
+        """Whose the group is (None: unnamed, or no group)."""
+        return self.store.get_cluster(owner_id, group_id, best=0).person_id if group_id else None
+
+    def _person_group(self, owner_id: str, person_id: str) -> str | None:
+        """The person's largest group, if they have one."""
+        groups = self.store.list_clusters(owner_id, hidden=True, best=0)  # largest first
+        return next((g.id for g in groups if g.person_id == person_id), None)
+
+    def _refile(
+        self, owner_id: str, face: ClusterFace, to_group: str | None, person_id: str | None = None
+    ) -> str:
+        """Move a face into `to_group`, or (None) a new group, named `person_id` if given. If it left a
+        named person, its match to them is rejected (matching keeps it away from them); the person
+        it joins, if any, has it confirmed (an example for matching)."""
+        before = self._group_person(owner_id, face.cluster_id)
+        moved_to = self.store.move_face(owner_id, face.face_pk, to_group)
+        if person_id is not None:
+            self.store.set_cluster_person(owner_id, moved_to, person_id)
+        after = person_id or self._group_person(owner_id, moved_to)
+        if before and before != after:
+            self._reject_face(owner_id, before, face.face_pk)
+        if after is not None:
+            self.store.confirm_faces(owner_id, after, [face.face_pk])
+        log.info("people.face_moved", face_pk=face.face_pk, group_id=moved_to, person_id=after)
         return moved_to
 
     def _reject_face(self, owner_id: str, person_id: str, face_pk: int) -> None:
@@ -623,10 +708,16 @@ class Heimdex:
             self.store.set_match_verdict(owner_id, person_id, face_pk, "rejected")
 
     def face_crop(self, group_id: str, face_pk: int, owner_id: str = LOCAL_OWNER) -> bytes:
-        """The JPEG crop of one face of a group (NotFoundError for another group's face, or none kept:
-        faces indexed before crops were kept have none until their video is reprocessed)."""
-        face = next((f for f in self.store.cluster_faces(owner_id, group_id) if f.face_pk == face_pk), None)
-        if face is None or face.crop_key is None or not self.blobs.exists(face.crop_key):
+        """The JPEG crop of one face of a group (NotFoundError for another group's face)."""
+        if self.store.face_cluster(owner_id, face_pk) != group_id:
+            raise NotFoundError(f"no crop of face {face_pk}")
+        return self.face_image(face_pk, owner_id)
+
+    def face_image(self, face_pk: int, owner_id: str = LOCAL_OWNER) -> bytes:
+        """The JPEG crop of one of the owner's faces (NotFoundError for none kept: faces indexed before
+        crops were kept have none until their video is reprocessed)."""
+        face = self.store.get_face(owner_id, face_pk)
+        if face.crop_key is None or not self.blobs.exists(face.crop_key):
             raise NotFoundError(f"no crop of face {face_pk}")
         return self.blobs.get_bytes(face.crop_key)
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests import services
 from tests.api.live import LiveServer, upload, wait_for
-from tests.e2e.conftest import PEOPLE_FIRST, people_video
+from tests.e2e.conftest import PEOPLE_FIRST, PEOPLE_SECOND, people_video
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -50,6 +50,8 @@ def test_list_name_merge_move_hide(carol: httpx.Client) -> None:
     face = jesper["best_faces"][0]
     crop = carol.get(face["crop"])
     assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
+    in_group = carol.get(f"/unnamed-people/{jesper['id']}/faces/{face['face']}/crop")  # the older URL
+    assert in_group.content == crop.content and face["group"] == jesper["id"]
     detail = carol.get(jesper["links"]["self"]).json()
     assert len(detail["faces"]) == jesper["face_count"] and detail["person_name"] is None
 
@@ -91,6 +93,7 @@ def test_another_user_reaches_no_group(carol: httpx.Client, dave: httpx.Client) 
     attempts = [
         ("GET", group["links"]["self"], None),
         ("GET", face["crop"], None),
+        ("GET", f"/unnamed-people/{group['id']}/faces/{face['face']}/crop", None),
         ("POST", group["links"]["name"], {"name": "Stolen"}),
         ("POST", group["links"]["merge"], {"into": other["id"]}),
         ("POST", f"/unnamed-people/{other['id']}/merge", {"into": group["id"]}),
@@ -105,3 +108,81 @@ def test_another_user_reaches_no_group(carol: httpx.Client, dave: httpx.Client) 
     after = carol.get(group["links"]["self"]).json()
     assert after["face_count"] == group["face_count"] and after["hidden"] == group["hidden"]
     assert after["person_name"] == group["person_name"]
+
+
+@pytest.fixture(scope="module")
+def erin(live: LiveServer) -> Iterator[httpx.Client]:
+    """The second video alone: Jesper's 41-px faces (grand_canyon_2.jpg, from 0:06) start no group."""
+    with live.user("erin@example.com") as client:
+        r = upload(client, people_video("people-second", PEOPLE_SECOND), "later.mp4")
+        assert r.status_code == 201, r.text
+        assert wait_for(client, r.json()["videos"][0]["id"])["state"] == "indexed"
+        yield client
+
+
+def test_faces_in_no_group_given_to_a_person_and_two_people_merged(erin: httpx.Client) -> None:
+    listing = erin.get("/faces/ungrouped").json()
+    assert listing["total"] == 2 and all(6 <= f["t_s"] < 8 and f["group"] is None for f in listing["faces"])
+    face, other = listing["faces"]
+    crop = erin.get(face["crop"])
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
+    assert face["links"]["play"] == f"/app/watch/{face['video_id']}?t={face['t_s']}"
+    assert erin.get("/faces/ungrouped", params={"limit": 1, "offset": 1}).json()["faces"] == [other]
+
+    # A person with no group yet: the face starts one of theirs, and its scene is theirs at once.
+    kanal = erin.post("/people", json={"name": "Jesper Kanal"}).json()
+    r = erin.post(face["links"]["assign"], json={"person": kanal["id"]})
+    assert r.status_code == 200 and r.json()["face"] == face["face"]
+    group = erin.get(f"/unnamed-people/{r.json()['group']}").json()
+    assert group["person_name"] == "Jesper Kanal" and [f["face"] for f in group["faces"]] == [face["face"]]
+    assert erin.get(f"/people/{kanal['id']}").json()["scene_count"] == 1
+    # The other face into a group; a face goes to one place only.
+    jesper = erin.get("/unnamed-people").json()[0]
+    assert erin.post(other["links"]["assign"], json={"group": jesper["id"]}).json()["group"] == jesper["id"]
+    assert erin.get("/faces/ungrouped").json() == {"total": 0, "faces": []}
+    both = {"group": jesper["id"], "person": kanal["id"]}
+    assert erin.post(other["links"]["assign"], json=both).status_code == 422
+    assert erin.post(other["links"]["assign"], json={"group": "0000000000000000"}).status_code == 404
+
+    # Jesper's group named; the two people merged: one name finds every scene of both.
+    named = erin.post(jesper["links"]["name"], json={"name": "Jesper"}).json()
+    assert erin.post(f"/people/{named['id']}/merge", json={"into": named["id"]}).status_code == 422
+    r = erin.post(f"/people/{kanal['id']}/merge", json={"into": named["id"]})
+    assert r.status_code == 200 and r.json()["id"] == named["id"] and r.json()["name"] == "Jesper"
+    assert r.json()["scene_count"] > named["scene_count"]
+    assert erin.get(f"/people/{kanal['id']}").status_code == 404
+    assert [p["name"] for p in erin.get("/people").json()] == ["Jesper"]
+    hits = erin.get("/search", params={"q": "person:Jesper", "per_video": 100}).json()["hits"]
+    scenes = {h["scene_id"] for h in hits}
+    assert face["scene_id"] in scenes and jesper["best_faces"][0]["scene_id"] in scenes
+
+    # Two named groups merge too (once a conflict): the source's person joins the target's.
+    anne = erin.get("/unnamed-people").json()[0]
+    assert erin.post(anne["links"]["name"], json={"name": "Anne"}).status_code == 200
+    r = erin.post(anne["links"]["merge"], json={"into": jesper["id"]})
+    assert r.status_code == 200 and r.json()["person_name"] == "Jesper"
+    assert [p["name"] for p in erin.get("/people").json()] == ["Jesper"]
+
+
+def test_another_user_reaches_no_face_and_merges_no_person(erin: httpx.Client, dave: httpx.Client) -> None:
+    person = erin.get("/people").json()[0]
+    group = erin.get("/unnamed-people", params={"named": "true"}).json()[0]
+    face = group["best_faces"][0]
+    mine = dave.post("/people", json={"name": "Dave's Jesper"}).json()
+    assert dave.get("/faces/ungrouped").json() == {"total": 0, "faces": []}
+    attempts = [
+        ("GET", face["crop"], None),
+        ("POST", face["links"]["assign"], {}),
+        ("POST", face["links"]["assign"], {"person": mine["id"]}),
+        ("POST", face["links"]["assign"], {"group": group["id"]}),
+        ("POST", f"/people/{person['id']}/merge", {"into": mine["id"]}),
+        ("POST", f"/people/{mine['id']}/merge", {"into": person["id"]}),
+    ]
+    for method, path, body in attempts:
+        r = dave.request(method, path, json=body)
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+    # Nor can erin put her face with his person.
+    assert erin.post(face["links"]["assign"], json={"person": mine["id"]}).status_code == 404
+    assert erin.get(f"/unnamed-people/{group['id']}").json()["face_count"] == group["face_count"]
+    assert erin.get(f"/people/{person['id']}").json()["name"] == person["name"]
+    assert dave.get(f"/people/{mine['id']}").json()["name"] == "Dave's Jesper"

@@ -1,15 +1,30 @@
-"""`heimdex people unnamed|name|merge|move|hide|cluster` on a real library of KPhotoAlbum's photos."""
+"""`heimdex people unnamed|name|merge|move|hide|cluster|ungrouped|assign` on a real library of
+KPhotoAlbum's photos."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
+from tests import assets
 from tests.cli.test_cli_commands import ok, refused, search
-from tests.e2e.conftest import PEOPLE_FIRST, people_video
+from tests.e2e.conftest import (
+    BACKENDS,
+    PEOPLE_FIRST,
+    PEOPLE_SECOND,
+    backend_settings,
+    people_video,
+    settings_env,
+)
 
 
-def groups(home, *flags: str) -> list[dict]:
-    return json.loads(ok(home, "people", "unnamed", "--json", *flags))
+def hits(home, query: str, **env: str) -> list[dict]:
+    return json.loads(ok(home, "search", query, "--json", "--all", **env))
+
+
+def groups(home, *flags: str, **env: str) -> list[dict]:
+    return json.loads(ok(home, "people", "unnamed", "--json", *flags, **env))
 
 
 def test_unnamed_people_from_the_command_line(tmp_path) -> None:
@@ -42,3 +57,60 @@ def test_unnamed_people_from_the_command_line(tmp_path) -> None:
     assert new_group not in {g["id"] for g in groups(home)}
     ok(home, "people", "hide", new_group, "--show")
     assert new_group in {g["id"] for g in groups(home)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_faces_in_no_group_and_merging_people_from_the_command_line(tmp_path, backend) -> None:
+    """On the second video alone Jesper's 41-px faces (grand_canyon_2.jpg, from 0:06) start no group;
+    on "server" the CLI uses PostgreSQL and S3 through the environment."""
+    home = tmp_path / "home"
+    with backend_settings(backend, home) as settings:
+        env = settings_env(settings)
+        assert ok(home, "index", str(people_video("people-second", PEOPLE_SECOND)), **env).endswith(
+            "indexed 1\n"
+        )
+        crops = tmp_path / "crops"
+        waiting = json.loads(ok(home, "people", "ungrouped", "--json", "--crops", str(crops), **env))
+        assert len(waiting) == 2 and all(6 <= f["t_s"] < 8 and f["cluster_id"] is None for f in waiting)
+        assert sorted(p.name for p in crops.iterdir()) == sorted(f"{f['face_pk']}.jpg" for f in waiting)
+        assert (crops / f"{waiting[0]['face_pk']}.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+        table = ok(home, "people", "ungrouped", **env)
+        assert str(waiting[0]["face_pk"]) in table and "people-second.mp4" in table and "0:06" in table
+
+        # One face to a new person (a group of theirs), the other into Jesper's group, named.
+        ok(home, "people", "add", "Jesper Kanal", str(assets.kphotoalbum_photo("jesper.jpg")), **env)
+        face, other = (str(f["face_pk"]) for f in waiting)
+        assert "now in group" in ok(home, "people", "assign", face, "--person", "Jesper Kanal", **env)
+        jesper = groups(home, **env)[0]
+        ok(home, "people", "assign", other, "--to", jesper["id"], **env)
+        assert ok(home, "people", "ungrouped", **env).strip() == "every face is in a group"
+        refused(
+            home,
+            "people",
+            "assign",
+            other,
+            "--to",
+            jesper["id"],
+            "--person",
+            "Jesper Kanal",
+            **env,
+            reason="a group or to a person, not both",
+        )
+        ok(home, "people", "name", jesper["id"], "Jesper", **env)
+
+        # Two people who are one: the kept name finds the scenes of both.
+        before = {h["scene_index"] for h in hits(home, "person:Jesper", **env)}
+        merged = ok(home, "people", "merge", "Jesper Kanal", "Jesper", **env).strip()
+        assert merged.startswith("Jesper: 1 photos, seen in ")
+        assert [p["name"] for p in json.loads(ok(home, "people", "list", "--json", **env))] == ["Jesper"]
+        assert {h["scene_index"] for h in hits(home, "person:Jesper", **env)} >= before | {3}
+        refused(
+            home,
+            "people",
+            "merge",
+            "Jesper Kanal",
+            "Jesper",
+            **env,
+            reason="no unnamed person 'Jesper Kanal'",
+        )
+        refused(home, "people", "merge", "Jesper", "Jesper", **env, reason="merged into themselves")

@@ -1000,3 +1000,76 @@ def test_face_clusters_group_name_merge_move_hide(store):
     commit(store, v.id, ["a"], [unit(1)], faces=[seen(0, 1.0, 80)])
     assert store.clustering_faces("alice", "dlib").clusters == [None]
     assert store.list_clusters("alice", hidden=True) == []
+
+
+def test_faces_in_no_cluster_and_one_face_of_the_owners(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    faces = [seen(0, 1.0, 80, "c/0.jpg"), seen(1, 0.5, 41, "c/1.jpg"), seen(2, -1.0, 50)]
+    appearance = face(2, 0.3).model_copy(update={"model": "pets"})  # another model's: never clustered
+    commit(store, v.id, ["a", "b", "c"], [unit(1), unit(0, 1), unit(1, 1)], faces=[*faces, appearance])
+    p = store.clustering_faces("alice", "dlib").pks
+    (group,) = store.add_to_clusters("alice", {}, [[p[0]]])
+
+    waiting = store.unclustered_faces("alice", "dlib")
+    assert [f.face_pk for f in waiting] == [p[2], p[1]], "largest first; the other model's left out"
+    assert waiting[1].crop_key == "c/1.jpg" and waiting[1].scene_index == 1 and waiting[1].cluster_id is None
+    assert store.unclustered_faces("bob", "dlib") == []
+    one = store.get_face("alice", p[0])
+    assert (one.cluster_id, one.crop_key, one.filename, one.scene_index) == (group, "c/0.jpg", "a.mp4", 0)
+    assert store.get_cluster("alice", group).best_faces[0].cluster_id == group
+    with pytest.raises(NotFoundError):
+        store.get_face("bob", p[0])
+    with pytest.raises(NotFoundError):
+        store.get_face("alice", 10**9)
+
+    store.move_face("alice", p[1], group)
+    assert [f.face_pk for f in store.unclustered_faces("alice", "dlib")] == [p[2]]
+
+
+def test_merging_two_people_moves_photos_matches_and_clusters(store):
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    donna, smith = store.add_person("alice", "Donna"), store.add_person("alice", "Donna Smith")
+    store.add_person_photo("alice", donna.id, f"people/{donna.id}/0000.jpg", "dlib", np.ones(128, np.float32))
+    store.add_person_photo("alice", smith.id, f"people/{smith.id}/0000.jpg", "dlib", np.ones(128, np.float32))
+    faces = [face(0), face(1), face(2), face(2, 0.5), face(3, 0.2)]
+    matches = {0: FaceMatch(donna.id, 0.2), 1: FaceMatch(donna.id, 0.3), 3: FaceMatch(smith.id, 0.1)}
+    commit(store, v.id, ["a", "b", "c", "d"], [unit(1)] * 4, faces=faces, matches=matches)
+    p = store.clustering_faces("alice", "dlib").pks
+    theirs, mine = store.add_to_clusters("alice", {}, [[p[0], p[1]], [p[2], p[3]]])
+    store.set_cluster_person("alice", theirs, donna.id)
+    store.set_cluster_person("alice", mine, smith.id)
+    store.confirm_faces("alice", smith.id, [p[2]])
+    store.confirm_faces("alice", donna.id, [p[1]])
+    store.replace_person_matches("alice", smith.id, [(p[1], 0.3, False)])
+    store.set_match_verdict("alice", smith.id, p[1], "rejected")  # said not to be Smith, and to be Donna
+    store.replace_person_matches("alice", donna.id, [(p[0], 0.2, False), (p[4], 0.55, True)])
+    store.replace_person_matches("alice", smith.id, [(p[3], 0.1, False), (p[4], 0.5, True)])
+    bob = store.add_person("bob", "Donna")
+    with pytest.raises(NotFoundError):
+        store.merge_people("bob", donna.id, bob.id, {})
+    with pytest.raises(NotFoundError):
+        store.merge_people("alice", bob.id, smith.id, {})
+    with pytest.raises(ValueError):
+        store.merge_people("alice", smith.id, smith.id, {})
+
+    key = f"people/{donna.id}/0000.jpg"
+    moved = f"people/{smith.id}/0001.jpg"
+    assert store.person_photo_keys("alice", donna.id) == [key]
+    store.merge_people("alice", donna.id, smith.id, {key: moved})
+    with pytest.raises(NotFoundError):
+        store.get_person("alice", donna.id)
+    assert store.person_photo_keys("alice", smith.id) == [f"people/{smith.id}/0000.jpg", moved]
+    kept = store.get_person("alice", "Donna Smith")
+    assert kept.photo_count == 2 and kept.scene_count == 3
+    verdicts = {m.face_pk: (m.verdict, m.possible) for m in store.person_matches("alice", smith.id)}
+    assert verdicts == {
+        p[0]: (None, False),  # Donna's undecided match, now Smith's
+        p[1]: ("confirmed", False),  # confirmed for Donna beats rejected for Smith
+        p[2]: ("confirmed", False),
+        p[3]: (None, False),
+        p[4]: (None, True),  # both matched it undecided: one link stays
+    }
+    assert {c.person_id for c in store.list_clusters("alice")} == {smith.id}
+    ids, _ = store.person_embeddings("alice", "dlib")
+    assert set(ids) == {smith.id} and len(ids) == 4, "two photos and two confirmed faces"
+    assert store.get_person("bob", "Donna").id == bob.id

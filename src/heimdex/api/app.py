@@ -19,6 +19,7 @@ from heimdex.api.headers import SecurityHeaders, origin_of
 from heimdex.api.metrics import Metrics
 from heimdex.api.routers import (
     auth,
+    faces,
     health,
     jobs,
     people,
@@ -139,7 +140,8 @@ def create_app(
     app = FastAPI(title="Heimdex", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, auth, users, videos, transcripts, scenes, reels, search, people, unnamed, jobs):
+    routers = (health, auth, users, videos, transcripts, scenes, reels, search, people, unnamed, faces, jobs)
+    for module in routers:
         app.include_router(module.router)
     from heimdex.web.routes import router as web_router
 

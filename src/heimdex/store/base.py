@@ -9,7 +9,7 @@ by `owner_id`: a caller can never reach another owner's rows through it. One SQL
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,6 +116,7 @@ class MatchView:
     possible: bool
     verdict: str | None
     thumbnail_key: str | None
+    crop_key: str | None = None  # the face itself, cut out (faces indexed before crops were kept: None)
 
     @property
     def to_review(self) -> bool:
@@ -136,6 +137,7 @@ def match_view(row) -> MatchView:
         possible=bool(row["possible"]),
         verdict=row["verdict"],
         thumbnail_key=row["thumbnail_key"],
+        crop_key=row["crop_key"],
     )
 
 
@@ -395,6 +397,19 @@ class PeopleStore(ABC):
     ) -> None: ...
 
     @abstractmethod
+    def person_photo_keys(self, owner_id: str, person_id: str) -> list[str]:
+        """The blob keys of the person's enrolled photos, in key order (0000, the one shown, first)."""
+
+    @abstractmethod
+    def merge_people(
+        self, owner_id: str, source_id: str, target_id: str, photo_keys: Mapping[str, str]
+    ) -> None:
+        """Two people who are one, in one transaction: source's photos (their blob keys renamed by
+        `photo_keys`, old -> new), matches and clusters become target's, and source is deleted. Where
+        both have a match of one face, a judged one wins over an undecided one, and confirmed over
+        rejected (the owner said both; the last word, joining them, says the face is this person)."""
+
+    @abstractmethod
     def person_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
         """(person_id per row, (n, dim) embeddings) of every example of the owner's people: enrolled
         photos, and faces the owner confirmed (named clusters, confirmed matches)."""
@@ -515,6 +530,15 @@ class FaceClusters(ABC):
     @abstractmethod
     def cluster_faces(self, owner_id: str, cluster_id: str) -> list[ClusterFace]:
         """Every face of the cluster, largest and sharpest first."""
+
+    @abstractmethod
+    def unclustered_faces(self, owner_id: str, model: str) -> list[ClusterFace]:
+        """The owner's faces of `model` in no cluster (too small or blurred to seed one, and near
+        none), largest and sharpest first."""
+
+    @abstractmethod
+    def get_face(self, owner_id: str, face_pk: int) -> ClusterFace:
+        """One face of the owner's, where it was seen and its cluster (NotFoundError otherwise)."""
 
     @abstractmethod
     def face_cluster(self, owner_id: str, face_pk: int) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -707,6 +707,48 @@ class SqlStore(Store):
                 (person.id, blob_key, model, self.db.vector(embedding), time.time()),
             )
 
+    def person_photo_keys(self, owner_id: str, person_id: str) -> list[str]:
+        person = self.get_person(owner_id, person_id)
+        rows = self.db.all(
+            f"SELECT blob_key FROM person_photos WHERE person_id = ? ORDER BY blob_key{self.db.collate_c}",
+            (person.id,),
+        )
+        return [r["blob_key"] for r in rows]
+
+    def merge_people(
+        self, owner_id: str, source_id: str, target_id: str, photo_keys: Mapping[str, str]
+    ) -> None:
+        source, target = self.get_person(owner_id, source_id), self.get_person(owner_id, target_id)
+        if source.id == target.id:
+            raise ValueError("a person cannot be merged into themselves")
+        src, dst = source.id, target.id
+        of_source = "SELECT face_pk FROM face_matches WHERE person_id = ?"
+        with self.db.tx() as s:
+            s.many(
+                "UPDATE person_photos SET person_id = ?, blob_key = ? WHERE person_id = ? AND blob_key = ?",
+                [(dst, new, src, old) for old, new in photo_keys.items()],
+            )
+            # One face matched to both: the target's match goes where the source's was judged and the
+            # target's was not, or where the source's was confirmed and the target's rejected.
+            s.execute(
+                "DELETE FROM face_matches WHERE person_id = ? AND verdict IS NULL"
+                f" AND face_pk IN ({of_source} AND verdict IS NOT NULL)",
+                (dst, src),
+            )
+            s.execute(
+                "DELETE FROM face_matches WHERE person_id = ? AND verdict = 'rejected'"
+                f" AND face_pk IN ({of_source} AND verdict = 'confirmed')",
+                (dst, src),
+            )
+            s.execute(
+                "UPDATE face_matches SET person_id = ? WHERE person_id = ?"
+                " AND face_pk NOT IN (SELECT face_pk FROM face_matches WHERE person_id = ?)",
+                (dst, src, dst),
+            )
+            s.execute("UPDATE face_clusters SET person_id = ? WHERE person_id = ?", (dst, src))
+            s.execute("DELETE FROM people WHERE id = ?", (src,))  # what is left of theirs cascades
+            self._changed(s)
+
     def person_embeddings(self, owner_id: str, model: str) -> tuple[list[str], np.ndarray]:
         # Confirmed faces are examples like photos: each decision of the owner's teaches the matcher.
         rows = self._vector_rows(
@@ -772,8 +814,8 @@ class SqlStore(Store):
         self, owner_id: str, person_id: str, *, possible_only: bool = False
     ) -> list[MatchView]:
         rows = self.db.all(
-            "SELECT m.face_pk, m.distance, m.possible, m.verdict, f.t_s, s.id AS scene_id, s.idx,"
-            " s.thumbnail_key, v.id AS video_id, v.filename FROM face_matches m"
+            "SELECT m.face_pk, m.distance, m.possible, m.verdict, f.t_s, f.crop_key, s.id AS scene_id,"
+            " s.idx, s.thumbnail_key, v.id AS video_id, v.filename FROM face_matches m"
             " JOIN people p ON p.id = m.person_id JOIN faces f ON f.pk = m.face_pk"
             " JOIN scenes s ON s.pk = f.scene_pk JOIN videos v ON v.id = s.video_id"
             f" WHERE p.owner_id = ? AND m.person_id = ?{' AND ' + POSSIBLE_MATCH if possible_only else ''}"
@@ -854,6 +896,24 @@ class SqlStore(Store):
 
     def cluster_faces(self, owner_id: str, cluster_id: str) -> list[ClusterFace]:
         return self.get_cluster(owner_id, cluster_id, best=10**9).best_faces
+
+    _FACE_SQL = (
+        "SELECT f.pk AS face_pk, f.cluster_id, f.video_id, v.filename, s.id AS scene_id, s.idx, f.t_s,"
+        " f.size_px, f.sharpness, f.crop_key FROM faces f JOIN scenes s ON s.pk = f.scene_pk"
+        " JOIN videos v ON v.id = f.video_id WHERE f.owner_id = ?"
+    )
+
+    def unclustered_faces(self, owner_id: str, model: str) -> list[ClusterFace]:
+        rows = self.db.all(
+            f"{self._FACE_SQL} AND f.model = ? AND f.cluster_id IS NULL{self._BEST_FIRST}", (owner_id, model)
+        )
+        return [_cluster_face(r) for r in rows]
+
+    def get_face(self, owner_id: str, face_pk: int) -> ClusterFace:
+        row = self.db.one(f"{self._FACE_SQL} AND f.pk = ?", (owner_id, int(face_pk)))
+        if row is None:
+            raise NotFoundError(f"no face {face_pk}")
+        return _cluster_face(row)
 
     def face_cluster(self, owner_id: str, face_pk: int) -> str | None:
         row = self.db.one(
@@ -949,6 +1009,7 @@ def _cluster_face(row: Row) -> ClusterFace:
         size_px=float(row["size_px"]),
         sharpness=float(row["sharpness"]),
         crop_key=row["crop_key"],
+        cluster_id=row["cluster_id"],
     )
 
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from heimdex import __version__
 from heimdex.api.deps import ACCESS_COOKIE, Ctx, CurrentUser, PageUser
 from heimdex.api.errors import error_status
+from heimdex.api.routers.faces import face_json
 from heimdex.api.routers.people import match_json, person_json
 from heimdex.api.routers.search import MinConfidence, receive_photo, run_search
 from heimdex.api.routers.unnamed import group_json
@@ -25,6 +26,7 @@ from heimdex.units import size_text
 
 router = APIRouter(include_in_schema=False)
 RESULTS = 30  # hits on the search page
+UNGROUPED_SHOWN = 48  # faces in no group on the people page (all of them: GET /faces/ungrouped)
 templates = Jinja2Templates(directory=str(files("heimdex.web").joinpath("templates")))
 
 
@@ -223,8 +225,30 @@ def _hits_in_video(ctx, owner_id: str, video_id: str, q: str) -> tuple[list[dict
 @router.get("/app/people", response_class=HTMLResponse)
 def people_page(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
     people = [person_json(p) for p in ctx.heimdex.people(user.id)]
-    groups = [group_json(g) for g in ctx.heimdex.face_groups(user.id)]  # unnamed, largest first
-    return render(request, "people.html", user=user, page="people", people=people, groups=groups)
+    every = [group_json(g) for g in ctx.heimdex.face_groups(user.id, named=True)]  # largest first
+    ungrouped = [face_json(f) for f in ctx.heimdex.ungrouped_faces(user.id)]
+    return render(
+        request,
+        "people.html",
+        user=user,
+        page="people",
+        people=people,
+        groups=[g for g in every if g["person_id"] is None],
+        faces=face_avatars(every),
+        ungrouped=ungrouped[:UNGROUPED_SHOWN],
+        ungrouped_total=len(ungrouped),
+    )
+
+
+def face_avatars(groups: list[dict]) -> dict[str, str]:
+    """Person id -> the best face crop of their largest group: the picture of someone named from
+    their faces, who has no enrolled photo."""
+    avatars: dict[str, str] = {}
+    for group in groups:
+        crops = [f["crop"] for f in group["best_faces"] if f["crop"]]
+        if group["person_id"] and crops:
+            avatars.setdefault(group["person_id"], crops[0])
+    return avatars
 
 
 @router.get("/app/people/{person_id}", response_class=HTMLResponse)
@@ -241,8 +265,11 @@ def person_page(request: Request, person_id: str, user: PageUser, ctx: Ctx) -> R
     sure: dict[str, list[int]] = {}
     for match in ctx.heimdex.person_matches(person.id, user.id):  # nearest first
         if match.to_review:
-            card = review.setdefault(match.scene_id, {**match_json(person, match), "faces": []})
+            view = match_json(person, match)
+            card = review.setdefault(match.scene_id, {**view, "faces": [], "crops": []})
             card["faces"].append(match.face_pk)
+            if view["crop"]:  # which face of the scene it is
+                card["crops"].append(view["crop"])
         elif match.verdict != "rejected":
             sure.setdefault(match.scene_id, []).append(match.face_pk)
     return render(

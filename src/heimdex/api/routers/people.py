@@ -28,6 +28,12 @@ class PersonBody(BaseModel):
     name: CleanFreeText = Field(min_length=1, max_length=200)
 
 
+class MergeBody(BaseModel):
+    into: str = Field(
+        min_length=1, max_length=64, description="the person (id) who stays, with their name, and takes these"
+    )
+
+
 class VerdictBody(BaseModel):
     verdict: Literal["confirmed", "rejected"] | None = Field(
         description="confirmed: the face is this person; rejected: it is not; null: let the matcher decide"
@@ -47,6 +53,7 @@ def match_json(person: Person, match: MatchView) -> dict:
         "possible": match.possible,
         "verdict": match.verdict,
         "thumbnail": f"/scenes/{match.scene_id}/thumbnail" if match.thumbnail_key else None,
+        "crop": f"/faces/{match.face_pk}/crop" if match.crop_key else None,
         "links": {
             "self": f"/people/{person.id}/matches/{match.face_pk}",
             "play": f"/app/watch/{match.video_id}?t={t}",
@@ -113,6 +120,17 @@ def delete_person(person_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     person = ctx.heimdex.person(user.id, person_id)
     ctx.heimdex.remove_person(person.id, user.id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{person_id}/merge",
+    summary="Merge this person into another (the same person): their photos and faces go to `into`",
+    responses=errors(404),
+)
+def merge_person(person_id: str, body: MergeBody, user: CurrentUser, ctx: Ctx) -> dict:
+    person = ctx.heimdex.person(user.id, person_id)
+    into = ctx.heimdex.person(user.id, body.into)
+    return person_json(ctx.heimdex.merge_people(person.id, into.id, user.id))
 
 
 @router.post(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.openapi import USER, binary, errors
+from heimdex.api.routers.faces import face_json
 from heimdex.api.routers.people import PersonBody, _clean_name, person_json
 from heimdex.domain import ClusterFace, FaceCluster
 
@@ -32,25 +33,6 @@ class HiddenBody(BaseModel):
     hidden: bool
 
 
-def face_json(group_id: str, face: ClusterFace) -> dict:
-    t = round(face.t_s, 3)
-    return {
-        "face": face.face_pk,
-        "video_id": face.video_id,
-        "filename": face.filename,
-        "scene_id": face.scene_id,
-        "scene_index": face.scene_index,
-        "t_s": t,
-        "size_px": face.size_px,
-        "sharpness": face.sharpness,
-        "crop": f"/unnamed-people/{group_id}/faces/{face.face_pk}/crop" if face.crop_key else None,
-        "links": {
-            "move": f"/unnamed-people/{group_id}/faces/{face.face_pk}/move",
-            "play": f"/app/watch/{face.video_id}?t={t}",
-        },
-    }
-
-
 def group_json(group: FaceCluster, faces: list[ClusterFace] | None = None) -> dict:
     return {
         "id": group.id,
@@ -59,8 +41,8 @@ def group_json(group: FaceCluster, faces: list[ClusterFace] | None = None) -> di
         "hidden": group.hidden,
         "face_count": group.face_count,
         "scene_count": group.scene_count,
-        "best_faces": [face_json(group.id, f) for f in group.best_faces],
-        **({"faces": [face_json(group.id, f) for f in faces]} if faces is not None else {}),
+        "best_faces": [face_json(f) for f in group.best_faces],
+        **({"faces": [face_json(f) for f in faces]} if faces is not None else {}),
         "links": {
             "self": f"/unnamed-people/{group.id}",
             "name": f"/unnamed-people/{group.id}/name",
@@ -93,7 +75,7 @@ def get_group(group_id: str, user: CurrentUser, ctx: Ctx) -> dict:
 
 @router.get(
     "/{group_id}/faces/{face}/crop",
-    summary="A face's crop",
+    summary="A face's crop, if it is in this group (as GET /faces/{face}/crop)",
     response_class=Response,
     responses={200: binary("The crop", "image/jpeg"), **errors(404)},
 )
@@ -113,8 +95,8 @@ def name_group(group_id: str, body: PersonBody, user: CurrentUser, ctx: Ctx) -> 
 
 @router.post(
     "/{group_id}/merge",
-    summary="Merge this group into another (the same person)",
-    responses=errors(404, 409, _409="both groups are named, differently"),
+    summary="Merge this group into another (the same person; if both are named, so are the people)",
+    responses=errors(404),
 )
 def merge_group(group_id: str, body: MergeBody, user: CurrentUser, ctx: Ctx) -> dict:
     return group_json(ctx.heimdex.merge_groups(group_id, body.into, user.id))

@@ -454,6 +454,18 @@ function initPeople() {
       }
     } catch (ex) { toast(ex.message, true); }
   });
+  // "Same person as…": this person goes into the one picked, who keeps their name (POST .../merge).
+  $("#people").addEventListener("change", async (e) => {
+    const select = e.target.closest("select[data-action=merge-person]");
+    if (!select || !select.value) return;
+    const card = select.closest("[data-person]");
+    const name = $(".title", card).textContent.trim(), into = select.selectedOptions[0].textContent;
+    if (!confirm(`${name} and ${into} are one person? ${name}'s photos and faces go to ${into}.`)) { select.value = ""; return; }
+    try {
+      await api(`/people/${card.dataset.person}/merge`, { method: "POST", json: { into: select.value } });
+      location.reload();
+    } catch (ex) { toast(ex.message, true); select.value = ""; }
+  });
   $$("input[data-action=photos]").forEach(input => input.addEventListener("change", async () => {
     const id = input.closest("[data-person]").dataset.person;
     toast("Looking for faces…");
@@ -641,8 +653,26 @@ function initUnnamed() {
   });
 }
 
+// ---------------------------------------------------------------- people page: faces in no group
+// "Who is this?" gives the face to a person or a group, or a group of its own (POST /faces/N/assign).
+function initUngrouped() {
+  const section = $("#ungrouped");
+  if (!section) return;
+  section.addEventListener("change", async (e) => {
+    const select = e.target.closest("select[data-action=assign-face]");
+    if (!select || !select.value) return;
+    const [kind, id] = select.value.split(":");
+    const body = kind === "person" ? { person: id } : kind === "group" ? { group: id } : {};
+    try {
+      await api(`/faces/${select.closest("[data-face]").dataset.face}/assign`, { method: "POST", json: body });
+      location.reload();
+    } catch (ex) { toast(ex.message, true); select.value = ""; }
+  });
+}
+
 initPeople();
 initUnnamed();
+initUngrouped();
 initPerson();
 initAccount();
 
