@@ -8,34 +8,17 @@ import re
 
 import pytest
 
-from tests.api.live import PASSWORD, upload, wait_for
-from tests.e2e.conftest import PEOPLE_SECOND, people_video
-from tests.web.test_browser import DESKTOP
+from tests.e2e.conftest import PEOPLE_SECOND
+from tests.web.people_page import signed_in_people_page
 
 EMAIL = "loose-faces@example.com"
 
 
 @pytest.fixture(scope="module")
 def page(browser, web_server):
-    with web_server.user(EMAIL) as client:
-        r = upload(client, people_video("people-second", PEOPLE_SECOND), "later.mp4")
-        assert r.status_code == 201, r.text
-        assert wait_for(client, r.json()["videos"][0]["id"])["state"] == "indexed"
-    # bypass_csp: wait_for_function evaluates with eval(), which the app's policy forbids (test_browser.py)
-    context = browser.new_context(viewport=DESKTOP, base_url=web_server.url, bypass_csp=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: dialog.accept("Jesper" if dialog.type == "prompt" else None))
-    page.goto("/login?next=/app/people")
-    page.fill("input[name=email]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#ungrouped")
-    yield page
-    context.close()
-    assert not errors, errors
+    yield from signed_in_people_page(
+        browser, web_server, EMAIL, ("people-second", PEOPLE_SECOND), "later.mp4", "#ungrouped"
+    )
 
 
 def owner(web_server) -> str:
