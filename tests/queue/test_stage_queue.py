@@ -51,6 +51,27 @@ def test_every_stage_runs_once_on_the_queue_it_needs(home, store, producer):
     assert producer.depth() == 0
 
 
+@pytest.mark.parametrize("broker", ["redis"])  # RabbitMQ pushes within its QoS (queue/idle_fetch.py)
+def test_a_busy_worker_leaves_other_queues_messages_to_an_idle_one(home, store, producer, broker):
+    """While one worker runs scene detection, the speech stage that audio extraction made ready goes
+    to the other, idle worker at once instead of waiting in the busy one's hands."""
+    a, b = Stages("a"), Stages("b")
+    for stages in (a, b):
+        stages.sleep = {"scene_detect": 3.0}
+    videos = [new_video(store) for _ in range(3)]
+    with Running(make_worker(settings(home), a)), Running(make_worker(settings(home), b)):
+        for video in videos:  # one at a time: each video's two media stages go to both workers
+            producer.enqueue(video)
+            wait_for(lambda v=video: state(store, v) == VideoState.INDEXED, 30, "the video indexed")
+            calls = {stage: (who, when) for who, stage, when in a.calls + b.calls}  # each ran once
+            detector, detect_started = calls["scene_detect"]
+            speaker, speech_started = calls["asr_fast"]
+            assert speaker != detector and speech_started < detect_started + 2.0, (calls, video)
+            a.calls.clear()
+            b.calls.clear()
+    assert all(attempts(store, v) == dict.fromkeys(STAGES, 1) for v in videos)
+
+
 def test_a_message_delivered_twice_or_for_a_done_stage_is_a_no_op(home, store, producer):
     stages = Stages("a")
     stages.sleep = {"asr_fast": 1.0}

@@ -60,6 +60,7 @@ from heimdex.pipeline.events import RunAbandoned
 from heimdex.pipeline.graph import GRAPH, QUEUES, STAGES
 from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue
 from heimdex.queue.channel import Channel, StageReporter
+from heimdex.queue.idle_fetch import IdleFetch
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -568,6 +569,7 @@ class StageWorker:
             worker_timeout=500,
         )
         worker.queue_prefetch = self.concurrency  # what one worker holds, others may take
+        IdleFetch(self.concurrency).install(self.queue.broker)  # and none while its threads are busy
         beat = threading.Thread(target=self._heartbeat, name="claims", daemon=True)
         beat.start()
         worker.start()
