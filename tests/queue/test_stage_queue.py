@@ -72,6 +72,22 @@ def test_a_busy_worker_leaves_other_queues_messages_to_an_idle_one(home, store, 
     assert all(attempts(store, v) == dict.fromkeys(STAGES, 1) for v in videos)
 
 
+@pytest.mark.parametrize("broker", ["redis"])
+def test_a_free_worker_takes_decoding_before_speech(home, store, producer, broker):
+    """Speech is asked for last (queue/idle_fetch.py FIRST_ASKED): with audio extracted and scene
+    detection and speech both ready, the worker detects scenes and samples frames, which the vision
+    stages wait for, before it transcribes."""
+    stages = Stages("a")
+    videos = [new_video(store) for _ in range(3)]
+    with Running(make_worker(settings(home), stages)):
+        for video in videos:
+            producer.enqueue(video)
+            wait_for(lambda v=video: state(store, v) == VideoState.INDEXED, 30, "the video indexed")
+            order = [stage for _, stage, _ in stages.calls]
+            assert order.index("vision_sample_frames") < order.index("asr_fast"), order
+            stages.calls.clear()
+
+
 def test_a_message_delivered_twice_or_for_a_done_stage_is_a_no_op(home, store, producer):
     stages = Stages("a")
     stages.sleep = {"asr_fast": 1.0}

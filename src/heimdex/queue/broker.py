@@ -60,7 +60,7 @@ from heimdex.pipeline.events import RunAbandoned
 from heimdex.pipeline.graph import GRAPH, QUEUES, STAGES
 from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue
 from heimdex.queue.channel import Channel, StageReporter
-from heimdex.queue.idle_fetch import IdleFetch
+from heimdex.queue.idle_fetch import FIRST_ASKED, IdleFetch
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -83,6 +83,12 @@ def parse_queues(spec: str | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown queue {unknown[0]!r}: use some of {', '.join(QUEUES)}")
     return names or list(QUEUES)
+
+
+def _fetch_rank(broker_queue: str) -> int:
+    """A broker queue's place in the order a free worker asks them (idle_fetch.FIRST_ASKED)."""
+    names = [queue_name(q) for q in FIRST_ASKED]
+    return names.index(broker_queue) if broker_queue in names else len(names)
 
 
 def new_worker_id() -> str:
@@ -566,10 +572,11 @@ class StageWorker:
             self.queue.broker,
             queues={queue_name(q) for q in self.queues},
             worker_threads=self.concurrency,
-            worker_timeout=500,
+            worker_timeout=100,  # ms: an idle consumer's longest wait between fetches (idle_fetch.py)
         )
         worker.queue_prefetch = self.concurrency  # what one worker holds, others may take
-        IdleFetch(self.concurrency).install(self.queue.broker)  # and none while its threads are busy
+        # ... and none while its threads are busy; media's first when one comes free
+        IdleFetch(self.concurrency, _fetch_rank).install(self.queue.broker)
         beat = threading.Thread(target=self._heartbeat, name="claims", daemon=True)
         beat.start()
         worker.start()
