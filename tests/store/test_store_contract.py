@@ -405,6 +405,16 @@ def test_phrase_with_terms_ranks_the_scenes_that_have_both_first(store):
     assert [scene_of(store, h).index for h in hits] == [1, 0]
 
 
+def test_a_loose_term_of_two_words_is_a_phrase(store):
+    """A compound the library writes apart (search/spelling.py) is searched as its two words side by
+    side, on both backends alike."""
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    commit(store, v.id, ["the hose pipe ban is lifted", "a pipe and a garden hose"], [unit(1), unit(1)])
+    flt = SceneFilter(owner_id="alice")
+    assert [scene_of(store, h).index for h in store.full_text(flt, ["hose pipe", "absent"], [], 10)] == [0]
+    assert store.term_counts("alice", ["hose pipe", "pipe hose"], 10) == {"hose pipe": 1, "pipe hose": 0}
+
+
 def test_full_text_covers_on_screen_text_and_tags(store):
     v = store.add_video("alice", "a.mp4", "k", 1, "h")
     commit(

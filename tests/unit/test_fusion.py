@@ -33,6 +33,14 @@ def test_words_match_by_stem():
     assert coverage(weights, scene_stems(["an orange on the table"])) == 1.0
 
 
+def test_a_near_word_or_both_halves_of_a_compound_earn_part_of_the_word():
+    weights = term_weights(["hosepipe"], {"hosepipe": 0}, total=10)
+    near = {stem("hosepipe"): frozenset({"hose pipe", stem("hosepipes")})}
+    held = coverage(weights, scene_stems(["the hose pipe ban is lifted"]), near)
+    assert 0 < held < 1.0, "a near match counts, less than the word itself"
+    assert coverage(weights, scene_stems(["a pipe organ"]), near) == 0.0, "one half is not the compound"
+
+
 def test_one_shared_common_word_does_not_outrank_the_meaning():
     # Scene 1 shares one common word with a paraphrased question and is 5th by meaning; scene 2
     # holds none of its words but is first by meaning. RRF put scene 1 first (two channels).

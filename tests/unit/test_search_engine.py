@@ -138,6 +138,15 @@ def test_a_word_the_library_lacks_is_searched_as_its_near_words(engine):
     assert engine[0]._words("someone else", parse_query("tomatos")).near == {}, "only the owner's words"
 
 
+def test_a_compound_the_library_writes_apart_is_searched_as_its_two_words(engine):
+    """ "hosepipe" where Whisper wrote "hose pipe": here "rooftopgarden" for "rooftop garden"."""
+    words = engine[0]._words("me", parse_query("rooftopgarden"))
+    assert words.near == {"rooftopgarden": ["rooftop garden"]}
+    (hit, *_) = search(engine, "rooftopgarden")
+    assert (hit.filename, hit.scene_index) == ("garden.mp4", 0) and "fulltext" in hit.channels
+    assert "<mark>rooftop</mark> <mark>garden</mark>" in hit.snippet
+
+
 def test_a_long_scene_is_found_by_one_of_its_sentences_and_shows_it(tmp_path):
     """The window that matched is the snippet, not the start of a long scene."""
     e5 = E5Embedder()

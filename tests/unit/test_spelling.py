@@ -28,3 +28,12 @@ def test_sounds_alike_and_starts_alike() -> None:
     lexicon = Lexicon(["gayle", "kail", "gaily"])
     assert lexicon.near("gaile") == ["gaily", "gayle"]  # one edit; same sound, same first letter
     assert "kail" not in lexicon.near("gaile")  # sounds alike but starts otherwise
+
+
+def test_a_compound_is_two_library_words_of_four_letters_or_more() -> None:
+    lexicon = Lexicon(["hose", "pipe", "splash", "down", "rapist", "lessness", "weight"])
+    assert lexicon.splits("hosepipe") == ["hose pipe"]  # Whisper writes it apart
+    assert lexicon.splits("Splashdown") == ["splash down"]
+    assert lexicon.splits("therapist") == [], "'the' is too short to be half of a word"
+    assert lexicon.splits("weightlessness") == ["weight lessness"]  # only what the library holds
+    assert lexicon.splits("hose") == [] and lexicon.splits("hose-pipe") == []

@@ -99,7 +99,9 @@ class QueryWords:
         return [w for words in self.near.values() for w in words]
 
     def near_stems(self) -> dict[str, frozenset[str]]:
-        return {stem(word): frozenset(stem(w) for w in near) for word, near in self.near.items()}
+        """Each missing word's near words as stems; a compound's halves as "stem stem" (fusion.coverage)."""
+        stems = lambda words: frozenset(" ".join(map(stem, w.split())) for w in words)  # noqa: E731
+        return {stem(word): stems(near) for word, near in self.near.items()}
 
 
 @dataclass
@@ -188,7 +190,8 @@ class SearchEngine:
         if not missing or query.phrases:  # a quoted phrase means exactly these words
             return QueryWords(words, counts, {})
         lexicon = self._lexicon(owner_id)
-        near = {t: list(dict.fromkeys([*lexicon.near(t), *lexicon.near(stem(t))])) for t in missing}
+        found = lambda t: [*lexicon.near(t), *lexicon.near(stem(t)), *lexicon.splits(t)]  # noqa: E731
+        near = {t: list(dict.fromkeys(found(t))) for t in missing}
         # The library's words may be another owner's (SQLite's index is shared): keep the owner's.
         held = self.store.term_counts(owner_id, [w for ws in near.values() for w in ws], 1)
         near = {t: [w for w in ws if held.get(w)] for t, ws in near.items()}
@@ -387,7 +390,8 @@ class SearchEngine:
         if "visual" in explained:
             matched = [t.label for t in scene.tags if t.label in labels]
             explained["visual"]["labels"] = ", ".join(matched)
-        terms = [*query.terms, *(w for p in query.phrases for w in p.split()), *words.near_terms]
+        near = (w for t in words.near_terms for w in t.split())  # a compound's halves are words
+        terms = [*query.terms, *(w for p in query.phrases for w in p.split()), *near]
         source = scene.transcript
         if terms and not _mentions(source, terms) and _mentions(scene.ocr_text, terms):
             source = scene.ocr_text  # the words matched on screen, not in speech

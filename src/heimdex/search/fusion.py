@@ -122,8 +122,8 @@ def coverage(
     for key, weight in weights.items():
         if key in stems:
             held += weight
-        elif near and not near.get(key, frozenset()).isdisjoint(stems):
-            held += NEAR_CREDIT * weight
+        elif near and any(all(part in stems for part in w.split()) for w in near.get(key, ())):
+            held += NEAR_CREDIT * weight  # a near word, or both halves of a compound written apart
     return held / total
 
 

@@ -7,6 +7,10 @@ for words of nine letters or more), or sounds the same (Metaphone), starts with 
 is at most two edits away ("Gayle" for "Gaile", not "Kail"). Words of four letters have too many
 neighbours ("bowl": ball, bill, blow) and are left alone. Full text then searches the near words
 too, and a scene holding one earns part of the word's weight (fusion.py).
+
+A compound the library holds only as two words is near too: Whisper writes "hose pipe" for the
+"hosepipe" someone searches (`splits`). Both halves must be library words of four letters or more,
+so that "therapist" is never "the rapist"; the two are then searched as a phrase.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from rapidfuzz.distance import Levenshtein
 MIN_LENGTH = 5  # shorter words have too many neighbours to guess from
 MAX_NEAR = 3  # near words kept per query word, nearest first
 SOUND_EDITS = 2  # how far in spelling a word that sounds the same may be
+MIN_PART = 4  # the shortest half of a compound (splits)
 
 
 def edits_allowed(word: str) -> int:
@@ -37,6 +42,7 @@ class Lexicon:
 
     def __init__(self, words: Iterable[str]) -> None:
         kept = sorted({w for w in words if w.isalpha() and len(w) >= MIN_LENGTH - 1})  # "slee" ~ "sleep"
+        self._words = frozenset(w for w in kept if len(w) >= MIN_PART)
         # A word k edits away is at most k letters longer or shorter; one edit away, it also keeps its
         # first or its last letter (two edits away, near words are asked to as well: "Flashdown" for
         # "splashdown"). So a lookup compares a few buckets, not the whole vocabulary.
@@ -80,3 +86,14 @@ class Lexicon:
                 found[candidate] = min(found.get(candidate, distance), distance)
         found.pop(word, None)
         return sorted(found, key=lambda w: (found[w], w))[:MAX_NEAR]
+
+    def splits(self, word: str) -> list[str]:
+        """`word` as two library words ("hose pipe" for "hosepipe"), each of MIN_PART letters or more."""
+        word = word.lower()
+        if not word.isalpha():
+            return []
+        return [
+            f"{word[:i]} {word[i:]}"
+            for i in range(MIN_PART, len(word) - MIN_PART + 1)
+            if word[:i] in self._words and word[i:] in self._words
+        ]

@@ -351,8 +351,8 @@ class PostgresStore(SqlStore):
         phrases = [p for p in map(strip_controls, phrases) if p.strip()]
         if not terms and not phrases:
             return []
-        optional = " || ".join("heimdex_term_query(?)" for _ in terms)
-        every = " && ".join("heimdex_term_query(?)" for _ in terms)
+        optional = " || ".join(map(_term_query, terms))
+        every = " && ".join(map(_term_query, terms))
         required = " && ".join("heimdex_phrase_query(?)" for _ in phrases)
         # Phrases must all match; loose terms only add to the rank (SQLite: `P AND (t1 OR t2 OR P)`).
         match, match_params = (required, phrases) if phrases else (optional, terms)
@@ -427,8 +427,9 @@ class PostgresStore(SqlStore):
         wanted = [c for c in clean if c.strip()]
         rows = (
             self._all(  # one round trip for all the terms (a search pays this)
-                "SELECT w.term, (SELECT count(*) FROM (SELECT 1 FROM scenes s"
-                " WHERE s.fts @@ heimdex_term_query(w.term) AND s.owner_id = ? LIMIT ?) c) AS n"
+                "SELECT w.term, (SELECT count(*) FROM (SELECT 1 FROM scenes s WHERE s.fts @@ (CASE WHEN"
+                " strpos(w.term, ' ') > 0 THEN heimdex_phrase_query(w.term) ELSE heimdex_term_query(w.term)"
+                " END) AND s.owner_id = ? LIMIT ?) c) AS n"
                 " FROM unnest(?::text[]) AS w (term)",
                 (owner_id, cap, wanted),
             )
@@ -678,3 +679,9 @@ class PostgresStore(SqlStore):
             [labels, weights, *params, limit],
         )
         return [ScoredScene(int(r["pk"]), float(r["score"])) for r in rows]
+
+
+def _term_query(term: str) -> str:
+    """A loose term's tsquery: two words (a compound the library writes apart, search/spelling.py) are
+    a phrase, as in SQLite's FTS5, where every term is quoted."""
+    return "heimdex_phrase_query(?)" if " " in term.strip() else "heimdex_term_query(?)"
