@@ -254,6 +254,24 @@ class JobLedger(ABC):
     def release_stage_claim(self, video_id: str, stage: str, worker_id: str) -> None:
         """Give the stage's claim up (a no-op unless `worker_id` holds it)."""
 
+    # Work for the whole library, not a video's (re-embedding after a CLIP model change), is held by
+    # one worker at a time under a named lease, judged by the database's clock as stage claims are.
+    @abstractmethod
+    def claim_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        """Take the lease unless another holder's has not expired (the holder's own is renewed)."""
+
+    @abstractmethod
+    def renew_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        """Extend the holder's lease; False when it no longer holds it."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (a no-op unless `holder` holds it)."""
+
+    @abstractmethod
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease now (None when nobody does, or their lease expired)."""
+
     @abstractmethod
     def stage_records(self, video_id: str) -> list[StageRecord]:
         """The stages' rows, not their pieces'; a stage in pieces counts them (`pieces`, `pieces_done`)."""

@@ -248,6 +248,33 @@ class SqlStore(Store):
                 (video_id, video_id, video_id),
             )
 
+    def claim_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        now = self.db.now()
+        with self.db.tx() as s:
+            cur = s.execute(
+                f"INSERT INTO leases (name, holder, expires) VALUES (?, ?, {now} + ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires"
+                f" WHERE leases.holder = excluded.holder OR leases.expires < {now}",
+                (name, holder, lease_s),
+            )
+            return cur.rowcount == 1
+
+    def renew_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        with self.db.tx() as s:
+            cur = s.execute(
+                f"UPDATE leases SET expires = {self.db.now()} + ? WHERE name = ? AND holder = ?",
+                (lease_s, name, holder),
+            )
+            return cur.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.db.tx() as s:
+            s.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str) -> str | None:
+        row = self.db.one(f"SELECT holder FROM leases WHERE name = ? AND expires >= {self.db.now()}", (name,))
+        return row["holder"] if row else None
+
     def stage_records(self, video_id: str) -> list[StageRecord]:
         rows = self._stage_rows(video_id, "LIKE", "%")
         pieces = [r for r in rows if PIECE_MARK in r.stage]
