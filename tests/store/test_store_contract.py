@@ -133,6 +133,14 @@ def test_video_lifecycle_and_ledger(store):
     assert store.job_video(v.id).owner_id == "alice", "the job ledger reads by id, whoever owns it"
 
 
+def test_a_page_of_videos_in_one_call_holds_only_the_owners(store):
+    a, b = (store.add_video("alice", f"{n}.mp4", "k", 1, None) for n in "ab")
+    bobs = store.add_video("bob", "c.mp4", "k", 1, None)
+    got = store.get_videos("alice", [a.id, b.id, a.id, bobs.id, "nope"])
+    assert sorted(got) == sorted([a.id, b.id]) and got[a.id] == store.get_video("alice", a.id)
+    assert store.get_videos("bob", [a.id]) == {} and store.get_videos("alice", []) == {}
+
+
 @pytest.mark.parametrize("state", list(VideoState))
 def test_every_video_state_round_trips(store, state):
     v = store.add_video("alice", "a.mp4", "k", 1, None)

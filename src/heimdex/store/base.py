@@ -188,6 +188,10 @@ class VideoStore(ABC):
         """Raises NotFoundError when absent (or owned by someone else)."""
 
     @abstractmethod
+    def get_videos(self, owner_id: str, video_ids: Sequence[str]) -> dict[str, Video]:
+        """The owner's videos among these ids, by id, in one query (a page of hits); others absent."""
+
+    @abstractmethod
     def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None: ...
 
     @abstractmethod

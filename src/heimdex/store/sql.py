@@ -113,6 +113,13 @@ class SqlStore(Store):
             raise NotFoundError(f"no video {video_id!r}")
         return _video(row)
 
+    def get_videos(self, owner_id: str, video_ids: Sequence[str]) -> dict[str, Video]:
+        if not video_ids:
+            return {}
+        among, params = self.db.in_list("id", sorted(set(video_ids)))
+        rows = self.db.all(f"SELECT * FROM videos WHERE owner_id = ? AND {among}", [owner_id, *params])
+        return {r["id"]: _video(r) for r in rows}
+
     def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None:
         row = self.db.one(
             "SELECT * FROM videos WHERE owner_id = ? AND sha256 = ? ORDER BY created_at LIMIT 1",
