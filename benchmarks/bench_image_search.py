@@ -279,9 +279,9 @@ def explained(store: Store, vectors: np.ndarray) -> dict:
     """EXPLAIN (ANALYZE, BUFFERS) of image_search's HNSW statement as search_image sends it (its
     candidates' frames): the server's execution time, the buffers it touched, the index it used."""
     from heimdex.search.engine import CANDIDATES
-    from heimdex.store.postgres import FRAME, FRAMES_PER_SCENE
+    from heimdex.store.postgres import FRAME, FRAME_ROWS_PER_SCENE
 
-    limit = (CANDIDATES + 1) * FRAMES_PER_SCENE
+    limit = (CANDIDATES + 1) * FRAME_ROWS_PER_SCENE[0]  # its first try
     times, hit, read, rows, index = [], [], [], [], ""
     with store.db.pool.connection() as conn:
         for vector in vectors:
