@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-from heimdex.domain import SceneDraft  # noqa: E402
+from benchmarks.frame_library import commit_library, load_average, percentiles  # noqa: E402
 from heimdex.ml.base import IMAGE_VECTOR_DIM, IMAGE_VECTOR_MODEL  # noqa: E402
 from heimdex.reembed import CHUNK  # noqa: E402
-from heimdex.store import CommitBundle, FrameVectors, VectorSet  # noqa: E402
 from heimdex.store.sqlite import SqliteStore  # noqa: E402
 
 OWNER = "bench"
-SCENES_PER_VIDEO = 100
 FRAMES_PER_SCENE = 2
 CLIP_DIM = 512
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+MODELS = ((IMAGE_VECTOR_MODEL, IMAGE_VECTOR_DIM), ("clip-old", CLIP_DIM))
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -52,34 +48,8 @@ def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 
 def build(store: SqliteStore, scenes: int, rng: np.random.Generator) -> list[str]:
-    videos = []
-    for start in range(0, scenes, SCENES_PER_VIDEO):
-        count = min(SCENES_PER_VIDEO, scenes - start)
-        video = store.add_video(OWNER, f"v{start}.mp4", "k", 1, None)
-        drafts = [
-            SceneDraft(index=i, start_s=i * 4.0, end_s=i * 4.0 + 4, transcript="") for i in range(count)
-        ]
-        text = np.zeros((count, 8), np.float32)
-        text[:, 0] = 1
-        scene_of = [i for i in range(count) for _ in range(FRAMES_PER_SCENE)]
-        times = [i * 4.0 + 1 + k for i in range(count) for k in range(FRAMES_PER_SCENE)]
-        frames = tuple(
-            FrameVectors(scene_of, times, VectorSet(model, unit_rows(rng, len(times), dim)))
-            for model, dim in ((IMAGE_VECTOR_MODEL, IMAGE_VECTOR_DIM), ("clip-old", CLIP_DIM))
-        )
-        store.commit_video(
-            CommitBundle(video.id, "en", drafts, VectorSet("text", text), [], frames=frames), {}
-        )
-        videos.append(video.id)
-    return videos
-
-
-def percentiles(times: list[float]) -> dict[str, float]:
-    ms = np.array(times) * 1000
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 1),
-        "p95_ms": round(float(np.percentile(ms, 95)), 1),
-    }
+    models = [(model, partial(unit_rows, rng, dim=dim)) for model, dim in MODELS]
+    return commit_library(store, OWNER, scenes, FRAMES_PER_SCENE, models)
 
 
 def run(size: int, queries: int, folder: Path) -> dict:

@@ -44,7 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_store import Corpus, postgres_store, sqlite_store  # noqa: E402
+from benchmarks.bench_store import Corpus, build_indexes, postgres_store, sqlite_store  # noqa: E402
 from heimdex.domain import SceneDraft, Tag  # noqa: E402
 from heimdex.ml.tagger import VisualTagger  # noqa: E402
 from heimdex.ml.text_embed import E5Embedder  # noqa: E402
@@ -195,17 +195,8 @@ def open_store(backend: str, model: str, dim: int) -> Iterator[Store]:
 
 
 def build_index(store: Store, model: str, dim: int, rows: int = 0) -> float:
-    started = time.perf_counter()
-    # the graph must fit in maintenance_work_mem (see bench_store.build_index); windows are fewer rows
-    memory_mb = max(1024, int(rows * (dim * 4 + 300) * 1.3 / 2**20))
-    with store.db.pool.connection() as conn:
-        conn.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
-        conn.execute("SET max_parallel_maintenance_workers = 1")  # + the leader: both cores
-        with conn.transaction():
-            for kind in ("text", "window"):
-                store.create_vector_index(conn, kind, model, dim)
-        conn.execute("VACUUM ANALYZE")
-    return time.perf_counter() - started
+    """The scene and window graphs of the model, built once after the load (bench_store.build_indexes)."""
+    return build_indexes(store, [("text", model, dim), ("window", model, dim)], rows)
 
 
 def load_average() -> list[float]:

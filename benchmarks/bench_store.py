@@ -19,7 +19,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -225,7 +225,13 @@ def postgres_store() -> Iterator[Store]:
 
 def build_index(store, dim: int, rows: int) -> float:
     """Build the model's HNSW index in one pass over the loaded rows (far faster than row by row)."""
+    return build_indexes(store, [("text", MODEL, dim)], rows)
+
+
+def build_indexes(store, indexes: Sequence[tuple[str, str, int]], rows: int) -> float:
+    """Build these (kind, model, dim) HNSW indexes after a bulk load, then VACUUM ANALYZE; seconds."""
     started = time.perf_counter()
+    dim = max((d for _, _, d in indexes), default=0)
     # The whole graph must fit in maintenance_work_mem, or the build crawls: the vectors plus about
     # 300 bytes of neighbour lists per row (m=16), with a margin.
     memory_mb = max(1024, int(rows * (dim * 4 + 300) * 1.3 / 2**20))
@@ -233,7 +239,8 @@ def build_index(store, dim: int, rows: int) -> float:
         conn.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
         conn.execute("SET max_parallel_maintenance_workers = 1")  # + the leader: both cores
         with conn.transaction():
-            store.create_vector_index(conn, "text", MODEL, dim)
+            for kind, model, d in indexes:
+                store.create_vector_index(conn, kind, model, d)
         conn.execute("VACUUM ANALYZE")
     return time.perf_counter() - started
 

@@ -13,15 +13,21 @@ vectors that are gone for that long).
 Stopping at any moment loses nothing (a run embeds only what is missing), and it runs beside
 `serve` and workers: a video reprocessed meanwhile takes none of the vectors of its old frames, and
 its new run embeds its new ones. It runs as `heimdex reembed` (a progress bar), and in the background
-of `heimdex serve` when its in-process worker runs (BackgroundReembed); `GET /search/clip` reports
-each owner's progress from the store, whichever process does the work.
+(LibraryReembed, one process at a time under a lease in the store) of `heimdex serve` when its
+in-process worker runs and of every `heimdex worker` that takes the vision queue (server mode: a
+worker started with a new HEIMDEX_CLIP_MODEL re-embeds the library by itself); `GET /search/clip`
+reports each owner's progress from the store, and whether some process is re-embedding, whichever
+it is.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +35,7 @@ from typing import TYPE_CHECKING
 from heimdex.errors import HeimdexError
 from heimdex.logging import get_logger
 from heimdex.ml.base import IMAGE_VECTOR_MODEL
-from heimdex.service import COVERAGE_TTL_S
+from heimdex.service import COVERAGE_TTL_S, REEMBED_LEASE
 from heimdex.store import StoredFrame
 
 if TYPE_CHECKING:
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 CHUNK = 32  # frames decoded, embedded and stored at a time: bounded memory however long the video
+MAX_IDLE_S = 900.0  # the longest wait between two looks of LibraryReembed
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,10 @@ class Reembedder:
     def missing(self, owners: Sequence[str]) -> int:
         """Frames of these owners without a vector of the configured model."""
         return sum(self._fresh_coverage(owner).missing for owner in owners)
+
+    def pending(self, owners: Sequence[str]) -> bool:
+        """Whether a run has anything to do: frames to embed, or earlier vectors to retire."""
+        return any(self._fresh_coverage(owner).missing or self._retirable(owner) for owner in owners)
 
     def run(
         self,
@@ -160,26 +171,48 @@ class Reembedder:
         return self.heimdex.clip_coverage(owner_id)
 
 
-class BackgroundReembed:
-    """`Reembedder.run` on a thread of `heimdex serve` (with its in-process worker), started when
-    some owner's frames lack the configured model's vectors; stopped with the server."""
+def process_holder(kind: str) -> str:
+    """Who holds a lease: the kind of process, its machine and pid (as worker ids say)."""
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}"
 
-    def __init__(self, heimdex: Heimdex) -> None:
+
+class LibraryReembed:
+    """Re-embedding on a thread of a long-running process, one process at a time: `heimdex serve`
+    with its in-process worker, and every `heimdex worker` that takes the vision queue with a
+    CLIP-style model configured (server mode: any of them may be the one, on any machine).
+
+    It looks at once and then every `poll_s`: when some owner's frames lack the configured model's
+    vectors (or complete owners' earlier vectors wait to be retired) it takes the store's lease
+    REEMBED_LEASE (JobLedger.claim_lease, the database's clock), runs Reembedder.run while renewing
+    it, and gives it up. Another process finding the lease held does nothing; one that dies holding
+    it lets it expire after `lease_s`, and the next look of another process takes over where it
+    stopped (a run embeds only what is missing; two runs at once would only write the same rows
+    twice, which the frames' primary key keeps single). A look that finds nothing to do, or a run that
+    could not embed anything (originals gone), waits twice as long before the next, up to MAX_IDLE_S.
+    GET /search/clip reports the owner's progress from the store and who holds the lease."""
+
+    def __init__(self, heimdex: Heimdex, holder: str, lease_s: float, poll_s: float | None = None) -> None:
         self.reembedder = Reembedder(heimdex)
+        self.store = heimdex.store
+        self.holder, self.lease_s = holder, lease_s
+        self.poll_s = poll_s if poll_s is not None else lease_s
         self.progress = ReembedProgress(0, 0)
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._holding = threading.Event()
+        self._renewed = 0.0
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Whether this process is re-embedding now (it holds the lease)."""
+        return self._holding.is_set()
 
     def start(self) -> None:
-        if self.running:
+        if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="reembed", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="reembed", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -187,13 +220,57 @@ class BackgroundReembed:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
-    def _run(self) -> None:
+    def _loop(self) -> None:
+        idle = self.poll_s
+        while not self._stop.is_set():
+            try:
+                worked = self.look()
+                self.error = None
+            except Exception as exc:  # a model that will not load, a store gone: report, keep the process
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("reembed.failed", holder=self.holder, error=self.error)
+                worked = False
+            idle = self.poll_s if worked is None or worked else min(idle * 2, MAX_IDLE_S)
+            self._stop.wait(idle)
+
+    def look(self) -> bool | None:
+        """Re-embed now if there is work and nobody else does it. True: it embedded or retired
+        something; False: there was nothing to do, or nothing it could do; None: another holds the
+        lease (look again soon, in case it dies)."""
+        owners = self.store.owners()
+        if not self.reembedder.pending(owners):
+            return False
+        if not self.store.claim_lease(REEMBED_LEASE, self.holder, self.lease_s):
+            log.info("reembed.busy", holder=self.holder, by=self.store.lease_holder(REEMBED_LEASE))
+            return None
+        self._holding.set()
+        self._renewed = time.monotonic()
         try:
-            done = self.reembedder.run(on_progress=self._moved, keep_going=lambda: not self._stop.is_set())
-            log.info("reembed.finished", frames=done, stopped=self._stop.is_set())
-        except Exception as exc:  # a model that will not load, a store gone: report, do not crash serve
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.warning("reembed.failed", error=self.error)
+            log.info("reembed.started", holder=self.holder, missing=self.reembedder.missing(owners))
+            done = self.reembedder.run(owners, on_progress=self._moved, keep_going=self._keep_going)
+            log.info("reembed.finished", holder=self.holder, frames=done, stopped=not self._keep_going())
+        finally:
+            self._holding.clear()
+            with suppress(Exception):
+                self.store.release_lease(REEMBED_LEASE, self.holder)
+        return done > 0 or not self.reembedder.pending(owners)
+
+    def _keep_going(self) -> bool:
+        """Asked between chunks (and during the wait before retiring): go on unless stopped or the
+        lease was lost; renews it a few times a lease."""
+        if self._stop.is_set():
+            return False
+        if time.monotonic() - self._renewed < self.lease_s / 3:
+            return True
+        try:
+            held = self.store.renew_lease(REEMBED_LEASE, self.holder, self.lease_s)
+        except Exception:  # the store away: the next chunk's writes fail, and the run with them
+            return True
+        if not held:
+            log.warning("reembed.lost", holder=self.holder)
+            return False
+        self._renewed = time.monotonic()
+        return True
 
     def _moved(self, progress: ReembedProgress) -> None:
         self.progress = progress

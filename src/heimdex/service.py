@@ -57,6 +57,7 @@ LOCAL_OWNER = "local"  # the single user of the embedded CLI
 # this often: counting reads every frame row of theirs. This process's indexing and re-embedding
 # count again at once; another process's show within this time.
 COVERAGE_TTL_S = 5.0
+REEMBED_LEASE = "reembed"  # the store's lease one process at a time re-embeds the library under
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .wmv .flv .mpg .mpeg .ts .mts .m2ts .3gp .ogv .vob .mxf .asf".split()
 )
@@ -405,6 +406,11 @@ class Heimdex:
         found = clip_coverage(self.store.frame_vector_counts(owner_id), clip.name if clip else None)
         self._coverage[owner_id] = (now, found)
         return found
+
+    def reembedding(self) -> str | None:
+        """Which process re-embeds the library now under the store's lease (reembed.LibraryReembed),
+        if one does."""
+        return self.store.lease_holder(REEMBED_LEASE)
 
     def forget_coverage(self, owner_id: str) -> None:
         """Count the owner's CLIP coverage again on its next use (their frames changed)."""

@@ -58,6 +58,23 @@ def test_unnamed_people_from_the_command_line(tmp_path) -> None:
     ok(home, "people", "hide", new_group, "--show")
     assert new_group in {g["id"] for g in groups(home)}
 
+    # Judging a named person's faces: review lists them, reject / confirm / unjudge set the verdict.
+    def verdicts() -> dict[int, str | None]:
+        listed = json.loads(ok(home, "people", "review", "Jesper", "--all", "--json"))
+        return {m["face_pk"]: m["verdict"] for m in listed}
+
+    linked = verdicts()
+    confirmed = sorted(face for face, verdict in linked.items() if verdict == "confirmed")
+    assert confirmed, "a named group's faces are confirmed (the matcher links others: no verdict)"
+    face = str(confirmed[0])
+    assert f"face {face}: rejected" in ok(home, "people", "reject", "Jesper", face)
+    assert verdicts()[int(face)] == "rejected"
+    assert f"face {face}: confirmed" in ok(home, "people", "confirm", "Jesper", face)
+    assert verdicts()[int(face)] == "confirmed"
+    ok(home, "people", "unjudge", "Jesper", face)
+    assert verdicts().get(int(face)) is None, "the matcher decides it again"
+    refused(home, "people", "confirm", "Nobody", face, reason="Nobody")
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_faces_in_no_group_and_merging_people_from_the_command_line(tmp_path, backend) -> None:

@@ -141,3 +141,18 @@ def test_incomplete_folder(tmp_path, folders, layout) -> None:
 def test_hub_id_offline(tmp_path) -> None:
     with pytest.raises(ModelUnavailableError, match=r"local folder.*textual/tokenizer.json"):
         OnnxClipEmbedder("immich-app/ViT-B-32__openai", cache_dir=tmp_path)
+
+
+def test_hub_id_loads_the_snapshot_a_fetch_left_in_the_cache(tmp_path) -> None:
+    """A hub id is fetched into the model cache once; later loads (here, offline) find the snapshot
+    there, in huggingface_hub's layout (refs/main names the revision), and the revision is part of
+    the model's name. No internet here: the download itself is not run."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    storage = tmp_path / "hub" / "models--immich-app--ViT-Tiny__test"
+    tiny_clip.write_immich(storage / "snapshots" / revision)
+    (storage / "refs").mkdir()
+    (storage / "refs" / "main").write_text(revision)
+    clip = OnnxClipEmbedder("immich-app/ViT-Tiny__test", cache_dir=tmp_path)
+    assert clip.name == f"clip-onnx/immich-app/ViT-Tiny__test@{revision[:12]}"
+    images = clip.embed_images([_solid(RED), _solid(GREEN), _solid(BLUE)])
+    assert (images @ clip.embed_texts(["red", "green", "blue"]).T).argmax(axis=1).tolist() == [0, 1, 2]

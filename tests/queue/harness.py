@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from heimdex.blobs.local import LocalBlobStore
 from heimdex.domain import Segment, SpeechPlan, Transcript, VideoState, Word, piece_key
 from heimdex.errors import HeimdexError
+from heimdex.ml.registry import Models
 from heimdex.pipeline.artifacts import SPEECH_PIECES, SPEECH_PLAN, TRANSCRIPT
 from heimdex.pipeline.graph import GRAPH, STAGES, FanOut
 from heimdex.pipeline.runner import PipelineRunner
@@ -104,7 +105,9 @@ def make_worker(settings: Settings, stages: Stages, queues: list[str] | None = N
         r.fanouts = {"asr_fast": stages.fanout()}
         return r
 
-    app = SimpleNamespace(store=store, blobs=blobs, runner=runner)
+    # What StageWorker uses of Heimdex; no CLIP-style model, so nothing re-embeds (reembed.py).
+    models = Models(settings)
+    app = SimpleNamespace(store=store, blobs=blobs, runner=runner, models=models)
     return StageWorker(app, settings, queues=queues, worker_id=f"{stages.who}-worker")
 
 

@@ -155,6 +155,30 @@ def test_postgres_frames_have_an_hnsw_index_that_the_graph_walk_uses(postgres_da
         pg.close()
 
 
+def test_postgres_graph_walk_asks_again_when_scenes_hold_many_frames(postgres_database):
+    """The walk asks for two frame rows a scene first; scenes of four near-identical frames fill
+    those rows with half the scenes wanted, so it asks for more: still the exact ranking's scenes."""
+    from heimdex.store.postgres import PostgresStore
+    from tests import services
+
+    services.empty_database(postgres_database)
+    pg = PostgresStore(postgres_database)
+    try:
+        rng = np.random.default_rng(11)
+        looks = rng.random((30, DIM))
+        frames = [(i, (looks[i] + rng.random(DIM) * 1e-3).tolist()) for i in range(30) for _ in range(4)]
+        commit_frames(pg, "alice", frames, scenes=30)
+        query = unit(*looks[3])
+        pg.exact_below = 0  # alice counts as a large owner: the graph walk runs
+        walked = pg.image_search(SceneFilter("alice"), "img", query, 10)
+        pg.exact_below, pg._large_owners = 10**9, {}
+        exact = pg.image_search(SceneFilter("alice"), "img", query, 10)
+        assert len(walked) == 10 and walked[0].scene_pk == exact[0].scene_pk
+        assert len({h.scene_pk for h in walked} & {h.scene_pk for h in exact}) >= 9
+    finally:
+        pg.close()
+
+
 def test_a_second_model_fills_in_frame_by_frame_and_the_first_retires(store):
     """Re-embedding's store half: the frames a model lacks, its vectors added (each frame once, only
     to the owner's live scenes), counted per model, and the old model's removed."""

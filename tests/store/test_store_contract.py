@@ -133,6 +133,14 @@ def test_video_lifecycle_and_ledger(store):
     assert store.job_video(v.id).owner_id == "alice", "the job ledger reads by id, whoever owns it"
 
 
+def test_a_page_of_videos_in_one_call_holds_only_the_owners(store):
+    a, b = (store.add_video("alice", f"{n}.mp4", "k", 1, None) for n in "ab")
+    bobs = store.add_video("bob", "c.mp4", "k", 1, None)
+    got = store.get_videos("alice", [a.id, b.id, a.id, bobs.id, "nope"])
+    assert sorted(got) == sorted([a.id, b.id]) and got[a.id] == store.get_video("alice", a.id)
+    assert store.get_videos("bob", [a.id]) == {} and store.get_videos("alice", []) == {}
+
+
 @pytest.mark.parametrize("state", list(VideoState))
 def test_every_video_state_round_trips(store, state):
     v = store.add_video("alice", "a.mp4", "k", 1, None)
@@ -845,6 +853,27 @@ def test_an_expired_claim_can_be_taken_over(store):
     assert store.claim_video(v.id, "w2", 30)
     assert not store.renew_claim(v.id, "w1", 30), "the old holder lost it"
     assert store.get_video(v.owner_id, v.id).claimed_by == "w2"
+
+
+def test_a_lease_is_held_by_one_holder_until_released_or_expired(store):
+    """The lease LibraryReembed re-embeds under (reembed.py): one process at a time, the holder may
+    take it again, and a holder that stopped renewing (killed) loses it once it expires."""
+    assert store.lease_holder("reembed") is None
+    assert store.claim_lease("reembed", "w1", 30)
+    assert not store.claim_lease("reembed", "w2", 30), "a live lease is exclusive"
+    assert store.claim_lease("reembed", "w1", 30), "the holder may take it again"
+    assert store.claim_lease("other", "w2", 30), "another name is another lease"
+    assert store.lease_holder("reembed") == "w1" and store.lease_holder("other") == "w2"
+    assert store.renew_lease("reembed", "w1", 0.2) and not store.renew_lease("reembed", "w2", 30)
+    store.release_lease("reembed", "w2")  # not the holder: nothing happens
+    assert store.lease_holder("reembed") == "w1"
+    time.sleep(0.4)  # w1 stopped renewing: its lease ran out
+    assert store.lease_holder("reembed") is None
+    assert store.claim_lease("reembed", "w2", 30), "an expired lease is taken over"
+    assert not store.renew_lease("reembed", "w1", 30), "the old holder lost it"
+    store.release_lease("reembed", "w2")
+    assert store.lease_holder("reembed") is None and not store.renew_lease("reembed", "w2", 30)
+    assert store.claim_lease("reembed", "w1", 30), "a released lease is free"
 
 
 def test_stage_claims_are_exclusive_per_stage_and_end_when_the_stage_is_done(store):

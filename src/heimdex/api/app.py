@@ -40,7 +40,7 @@ from heimdex.ml.registry import Models
 from heimdex.queue import Progress, Worker, open_queue
 from heimdex.queue.base import is_remote
 from heimdex.reels import Reels
-from heimdex.reembed import BackgroundReembed
+from heimdex.reembed import LibraryReembed, process_holder
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 
@@ -73,7 +73,7 @@ def build_context(
         metrics=metrics,
         upload_limiter=uploads,
         reels=Reels(heimdex),
-        reembed=BackgroundReembed(heimdex),
+        reembed=LibraryReembed(heimdex, process_holder("serve"), settings.queue_lease_s),
     )
     ctx.queue = holder["queue"] = open_queue(settings, worker, ctx.recover_jobs, heimdex.store)
     worker.after_job = lambda video_id, state: _after_job(ctx, video_id, state)
@@ -122,8 +122,8 @@ def create_app(
             ctx.queue.start()  # remote: only re-enqueues what the store says is unfinished
         if run_worker and not remote and ctx.heimdex.models.clip_configured:
             # Frames the configured CLIP model has not embedded yet (it changed, or is new): done
-            # beside the worker; searches keep the earlier vectors meanwhile. Server mode runs
-            # `heimdex reembed` on a machine with the model instead.
+            # beside the worker; searches keep the earlier vectors meanwhile. In server mode the
+            # `heimdex worker` processes of the vision queue do it (one at a time).
             ctx.reembed.start()
         log.info(
             "api.started",

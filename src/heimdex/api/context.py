@@ -14,7 +14,7 @@ from heimdex.domain import VideoState
 from heimdex.queue import JobQueue, Worker
 from heimdex.queue.progress import ProgressBoard
 from heimdex.reels import Reels
-from heimdex.reembed import BackgroundReembed
+from heimdex.reembed import LibraryReembed
 from heimdex.service import Heimdex
 from heimdex.settings import Settings
 
@@ -38,7 +38,7 @@ class AppContext:
     metrics: Metrics
     upload_limiter: RateLimiter | None
     reels: Reels
-    reembed: BackgroundReembed
+    reembed: LibraryReembed
     deferred: Deferred = field(default_factory=Deferred)
     started_at: float = field(default_factory=time.time)
 

@@ -25,6 +25,10 @@ retries: Dramatiq moves the message to its dead-letter queue and DeadLetters mar
 with an error starting with DEAD_LETTER_PREFIX, which `status`, the API and the web app show;
 `reprocess` clears the ledger and sends the first stage again.
 
+A worker of the vision queue with a CLIP-style model configured also re-embeds the library's frames
+that lack that model's vectors (reembed.LibraryReembed: after HEIMDEX_CLIP_MODEL changed, the first
+such worker to look takes the store's lease and does it; the others look again every lease).
+
 A worker killed mid-stage: Redis requeues its unacknowledged messages once its heartbeat is older
 than heartbeat_timeout (queue_lease_s), checked by the maintenance every other worker runs on each
 fetch (maintenance_chance at its maximum); RabbitMQ requeues them when the connection drops, and a
@@ -61,6 +65,7 @@ from heimdex.pipeline.graph import GRAPH, QUEUES, STAGES
 from heimdex.queue.base import DEAD_LETTER_PREFIX, JobQueue
 from heimdex.queue.channel import Channel, StageReporter
 from heimdex.queue.idle_fetch import FIRST_ASKED, IdleFetch
+from heimdex.reembed import LibraryReembed
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -562,9 +567,17 @@ class StageWorker:
         if self.channel is not None:
             self.queue.broker.add_middleware(MessageMetrics(self.channel), before=Retries)
         self.handler = StageHandler(heimdex, self.queue, self.worker_id, settings.queue_lease_s, self.channel)
+        self.reembed = self._reembed(heimdex)
         self.draining = threading.Event()
         self._stopped = threading.Event()
         self._worker: dramatiq.Worker | None = None
+
+    def _reembed(self, heimdex) -> LibraryReembed | None:
+        """A worker of the vision queue holds the image models: with a CLIP-style model configured it
+        re-embeds the frames that lack its vectors (after a model change), one worker at a time."""
+        if "vision" not in self.queues or not heimdex.models.clip_configured:
+            return None
+        return LibraryReembed(heimdex, self.worker_id, self.settings.queue_lease_s)
 
     def run(self) -> None:
         """Work until `draining` is set; then finish the stages in hand and stop."""
@@ -581,7 +594,11 @@ class StageWorker:
         beat.start()
         worker.start()
         log.info("worker.started", worker_id=self.worker_id, queues=self.queues, concurrency=self.concurrency)
+        if self.reembed is not None:
+            self.reembed.start()
         self.draining.wait()
+        if self.reembed is not None:
+            self.reembed.stop()  # at the end of its chunk: the next look, here or elsewhere, goes on
         worker.stop(timeout=24 * 3600 * 1000)
         self._stopped.set()
         self.queue.broker.close()

@@ -358,15 +358,16 @@ class SearchEngine:
                     break
             if len(chosen) >= wanted:
                 break
-        videos: dict[str, Video] = {}
+        page = chosen[request.offset : wanted]
+        # One query for the page's videos (one each cost a round trip per hit's video).
+        videos = self.store.get_videos(request.owner_id, [scenes[pk].video_id for pk, _ in page])
         hits = []
-        for pk, evidence in chosen[request.offset : wanted]:
+        for pk, evidence in page:
             scene = scenes[pk]
-            if scene.video_id not in videos:
-                videos[scene.video_id] = self.store.get_video(request.owner_id, scene.video_id)
-            hit = self._hit(
-                scene, videos[scene.video_id], evidence, query, ranks, pk, labels, words, windows.get(pk)
-            )
+            video = videos.get(scene.video_id)
+            if video is None:  # deleted since its scenes were read
+                continue
+            hit = self._hit(scene, video, evidence, query, ranks, pk, labels, words, windows.get(pk))
             hits.append(hit)
         return hits
 

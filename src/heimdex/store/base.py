@@ -188,6 +188,10 @@ class VideoStore(ABC):
         """Raises NotFoundError when absent (or owned by someone else)."""
 
     @abstractmethod
+    def get_videos(self, owner_id: str, video_ids: Sequence[str]) -> dict[str, Video]:
+        """The owner's videos among these ids, by id, in one query (a page of hits); others absent."""
+
+    @abstractmethod
     def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None: ...
 
     @abstractmethod
@@ -253,6 +257,24 @@ class JobLedger(ABC):
     @abstractmethod
     def release_stage_claim(self, video_id: str, stage: str, worker_id: str) -> None:
         """Give the stage's claim up (a no-op unless `worker_id` holds it)."""
+
+    # Work for the whole library, not a video's (re-embedding after a CLIP model change), is held by
+    # one worker at a time under a named lease, judged by the database's clock as stage claims are.
+    @abstractmethod
+    def claim_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        """Take the lease unless another holder's has not expired (the holder's own is renewed)."""
+
+    @abstractmethod
+    def renew_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        """Extend the holder's lease; False when it no longer holds it."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (a no-op unless `holder` holds it)."""
+
+    @abstractmethod
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease now (None when nobody does, or their lease expired)."""
 
     @abstractmethod
     def stage_records(self, video_id: str) -> list[StageRecord]:

@@ -69,6 +69,8 @@ FRAME = "frame"  # the kind of the image vectors of sampled frames, kept in thei
 
 WINDOWS_PER_SCENE = 4  # window rows fetched per scene wanted (a long scene has a few windows)
 FRAMES_PER_SCENE = 4  # frame rows fetched per scene wanted (two tagged frames per shot, a few shots)
+# The graph walk's tries: rows per scene wanted, fewer first (docs/PERFORMANCE.md, "Search by image").
+FRAME_ROWS_PER_SCENE = (2, FRAMES_PER_SCENE)
 
 
 class _OwnerMatrix:
@@ -560,12 +562,17 @@ class PostgresStore(SqlStore):
         if query.shape[0] == 0 or limit <= 0:
             return []
         # As dense_text: the HNSW walk for a large owner, exact when the filter or the owner is small.
-        kinds = ((FRAME, FRAMES_PER_SCENE),)
         selective = bool(flt.video_ids or flt.person_ids) or self._owns_few_scenes(flt.owner_id)
-        hits = [] if selective else self._dense(flt, model, query, limit, approximate=True, kinds=kinds)
-        if len(hits) < limit:
-            hits = self._dense(flt, model, query, limit, approximate=False, kinds=kinds)
-        return hits
+        hits: list[ScoredScene] = []
+        # Each candidate row costs a heap page and a distance: ask for two frames a scene first (the
+        # tagger's two a shot), and for more only when those rows hold too few scenes. If the first
+        # k rows hold `limit` scenes, no scene outside them can rank above those.
+        for per_scene in () if selective else FRAME_ROWS_PER_SCENE:
+            kinds = ((FRAME, per_scene),)
+            hits = self._dense(flt, model, query, limit, approximate=True, kinds=kinds)
+            if len(hits) >= limit:
+                return hits
+        return self._dense(flt, model, query, limit, approximate=False, kinds=((FRAME, FRAMES_PER_SCENE),))
 
     def _dense(
         self,

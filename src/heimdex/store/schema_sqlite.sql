@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS stage_runs (
     PRIMARY KEY (video_id, stage)
 );
 
+-- Work for the whole library that one worker at a time does (server mode: re-embedding after a
+-- CLIP model change), held by `holder` until `expires` (the database's clock), renewed while it runs.
+CREATE TABLE IF NOT EXISTS leases (
+    name    TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS scenes (
     pk            INTEGER PRIMARY KEY,
     id            TEXT NOT NULL UNIQUE,

@@ -113,6 +113,13 @@ class SqlStore(Store):
             raise NotFoundError(f"no video {video_id!r}")
         return _video(row)
 
+    def get_videos(self, owner_id: str, video_ids: Sequence[str]) -> dict[str, Video]:
+        if not video_ids:
+            return {}
+        among, params = self.db.in_list("id", sorted(set(video_ids)))
+        rows = self.db.all(f"SELECT * FROM videos WHERE owner_id = ? AND {among}", [owner_id, *params])
+        return {r["id"]: _video(r) for r in rows}
+
     def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None:
         row = self.db.one(
             "SELECT * FROM videos WHERE owner_id = ? AND sha256 = ? ORDER BY created_at LIMIT 1",
@@ -247,6 +254,33 @@ class SqlStore(Store):
                 f" claim_expires = (SELECT MAX(claim_expires) {live}) WHERE id = ?",
                 (video_id, video_id, video_id),
             )
+
+    def claim_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        now = self.db.now()
+        with self.db.tx() as s:
+            cur = s.execute(
+                f"INSERT INTO leases (name, holder, expires) VALUES (?, ?, {now} + ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires"
+                f" WHERE leases.holder = excluded.holder OR leases.expires < {now}",
+                (name, holder, lease_s),
+            )
+            return cur.rowcount == 1
+
+    def renew_lease(self, name: str, holder: str, lease_s: float) -> bool:
+        with self.db.tx() as s:
+            cur = s.execute(
+                f"UPDATE leases SET expires = {self.db.now()} + ? WHERE name = ? AND holder = ?",
+                (lease_s, name, holder),
+            )
+            return cur.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.db.tx() as s:
+            s.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str) -> str | None:
+        row = self.db.one(f"SELECT holder FROM leases WHERE name = ? AND expires >= {self.db.now()}", (name,))
+        return row["holder"] if row else None
 
     def stage_records(self, video_id: str) -> list[StageRecord]:
         rows = self._stage_rows(video_id, "LIKE", "%")

@@ -251,8 +251,9 @@ def more_like_this(
 )
 def clip_status(user: CurrentUser, ctx: Ctx) -> dict:
     """After HEIMDEX_CLIP_MODEL changes, your searches keep to the earlier model's vectors (`serving`)
-    until `embedded` reaches `frames`; `reembedding` says this server is re-embedding now (else
-    `heimdex reembed` does it, or another process)."""
+    until `embedded` reaches `frames`; `reembedding` says some process is re-embedding the library now
+    (this server's in-process worker, or in server mode one of the vision queue's `heimdex worker`
+    processes; `heimdex reembed` run by hand is not counted)."""
     coverage = ctx.heimdex.clip_coverage(user.id)
     return {
         "model": coverage.configured,
@@ -260,7 +261,7 @@ def clip_status(user: CurrentUser, ctx: Ctx) -> dict:
         "frames": coverage.frames,
         "embedded": coverage.embedded,
         "complete": coverage.complete,
-        "reembedding": ctx.reembed.running,
+        "reembedding": ctx.reembed.running or ctx.heimdex.reembedding() is not None,
     }
 
 
