@@ -48,6 +48,7 @@ class HangulLineReader:
 
         self._api = tesserocr.PyTessBaseAPI(path=tessdata, lang=LANGUAGES, psm=tesserocr.PSM.SINGLE_LINE)
         self._lock = threading.Lock()  # one Tesseract engine: one line at a time
+        self.calls = 0  # lines handed to Tesseract: what Korean costs (benchmarks/bench_ingest.py)
 
     def read(self, crop: np.ndarray) -> tuple[str, float] | None:
         from PIL import Image
@@ -60,6 +61,7 @@ class HangulLineReader:
             scale = _TARGET_HEIGHT / h
             image = image.resize((round(w * scale), _TARGET_HEIGHT), Image.Resampling.BICUBIC)
         with self._lock:
+            self.calls += 1
             self._api.SetImage(image)
             text = " ".join(self._api.GetUTF8Text().split())
             confidence = self._api.MeanTextConf() / 100
