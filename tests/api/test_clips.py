@@ -119,3 +119,23 @@ def test_a_clip_longer_than_the_limit_is_refused(alice, news, server, monkeypatc
     r = alice.get(f"/scenes/{scene['id']}/clip.mp4")
     assert r.status_code == 422 and "at most 1 s" in r.json()["message"], r.text
     assert alice.get(f"/scenes/{news['id']}-9999/clip.mp4").status_code == 404, "an unknown scene"
+
+
+def test_a_clip_of_a_scene_by_its_id(alice, bob, news, scene, tmp_path) -> None:
+    """POST /videos/{id}/clips {scene_id} cuts the scene as GET /scenes/{id}/clip.mp4 does."""
+    r = alice.post(f"/videos/{news['id']}/clips", json={"scene_id": scene["id"], "exact": True})
+    assert r.status_code == 200, r.text
+    got = opened(r.content, tmp_path)
+    assert abs(float(r.headers["x-heimdex-clip-start"]) - scene["start_s"]) <= got["frame"]
+    assert got["length"] == pytest.approx(scene["end_s"] - scene["start_s"], abs=2 * got["frame"])
+    for body, status, says in (
+        ({"scene_id": scene["id"], "start_s": 1.0}, 422, "not both"),
+        ({"start_s": 1.0}, 422, "start_s and end_s, or a scene_id"),
+        ({}, 422, "start_s and end_s, or a scene_id"),
+        ({"scene_id": ""}, 422, "at least 1 character"),
+        ({"scene_id": f"{news['id']}-9999"}, 404, "no scene"),
+        ({"scene_id": "elsewhere-0000"}, 404, "no scene"),
+    ):
+        r = alice.post(f"/videos/{news['id']}/clips", json=body)
+        assert r.status_code == status and says in r.json()["message"], (body, r.text)
+    assert bob.post(f"/videos/{news['id']}/clips", json={"scene_id": scene["id"]}).status_code == 404
