@@ -70,7 +70,8 @@ def main() -> None:
     print(f"peak RSS: {peak_rss_mb():.0f} MB")
     hangul = app.models.ocr.hangul
     korean_lines = hangul.calls if hangul is not None else None
-    print(f"OCR: {app.models.ocr.name}; lines read by Tesseract's Korean model: {korean_lines}")
+    korean_s = round(hangul.seconds, 2) if hangul is not None else None
+    print(f"OCR: {app.models.ocr.name}; lines read by Tesseract's Korean model: {korean_lines}, {korean_s} s")
     for stage in STAGES:
         print(f"  {stage:22} {stages.get(stage, 0):7.2f} s")
     print(
@@ -86,6 +87,7 @@ def main() -> None:
                 "parallel": args.parallel,
                 "ocr": app.models.ocr.name,
                 "korean_ocr_lines": korean_lines,
+                "korean_ocr_s": korean_s,
                 "stages": {k: round(v, 2) for k, v in stages.items()},
             }
         )

@@ -144,7 +144,9 @@ def test_login_upload_index_search_play(page, web_server, screenshots) -> None:
     assert "garden" in page.locator(".line.active").inner_text().lower()
 
 
-def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(page, screenshots, tmp_path) -> None:
+def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(
+    page, browser, web_server, screenshots, tmp_path
+) -> None:
     page.goto("/app")
     page.locator(".video-card", has_text="web-tour.mp4").locator("a.title").click()
     page.wait_for_url("**/app/watch/**")
@@ -237,6 +239,18 @@ def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(page, scree
     page.wait_for_function(
         f"Math.abs(document.getElementById('player').currentTime - {int(starts[1])}) < 0.3"
     )
+
+    # Opened in a browser without a session, the link asks for a login and then plays the moment.
+    other = browser.new_context(viewport=DESKTOP, base_url=web_server.url, bypass_csp=True)
+    tab = other.new_page()
+    tab.goto(link)
+    assert "/login" in tab.url
+    tab.fill("input[name=email]", "viewer@example.com")
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(f"**/app/watch/{video_id}?t={int(starts[1])}")
+    tab.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {int(starts[1])}) < 0.3")
+    other.close()
 
 
 def test_pick_search_hits_and_make_a_reel(page, screenshots) -> None:
