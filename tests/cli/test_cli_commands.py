@@ -324,14 +324,15 @@ def test_export_subtitles_and_clips(library, tmp_path) -> None:
 
     # By default the clip is copied: it starts on the source's last keyframe at or before the scene
     # (up to one keyframe interval early, as documented) and says where it really runs.
+    later = next(h for h in search(library.home, CAPTION.lower()) if h["scene_index"] == 1)  # from 2 s
     copied = tmp_path / "copied.mp4"
-    proc = heimdex(library.home, "export", "clip", scene["scene_id"], "-o", str(copied))
+    proc = heimdex(library.home, "export", "clip", later["scene_id"], "-o", str(copied))
     assert proc.returncode == 0 and "copied from the keyframe" in proc.stderr, proc.stderr
     said = re.search(r": ([\d.]+)-([\d.]+) s of the video", proc.stderr)
     start, end = float(said[1]), float(said[2])
-    before = [k for k in keyframes(library.path) if k <= scene["start_s"] + 1e-3]
+    before = [k for k in keyframes(library.path) if k <= later["start_s"] + 1e-3]
     assert start == pytest.approx(before[-1], abs=0.01), (start, before)
-    assert scene["end_s"] - 0.05 <= end <= scene["end_s"] + 0.5, (end, scene)
+    assert later["end_s"] - 0.05 <= end <= later["end_s"] + 0.5, (end, later)
     assert length(copied) == pytest.approx(end - start, abs=0.1)
     refused(
         library.home, "export", "clip", library.video_id, "--start", "1", "-o", str(between), reason="--end"
@@ -372,7 +373,7 @@ def test_export_a_reel_of_one_searchs_hits(library, tmp_path) -> None:
     import av
 
     hits = json.loads(ok(library.home, "search", CAPTION.lower(), "--json", "--limit", "5"))
-    assert hits and hits[0]["scene_index"] == 1, hits
+    assert hits, "the caption is found"
     reel = tmp_path / "searched.mp4"
     proc = heimdex(library.home, "export", "reel", "--search", CAPTION.lower(), "-o", str(reel))
     assert proc.returncode == 0 and f"{len(hits)} scenes" in proc.stderr, proc.stderr
