@@ -1,10 +1,12 @@
 """Indexing speed and memory on the 10-minute 720p benchmark video (benchmarks/make_long_video.py).
 
     .venv/bin/python benchmarks/bench_ingest.py [--seconds 600] [--asr-model base] [--parallel 2]
+        [--no-ocr-korean]
 
 Indexes the video into a fresh home with the real models, then prints the wall time, the real-time
-factor, each stage's duration from the job ledger, the peak resident memory of the process, and
-JSON on the last line. Model loading is timed separately (a warm worker pays it once).
+factor, each stage's duration from the job ledger, the peak resident memory of the process, how
+many text lines the OCR handed to Tesseract's Korean model, and JSON on the last line. Model
+loading is timed separately (a warm worker pays it once).
 """
 
 from __future__ import annotations
@@ -36,10 +38,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--asr-model", default="base")
     ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument(
+        "--ocr-korean", action=argparse.BooleanOptionalAction, default=True, help="HEIMDEX_OCR_KOREAN"
+    )
     args = ap.parse_args()
     video = make_long_video(args.seconds)
     home = Path(tempfile.mkdtemp(prefix="heimdex-bench-"))
-    app = Heimdex(Settings(home=home, asr_model=args.asr_model, pipeline_parallelism=args.parallel))
+    settings = Settings(home=home, asr_model=args.asr_model, pipeline_parallelism=args.parallel)
+    app = Heimdex(settings.model_copy(update={"ocr_korean": args.ocr_korean}))
 
     started = time.perf_counter()
     for kind in ("asr", "text", "tagger", "ocr", "faces", "appearance"):
@@ -62,6 +68,10 @@ def main() -> None:
     print(f"model load: {load_s:.1f} s")
     print(f"index wall time: {wall:.1f} s = {duration / wall:.1f}x real time (parallel {args.parallel})")
     print(f"peak RSS: {peak_rss_mb():.0f} MB")
+    hangul = app.models.ocr.hangul
+    korean_lines = hangul.calls if hangul is not None else None
+    korean_s = round(hangul.seconds, 2) if hangul is not None else None
+    print(f"OCR: {app.models.ocr.name}; lines read by Tesseract's Korean model: {korean_lines}, {korean_s} s")
     for stage in STAGES:
         print(f"  {stage:22} {stages.get(stage, 0):7.2f} s")
     print(
@@ -75,6 +85,9 @@ def main() -> None:
                 "scenes": result.scene_count,
                 "asr_model": args.asr_model,
                 "parallel": args.parallel,
+                "ocr": app.models.ocr.name,
+                "korean_ocr_lines": korean_lines,
+                "korean_ocr_s": korean_s,
                 "stages": {k: round(v, 2) for k, v in stages.items()},
             }
         )

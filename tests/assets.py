@@ -240,6 +240,21 @@ def _image_scene(scene: dict, out: Path, wav: Path, width: int, height: int, fps
     )
 
 
+def keyframes(path: Path) -> list[float]:
+    """The times of the video keyframes of `path`, seconds from its start, as PyAV reads them: where a
+    copied clip may start."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        origin = (container.start_time or 0) / av.time_base
+        return sorted(
+            float(p.pts * p.time_base) - origin
+            for p in container.demux(stream)
+            if p.is_keyframe and p.pts is not None
+        )
+
+
 def _duration(path: Path) -> float:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],

@@ -15,7 +15,7 @@ import structlog
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -496,19 +496,33 @@ def export_clip(
 
 @export_app.command("reel")
 def export_reel(
-    scene_ids: Annotated[
-        list[str], typer.Argument(help="Scene ids (see `heimdex search --json`), in order.")
-    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The MP4 to write.")],
+    scene_ids: Annotated[
+        list[str] | None, typer.Argument(help="Scene ids (see `heimdex search --json`), in order.")
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help="Or the hits of this search, best first (with --limit)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="With --search: this many hits at most.")] = 5,
     fade: Annotated[bool, typer.Option(help="Fade each scene in and out (--no-fade: hard cuts).")] = True,
 ) -> None:
-    """A highlight reel: the scenes one after the other in one MP4."""
+    """A highlight reel: the scenes one after the other in one MP4, picked by id or by a search."""
     from heimdex.reels import Reels
     from heimdex.service import LOCAL_OWNER
 
-    reels = Reels(_app())
+    heimdex = _app()
+    if bool(scene_ids) == bool(search and search.strip()):
+        raise InvalidRequestError("give scene ids or --search QUERY (one of them)")
+    if search:
+        scene_ids = [hit.scene_id for hit in heimdex.search(search, limit=limit).hits]
+        if not scene_ids:
+            raise InvalidRequestError(f"nothing matched {search!r}: no reel to make")
+    reels = Reels(heimdex)
     try:
-        with Progress(TextColumn("reel"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
+        with Progress(
+            TextColumn("reel"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=err
+        ) as bar:
             task = bar.add_task("reel", total=1.0)
             length = reels.make(
                 LOCAL_OWNER, scene_ids, output, fade=fade, progress=lambda f: bar.update(task, completed=f)

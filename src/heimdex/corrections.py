@@ -38,13 +38,20 @@ def clean_text(text: str) -> str:
 
 
 def scene_of(scenes: Sequence[Scene], start_s: float, end_s: float) -> Scene:
-    """The scene that holds the span; a correction edits one line, and a line lies in one scene."""
+    """The scene that holds the span; a correction edits one line, and a line lies in one scene.
+
+    That is the scene playing at the span's middle (as `corrected` and `scene_at` find it again),
+    if the span lies within the scene or its words: a sentence's first word or two said just before
+    a cut belong to the scene after it (assemble.assign_words), so its line starts before the scene."""
     if not end_s > start_s >= 0:
         raise InvalidRequestError("a corrected line needs 0 <= start_s < end_s")
     if end_s - start_s > MAX_SPAN_S:
         raise InvalidRequestError(f"a corrected line spans at most {MAX_SPAN_S:.0f} s")
-    for scene in scenes:
-        if scene.start_s - _EDGE_S <= start_s and end_s <= scene.end_s + _EDGE_S:
+    if scenes:
+        scene = scene_at(scenes, (start_s + end_s) / 2)
+        low = min([scene.start_s, *(w.start_s for w in scene.words)])
+        high = max([scene.end_s, *(w.end_s for w in scene.words)])
+        if low - _EDGE_S <= start_s and end_s <= high + _EDGE_S:
             return scene
     raise InvalidRequestError(f"no scene holds {start_s:.2f}-{end_s:.2f} s: a line lies within one scene")
 

@@ -3,23 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
 import pytest
 
+from tests.assets import keyframes
 from tests.e2e.conftest import news_video
-
-
-def keyframes(path: Path) -> list[float]:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        origin = (container.start_time or 0) / av.time_base
-        return sorted(
-            float(p.pts * p.time_base) - origin
-            for p in container.demux(stream)
-            if p.is_keyframe and p.pts is not None
-        )
 
 
 def opened(data: bytes, tmp_path: Path) -> dict:
@@ -94,3 +85,57 @@ def test_a_clip_between_two_times_and_bad_times(alice, bob, news, tmp_path) -> N
     assert bob.post(f"/videos/{news['id']}/clips", json={"start_s": 0, "end_s": 1}).status_code == 404
     scene_id = alice.get(f"/videos/{news['id']}/scenes").json()[0]["id"]
     assert bob.get(f"/scenes/{scene_id}/clip.mp4").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"start_s": float("nan"), "end_s": 2.0},
+        {"start_s": float("inf"), "end_s": float("inf")},
+        {"start_s": 1.0, "end_s": float("nan")},
+        {"start_s": "soon", "end_s": 2.0},
+        {"start_s": 1e308, "end_s": 1e308},
+        {"end_s": 2.0},
+        [],
+    ],
+)
+def test_a_clip_of_nonsense_times_is_a_4xx(alice, news, body) -> None:
+    # httpx writes NaN and Infinity as JSON does not (Python's json does): the server reads them.
+    r = alice.post(
+        f"/videos/{news['id']}/clips",
+        content=json.dumps(body),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code in (400, 422), (body, r.status_code, r.text)
+    assert r.json()["message"], r.text
+
+
+def test_a_clip_longer_than_the_limit_is_refused(alice, news, server, monkeypatch) -> None:
+    heimdex = server.ctx.heimdex
+    monkeypatch.setattr(heimdex, "settings", heimdex.settings.model_copy(update={"clip_max_s": 1.0}))
+    r = alice.post(f"/videos/{news['id']}/clips", json={"start_s": 0.0, "end_s": 2.0})
+    assert r.status_code == 422 and "at most 1 s" in r.json()["message"], r.text
+    scene = next(s for s in alice.get(f"/videos/{news['id']}/scenes").json() if s["end_s"] - s["start_s"] > 1)
+    r = alice.get(f"/scenes/{scene['id']}/clip.mp4")
+    assert r.status_code == 422 and "at most 1 s" in r.json()["message"], r.text
+    assert alice.get(f"/scenes/{news['id']}-9999/clip.mp4").status_code == 404, "an unknown scene"
+
+
+def test_a_clip_of_a_scene_by_its_id(alice, bob, news, scene, tmp_path) -> None:
+    """POST /videos/{id}/clips {scene_id} cuts the scene as GET /scenes/{id}/clip.mp4 does."""
+    r = alice.post(f"/videos/{news['id']}/clips", json={"scene_id": scene["id"], "exact": True})
+    assert r.status_code == 200, r.text
+    got = opened(r.content, tmp_path)
+    assert abs(float(r.headers["x-heimdex-clip-start"]) - scene["start_s"]) <= got["frame"]
+    assert got["length"] == pytest.approx(scene["end_s"] - scene["start_s"], abs=2 * got["frame"])
+    for body, status, says in (
+        ({"scene_id": scene["id"], "start_s": 1.0}, 422, "not both"),
+        ({"start_s": 1.0}, 422, "start_s and end_s, or a scene_id"),
+        ({}, 422, "start_s and end_s, or a scene_id"),
+        ({"scene_id": ""}, 422, "at least 1 character"),
+        ({"scene_id": f"{news['id']}-9999"}, 404, "no scene"),
+        ({"scene_id": "elsewhere-0000"}, 404, "no scene"),
+    ):
+        r = alice.post(f"/videos/{news['id']}/clips", json=body)
+        assert r.status_code == status and says in r.json()["message"], (body, r.text)
+    assert bob.post(f"/videos/{news['id']}/clips", json={"scene_id": scene["id"]}).status_code == 404

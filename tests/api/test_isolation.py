@@ -60,6 +60,12 @@ def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news, tmp_path) 
     video = news["id"]
     scene = alice.get(f"/videos/{video}/scenes").json()[0]["id"]
     token = alice.post("/auth/tokens", json={"name": "alice's"}).json()["id"]
+    line = alice.get(f"/videos/{video}/transcript").json()["scenes"][0]["lines"][0]
+    edit = alice.put(
+        f"/videos/{video}/transcript/lines", json={**line, "text": line["text"] + " indeed"}
+    ).json()
+    reel = alice.post("/reels", json={"scene_ids": [scene], "fade": False}).json()
+    assert reel["state"] in ("queued", "running", "done"), reel
 
     reads = [
         f"/videos/{video}",
@@ -71,6 +77,11 @@ def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news, tmp_path) 
         f"/people/{donna}",
         f"/people/{donna}/photo",
         f"/people/{donna}/scenes",
+        # What users take out of a moment (issue 12): subtitles, the transcript, a scene's clip.
+        f"/videos/{video}/subtitles.vtt",
+        f"/videos/{video}/subtitles.srt",
+        f"/videos/{video}/transcript",
+        f"/scenes/{scene}/clip.mp4",
     ]
     for path in reads:
         r = bob.get(path)
@@ -85,6 +96,12 @@ def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news, tmp_path) 
         ("PATCH", f"/people/{donna}", {"name": "Stolen"}),
         ("DELETE", f"/people/{donna}", None),
         ("DELETE", f"/auth/tokens/{token}", None),
+        ("POST", f"/videos/{video}/clips", {"start_s": 0.0, "end_s": 1.0}),
+        ("PUT", f"/videos/{video}/transcript/lines", {**line, "text": "Bob was here"}),
+        ("DELETE", f"/videos/{video}/transcript/edits/{edit['id']}", None),
+        ("POST", "/reels", {"scene_ids": [scene]}),
+        ("GET", f"/reels/{reel['id']}", None),
+        ("GET", f"/reels/{reel['id']}/file", None),
     ]
     for method, path, body in writes:
         r = bob.request(method, path, json=body)
@@ -131,6 +148,9 @@ def test_bob_cannot_reach_anything_of_alice(server, alice, bob, news, tmp_path) 
 
     # Everything of alice's is intact.
     assert alice.get(f"/videos/{video}").json()["state"] == "indexed"
+    assert alice.get(f"/videos/{video}/transcript").json()["edits"] == [edit]
+    assert alice.get(f"/reels/{reel['id']}").status_code == 200
+    assert alice.delete(f"/videos/{video}/transcript/edits/{edit['id']}").status_code == 204
     assert alice.get(f"/people/{donna}").json()["name"] == "Donna Iso"
     assert alice.delete(f"/people/{donna}").status_code == 204
 

@@ -62,3 +62,14 @@ def test_reels_are_their_owners_and_their_requests_are_checked(alice, bob, news)
         assert bob.get(path).status_code == 404
     assert alice.get("/reels/nosuchreel").status_code == 404
     assert alice.get("/reels/../etc").status_code == 404
+
+
+def test_a_reel_longer_than_the_limit_or_of_nonsense_is_refused(alice, news, server, monkeypatch) -> None:
+    scenes = alice.get(f"/videos/{news['id']}/scenes").json()
+    heimdex = server.ctx.heimdex
+    monkeypatch.setattr(heimdex, "settings", heimdex.settings.model_copy(update={"reel_max_s": 2.0}))
+    r = alice.post("/reels", json={"scene_ids": [s["id"] for s in scenes]})
+    assert r.status_code == 422 and "the limit is 2 s" in r.json()["message"], r.text
+    for body in ({"scene_ids": "not a list"}, {"scene_ids": [None]}, {"scene_ids": [""]}, {}):
+        r = alice.post("/reels", json=body)
+        assert r.status_code in (404, 422) and r.json()["message"], (body, r.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 
+import pytest
 import srt
 import webvtt
 
@@ -29,6 +30,23 @@ def test_subtitles_follow_the_transcript_in_time_and_text(alice, news) -> None:
         assert cue.end_in_seconds - cue.start_in_seconds <= MAX_CUE_S + 1  # webvtt-py rounds to seconds
     said = " ".join(words).lower()
     assert "garden" in said, "the neural voice's words are in the subtitles"
+
+
+def test_cue_times_are_the_recognised_words_times(alice, news) -> None:
+    """Each cue starts when its first word starts and ends when its last word ends (SubRip keeps the
+    milliseconds; webvtt-py rounds), and the cues hold the words in order."""
+    scenes = alice.get(f"/videos/{news['id']}/scenes", params={"words": True}).json()
+    words = [w for s in scenes for w in s["words"] if w["text"].strip()]
+    cues = list(srt.parse(alice.get(f"/videos/{news['id']}/subtitles.srt").text))
+    at = 0
+    for cue in cues:
+        count = len(cue.content.split())
+        first, last = words[at], words[at + count - 1]
+        assert " ".join(w["text"].strip() for w in words[at : at + count]) == cue.content.replace("\n", " ")
+        assert cue.start.total_seconds() == pytest.approx(first["start_s"], abs=0.0011), cue
+        assert cue.end.total_seconds() == pytest.approx(last["end_s"], abs=0.0011), cue
+        at += count
+    assert at == len(words), "every word is in a cue"
 
 
 def test_subrip_download_names_the_file_after_the_video(alice, news) -> None:

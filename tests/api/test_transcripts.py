@@ -70,6 +70,10 @@ def test_correct_a_line_then_take_it_back(alice, ferry) -> None:
         ({"start_s": 0.5, "end_s": 9.0, "text": "across two scenes"}, "no scene holds"),
         ({"start_s": -1, "end_s": 2.0, "text": "before the start"}, "greater than or equal"),
         ({"start_s": 0.0, "text": "no end"}, "end_s"),
+        ({"start_s": 3.0, "end_s": 1.0, "text": "backwards"}, "start_s < end_s"),
+        ({"start_s": 500.0, "end_s": 501.0, "text": "past the end"}, "no scene holds"),
+        ({"start_s": 0.0, "end_s": 1e308, "text": "forever"}, "spans at most"),
+        ({"start_s": 0.0, "end_s": 2.0, "text": ["not", "text"]}, "text"),
     ],
 )
 def test_a_bad_correction_is_a_4xx_that_says_why(alice, ferry, body, says) -> None:

@@ -22,6 +22,7 @@ from heimdex.accounts import Accounts, open_account_store
 from heimdex.pipeline.graph import STAGES
 from heimdex.settings import Settings
 from tests import assets, services
+from tests.assets import keyframes
 from tests.cli.run import heimdex
 
 CAPTION = "LIGHTHOUSE TOUR"
@@ -320,6 +321,19 @@ def test_export_subtitles_and_clips(library, tmp_path) -> None:
         str(between),
     )
     assert length(between) == pytest.approx(1.0, abs=0.1)
+
+    # By default the clip is copied: it starts on the source's last keyframe at or before the scene
+    # (up to one keyframe interval early, as documented) and says where it really runs.
+    later = next(h for h in search(library.home, CAPTION.lower()) if h["scene_index"] == 1)  # from 2 s
+    copied = tmp_path / "copied.mp4"
+    proc = heimdex(library.home, "export", "clip", later["scene_id"], "-o", str(copied))
+    assert proc.returncode == 0 and "copied from the keyframe" in proc.stderr, proc.stderr
+    said = re.search(r": ([\d.]+)-([\d.]+) s of the video", proc.stderr)
+    start, end = float(said[1]), float(said[2])
+    before = [k for k in keyframes(library.path) if k <= later["start_s"] + 1e-3]
+    assert start == pytest.approx(before[-1], abs=0.01), (start, before)
+    assert later["end_s"] - 0.05 <= end <= later["end_s"] + 0.5, (end, later)
+    assert length(copied) == pytest.approx(end - start, abs=0.1)
     refused(
         library.home, "export", "clip", library.video_id, "--start", "1", "-o", str(between), reason="--end"
     )
@@ -345,11 +359,31 @@ def test_export_a_reel_of_both_scenes(library, tmp_path) -> None:
     scenes = [f"{library.video_id}-0001", f"{library.video_id}-0000"]
     proc = heimdex(library.home, "export", "reel", *scenes, "--no-fade", "-o", str(reel))
     assert proc.returncode == 0 and "2 scenes" in proc.stderr, proc.stderr
+    assert re.search(r"reel .*━+ +100%", proc.stderr), "a progress bar, at its end: " + proc.stderr
+    with av.open(str(reel)) as container:
+        brightness = [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
+        rate = float(container.streams.video[0].average_rate)
+    assert len(brightness) / rate == pytest.approx(4.0, abs=0.2), "both scenes of the 4 s clip"
+    boundary = round(2.0 * rate)  # scene 1 lasts 2 s
+    assert min(brightness[:3] + brightness[boundary - 2 : boundary + 2]) > 30, "hard cuts: no black"
+    refused(library.home, "export", "reel", NO_SUCH_ID + "-0000", "-o", str(reel), reason="no scene")
+
+
+def test_export_a_reel_of_one_searchs_hits(library, tmp_path) -> None:
+    import av
+
+    hits = json.loads(ok(library.home, "search", CAPTION.lower(), "--json", "--limit", "5"))
+    assert hits, "the caption is found"
+    reel = tmp_path / "searched.mp4"
+    proc = heimdex(library.home, "export", "reel", "--search", CAPTION.lower(), "-o", str(reel))
+    assert proc.returncode == 0 and f"{len(hits)} scenes" in proc.stderr, proc.stderr
     with av.open(str(reel)) as container:
         frames = sum(1 for _ in container.decode(video=0))
         seconds = frames / float(container.streams.video[0].average_rate)
-    assert seconds == pytest.approx(4.0, abs=0.2), "both scenes of the 4 s clip"
-    refused(library.home, "export", "reel", NO_SUCH_ID + "-0000", "-o", str(reel), reason="no scene")
+    assert seconds == pytest.approx(sum(h["end_s"] - h["start_s"] for h in hits), abs=0.2)
+    refused(library.home, "export", "reel", "-o", str(reel), reason="give scene ids or --search")
+    both = ("export", "reel", f"{library.video_id}-0000", "--search", "cat", "-o", str(reel))
+    refused(library.home, *both, reason="one of them")
 
 
 def test_delete_removes_the_video_from_status_search_and_storage(library) -> None:

@@ -3,7 +3,13 @@ line is shown as edited, search finds its words, undo restores the recognised li
 
 from __future__ import annotations
 
+import html
+import io
 import json
+
+import pytest
+import srt
+import webvtt
 
 from tests.cli.run import heimdex
 from tests.cli.test_cli_commands import ok, refused, search, videos
@@ -34,6 +40,15 @@ def test_show_correct_and_undo_a_line(tmp_path) -> None:
     assert after[0]["text"] == CORRECTED and after[0]["edit"] == edit_id and after[1:] == lines[1:]
     assert f"(edited: {edit_id})" in ok(home, "transcript", "show", video_id)
     assert fulltext_hits(home, "Zeelandia")[0]["video_id"] == video_id
+    # Subtitles of speech, timed by its words (the first cue starts with the first word), follow the
+    # correction; both formats hold the same cues.
+    out = tmp_path / "ferry.srt"
+    ok(home, "export", "subtitles", video_id, "--format", "srt", "-o", str(out))
+    cues = list(srt.parse(out.read_text(encoding="utf-8")))
+    assert cues and cues[0].start.total_seconds() == pytest.approx(first["start_s"], abs=0.0011)
+    assert CORRECTED in " ".join(c.content.replace("\n", " ") for c in cues)
+    vtt = list(webvtt.from_buffer(io.StringIO(ok(home, "export", "subtitles", video_id))))
+    assert [html.unescape(c.text) for c in vtt] == [c.content for c in cues]
     found = ok(home, "search", "Zeelandia pier", "--limit", "1").splitlines()
     assert "Zeelandia" in "\n".join(found) and found[-1].startswith("1 hit in "), found
 

@@ -113,3 +113,29 @@ def test_corrections_are_the_owners_and_need_an_indexed_video(ferry) -> None:
             app.correct_line(LOCAL_OWNER, video_id, line.start_s, line.end_s, "Too early")
     finally:
         assert app.process(video_id).state.value == "indexed"
+
+
+KOREAN = "로켓이 구름 속으로 날아올랐다"  # "The rocket flew up into the clouds"
+
+
+def test_a_korean_correction_is_found_by_its_morphemes_before_and_after_a_reprocess(ferry) -> None:
+    """Korean words in a transcript (here a correction: the test voices speak no Korean Whisper can
+    read) are full text by their morphemes, on both stores, and the snippet marks the whole word."""
+    app, video_id = ferry
+    scene = app.scenes(LOCAL_OWNER, video_id)[1]
+    line = subtitles.lines(scene.words)[0]
+    assert "rocket" in line.text.lower()
+    assert not [h for h in app.search("구름").hits if "fulltext" in h.channels]
+    edit = app.correct_line(LOCAL_OWNER, video_id, line.start_s, line.end_s, KOREAN)
+    try:
+        for when in ("corrected", "reprocessed"):
+            for query, marked in (("구름", "구름"), ("로켓은", "로켓이"), ("날아오르는", "날아올랐다")):
+                hits = [h for h in app.search(query).hits if "fulltext" in h.channels]
+                assert hits and hits[0].scene_id == scene.id, (when, query, hits)
+                assert f"<mark>{marked}</mark>" in hits[0].snippet, (when, query, hits[0].snippet)
+            if when == "corrected":
+                app.reprocess(video_id)
+                assert app.process(video_id).state.value == "indexed"
+    finally:
+        app.take_back_correction(LOCAL_OWNER, video_id, edit.id)
+    assert not [h for h in app.search("구름").hits if "fulltext" in h.channels]

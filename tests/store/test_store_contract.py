@@ -20,6 +20,7 @@ from heimdex.domain import (
     piece_key,
 )
 from heimdex.errors import ConflictError, NotFoundError
+from heimdex.korean import index_terms, morphemes
 from heimdex.matching import FaceMatch
 from heimdex.pipeline.graph import STAGES
 from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet, WindowVectors
@@ -479,6 +480,40 @@ def test_full_text_matches_non_english_words_and_folds_diacritics(store):
     assert [scene_of(store, h).index for h in store.full_text(flt, ["cafe"], [], 10)] == [1]
     assert [scene_of(store, h).index for h in store.full_text(flt, ["café"], [], 10)] == [1]
     assert [scene_of(store, h).index for h in store.full_text(flt, [], ["the who"], 10)] == [2]  # stop words
+
+
+def test_korean_morphemes_match_whatever_the_particles_and_endings(store):
+    """Transcripts and on-screen text carry their Korean morphemes (`index_terms`, as commit stores
+    them); a query's Korean words are searched as theirs, so "정원에서" finds "정원을" in both stores."""
+    v = store.add_video("alice", "a.mp4", "k", 1, "h")
+    texts = ["옥상에 정원을 가꾼 손님이 왔다", "", "the garden on the roof"]
+    ocr = ["", "로켓 발사 준비 완료", ""]
+    scenes = [
+        SceneDraft(index=i, start_s=i * 5.0, end_s=i * 5.0 + 5, transcript=t, ocr_text=o,
+                   index_terms=index_terms(t, o))
+        for i, (t, o) in enumerate(zip(texts, ocr, strict=True))
+    ]  # fmt: skip
+    store.commit_video(
+        CommitBundle(
+            video_id=v.id,
+            language="ko",
+            scenes=scenes,
+            text_vectors=VectorSet("m1", np.array([unit(1), unit(0, 1), unit(0, 0, 1)], dtype=np.float32)),
+            faces=[],
+            label_vectors={},
+        ),
+        {},
+    )
+    flt = SceneFilter(owner_id="alice")
+
+    def found(query: str) -> list[int]:
+        return [scene_of(store, h).index for h in store.full_text(flt, morphemes(query), [], 10)]
+
+    assert found("정원에서") == [0] and found("가꾸는 손님") == [0], "a transcript's nouns and verbs"
+    assert found("발사를") == [1] and found("준비가") == [1], "on-screen text"
+    assert found("정원") == [0] and found("옥상") == [0]
+    assert found("우주") == [], "a word that is nowhere"
+    assert store.term_counts("alice", morphemes("로켓이"), 5) == {"로켓": 1}
 
 
 # ---------------------------------------------------------------- filters

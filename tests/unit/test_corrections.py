@@ -91,7 +91,19 @@ def test_a_corrected_line_stays_one_line_and_ends_where_recognised_speech_resume
 )
 def test_a_correction_edits_a_line_inside_one_scene(start: float, end: float, why: str) -> None:
     with pytest.raises(InvalidRequestError, match=why):
-        corrections.scene_of([scene(), scene(start=5.0, end=10.0)], start, end)
+        corrections.scene_of([scene(), scene([], start=5.0, end=10.0)], start, end)
+
+
+def test_a_line_whose_first_word_was_said_before_the_cut_is_its_scenes() -> None:
+    """assign_words gives a sentence's first word said just before a cut to the scene after it: its
+    line starts before that scene, and is still the scene's to correct."""
+    later = words(("The", 4.8, 5.1), ("rocket", 5.1, 5.6), ("lifted", 5.6, 6.0), ("off.", 6.0, 6.4))
+    first = scene(RECOGNISED)
+    second = Scene(id="v-0001", video_id="v", index=1, start_s=5.0, end_s=10.0, words=later)
+    assert corrections.scene_of([first, second], 4.8, 6.4) is second
+    assert corrections.scene_of([first, second], 2.5, 4.0) is first
+    with pytest.raises(InvalidRequestError, match="no scene holds"):
+        corrections.scene_of([first, second], 4.0, 6.4)  # the middle is the second's, the start is not
 
 
 def test_a_corrected_line_is_text_of_a_sensible_size() -> None:

@@ -22,3 +22,14 @@ def test_snippets_mark_korean_words_that_hold_the_query_morpheme():
     snippet = make_snippet("오늘 정원을 가꾸는 방법", ["정원"])
     assert "<mark>정원을</mark>" in snippet and "<mark>오늘</mark>" not in snippet
     assert "<mark>garden</mark>" in make_snippet("the garden grows", ["gardens"])
+
+
+def test_snippets_mark_a_verb_whose_stem_is_fused_with_its_ending():
+    # "가꾼" is 가꾸 + ㄴ inside one syllable: no prefix of it is the stem the query searched for.
+    terms = morphemes("가꾸는")
+    assert terms == ["가꾸"]
+    snippet = make_snippet("옥상에 정원을 가꾼 손님", terms)
+    assert snippet == "옥상에 정원을 <mark>가꾼</mark> 손님"
+    assert (
+        make_snippet("옥상에 정원을 가꾼 손님", morphemes("손님이")) == "옥상에 정원을 가꾼 <mark>손님</mark>"
+    )

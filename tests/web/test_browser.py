@@ -144,7 +144,9 @@ def test_login_upload_index_search_play(page, web_server, screenshots) -> None:
     assert "garden" in page.locator(".line.active").inner_text().lower()
 
 
-def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(page, screenshots) -> None:
+def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(
+    page, browser, web_server, screenshots, tmp_path
+) -> None:
     page.goto("/app")
     page.locator(".video-card", has_text="web-tour.mp4").locator("a.title").click()
     page.wait_for_url("**/app/watch/**")
@@ -162,16 +164,49 @@ def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(page, scree
     assert starts == sorted(starts) and len(starts) == 2, "one match per scene: the garden, then the rocket"
     assert page.inner_text("#hit-count") == "2 matches"
     page.wait_for_function("document.getElementById('player').readyState >= 1")
-    for expected in (starts[1], starts[0]):  # from the start: next is the second match, then it wraps
-        page.click("#next-hit") if expected == starts[1] else page.keyboard.press("n")
-        page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {expected}) < 0.3")
-    page.keyboard.press("p")  # previous from the first match wraps to the last
-    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {starts[1]}) < 0.3")
+
+    def at(t: float) -> None:
+        page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {t}) < 0.3")
+
+    # From the start: next (button) is the second match, next (key) wraps to the first; previous
+    # (key) from the first wraps to the last, previous (button) goes back to the first.
+    for move, expected in (("#next-hit", 1), ("n", 0), ("p", 1), ("#prev-hit", 0)):
+        page.click(move) if move.startswith("#") else page.keyboard.press(move)
+        at(starts[expected])
     page.evaluate("document.getElementById('player').pause()")
     page.screenshot(path=screenshots / "player-matches.png")
 
-    # Captions: the transcript as a subtitle track, off until asked for, toggled by button and key.
+    # The box searches with video:ID, the search syntax of the whole library; "List them" is that
+    # search on the search page, which lists the same scenes.
+    listed = page.get_attribute("#in-video-list", "href")
+    assert parse_qs(urlsplit(listed).query)["q"] == [f"video:{video_id} rocket garden"], listed
+    page.goto(listed)
+    page.wait_for_selector("#results .scene-card")
+    times = page.eval_on_selector_all("#results .scene-card a.title", "as => as.map(a => a.href)")
+    assert sorted(float(parse_qs(urlsplit(t).query)["t"][0]) for t in times) == starts, times
+    page.go_back()
+    page.wait_for_selector(".hit-marker")
+
+    # Every scene of the transcript has a clip to download: an MP4 of that scene, opened with PyAV.
+    sections = page.locator(".tscene")
+    assert sections.count() == 2 and page.locator(".tscene a.clip-link").count() == 2
+    second = sections.nth(1)
+    with page.expect_download() as download:
+        second.locator("a.clip-link").click()
+    clip = tmp_path / download.value.suggested_filename
+    download.value.save_as(clip)
+    scene_length = float(second.get_attribute("data-end")) - float(second.get_attribute("data-start"))
+    with av.open(str(clip)) as container:
+        seconds = float(container.duration) / av.time_base
+        assert container.streams.video and container.streams.audio
+    assert clip.suffix == ".mp4" and abs(seconds - scene_length) < 0.5, (seconds, scene_length)
+
+    # Captions: the transcript as a subtitle track in the video's language, off until asked for,
+    # toggled by button and key.
+    track = page.locator("#player track#captions")
+    assert (track.get_attribute("srclang"), track.get_attribute("label")) == ("en", "Transcript (English)")
     page.wait_for_function("document.getElementById('player').textTracks[0]?.mode === 'hidden'")
+    assert page.evaluate("document.getElementById('player').textTracks[0].language") == "en"
     page.click("#captions-toggle")
     page.wait_for_function(
         "(() => { const t = document.getElementById('player').textTracks[0];"
@@ -191,16 +226,31 @@ def test_watch_page_marks_matches_shows_captions_and_shares_a_moment(page, scree
             r.status == 200 and r.text().startswith(head) and "attachment" in r.headers["content-disposition"]
         )
 
-    # A link to this moment, to the second.
+    # A link to this moment, to the second, copied to the clipboard by the button.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.evaluate(f"document.getElementById('player').currentTime = {starts[1]}")
     page.click("#share-moment")
     page.wait_for_function("document.getElementById('share-moment').dataset.link")
     link = page.get_attribute("#share-moment", "data-link")
     assert re.fullmatch(rf"http://[^/]+/app/watch/{video_id}\?t={int(starts[1])}", link), link
+    assert page.evaluate("navigator.clipboard.readText()") == link
+    page.context.clear_permissions()
     page.goto(link)
     page.wait_for_function(
         f"Math.abs(document.getElementById('player').currentTime - {int(starts[1])}) < 0.3"
     )
+
+    # Opened in a browser without a session, the link asks for a login and then plays the moment.
+    other = browser.new_context(viewport=DESKTOP, base_url=web_server.url, bypass_csp=True)
+    tab = other.new_page()
+    tab.goto(link)
+    assert "/login" in tab.url
+    tab.fill("input[name=email]", "viewer@example.com")
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(f"**/app/watch/{video_id}?t={int(starts[1])}")
+    tab.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {int(starts[1])}) < 0.3")
+    other.close()
 
 
 def test_pick_search_hits_and_make_a_reel(page, screenshots) -> None:
@@ -213,8 +263,21 @@ def test_pick_search_hits_and_make_a_reel(page, screenshots) -> None:
     boxes.nth(1).check()
     page.wait_for_selector("#reel-bar:not([hidden])")
     assert page.inner_text("#reel-count") == "2 scenes picked"
+    # The job's progress shows while it runs: what the bar shows is sampled from the click on.
+    page.evaluate(
+        """() => {
+          const bar = document.getElementById('reel-progress');
+          window.__reelBar = [];
+          window.__reelSampler = setInterval(() => window.__reelBar.push([bar.hidden, bar.value]), 40);
+        }"""
+    )
     page.click("#make-reel")
     page.wait_for_selector("#reel-download:not([hidden])", timeout=120_000)
+    samples = page.evaluate("clearInterval(window.__reelSampler), window.__reelBar")
+    shown = [value for hidden, value in samples if not hidden]
+    assert shown and shown == sorted(shown), samples
+    assert page.is_hidden("#reel-progress"), "the bar goes once the reel is ready"
+    assert page.evaluate("document.getElementById('reel-progress').value") == 1, "it ended full"
     page.screenshot(path=screenshots / "search-reel.png")
     r = page.request.get(page.get_attribute("#reel-download", "href"))
     assert r.status == 200 and r.headers["content-type"] == "video/mp4" and r.body()[4:8] == b"ftyp"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -48,6 +49,10 @@ class HangulLineReader:
 
         self._api = tesserocr.PyTessBaseAPI(path=tessdata, lang=LANGUAGES, psm=tesserocr.PSM.SINGLE_LINE)
         self._lock = threading.Lock()  # one Tesseract engine: one line at a time
+        # What Korean costs (benchmarks/bench_ocr_korean.py, bench_ingest.py): lines handed to
+        # Tesseract, and the seconds they took.
+        self.calls = 0
+        self.seconds = 0.0
 
     def read(self, crop: np.ndarray) -> tuple[str, float] | None:
         from PIL import Image
@@ -60,9 +65,12 @@ class HangulLineReader:
             scale = _TARGET_HEIGHT / h
             image = image.resize((round(w * scale), _TARGET_HEIGHT), Image.Resampling.BICUBIC)
         with self._lock:
+            started = time.perf_counter()
             self._api.SetImage(image)
             text = " ".join(self._api.GetUTF8Text().split())
             confidence = self._api.MeanTextConf() / 100
+            self.calls += 1
+            self.seconds += time.perf_counter() - started
         if confidence < MIN_CONFIDENCE or sum(map(is_hangul, text)) < MIN_HANGUL:
             return None
         return text, round(confidence, 4)

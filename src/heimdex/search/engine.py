@@ -46,7 +46,7 @@ from heimdex.search.fusion import (
 )
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
-from heimdex.search.snippets import make_snippet, stem
+from heimdex.search.snippets import make_snippet, mentions, stem
 from heimdex.search.spelling import MIN_LENGTH, Lexicon
 from heimdex.store import SceneFilter, ScoredScene, Store
 from heimdex.text_windows import transcript_windows
@@ -394,9 +394,9 @@ class SearchEngine:
         near = (w for t in words.near_terms for w in t.split())  # a compound's halves are words
         terms = [*query.terms, *(w for p in query.phrases for w in p.split()), *near]
         source = scene.transcript
-        if terms and not _mentions(source, terms) and _mentions(scene.ocr_text, terms):
+        if terms and not mentions(source, terms) and mentions(scene.ocr_text, terms):
             source = scene.ocr_text  # the words matched on screen, not in speech
-        elif window is not None and not (terms and _mentions(source, terms)):
+        elif window is not None and not (terms and mentions(source, terms)):
             source = _window_text(scene.transcript, window)  # what the meaning matched, in a long scene
         return SearchHit(
             video_id=video.id,
@@ -438,8 +438,3 @@ def _label_stems(label: str) -> frozenset[str]:
 def _window_text(transcript: str, part: int) -> str:
     windows = transcript_windows(transcript)
     return windows[part] if 0 <= part < len(windows) else transcript
-
-
-def _mentions(text: str, terms: list[str]) -> bool:
-    words = {stem(w) for w in text.lower().split()}
-    return any(stem(t) in words for t in terms)

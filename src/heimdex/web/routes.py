@@ -206,9 +206,16 @@ def watch(
         sections=sections,
         stages=stages_json(ctx, video),
         q=q,
+        in_video=in_video_query(video.id, q) if q.strip() else "",
         markers=markers,
         error=error,
     )
+
+
+def in_video_query(video_id: str, q: str) -> str:
+    """The watch page's "search in this video" as a search of the whole library would spell it: the
+    same query, and the same link to the search page's list of its hits."""
+    return f"video:{video_id} {q.strip()}"
 
 
 def _hits_in_video(ctx, owner_id: str, video_id: str, q: str) -> tuple[list[dict], str | None]:
@@ -216,10 +223,12 @@ def _hits_in_video(ctx, owner_id: str, video_id: str, q: str) -> tuple[list[dict
     if not q.strip():
         return [], None
     try:
-        found, _ = run_search(ctx, owner_id, q, videos=(video_id,), all_scenes=True, limit=100)
+        found, _ = run_search(ctx, owner_id, in_video_query(video_id, q), all_scenes=True, limit=100)
     except HeimdexError as exc:
         return [], str(exc)
-    return sorted((hit_json(h) for h in found), key=lambda h: h["start_s"]), None
+    # A video: term typed in the box adds that video (the terms are ORed): the timeline is this one's.
+    mine = (hit_json(h) for h in found if h.video_id == video_id)
+    return sorted(mine, key=lambda h: h["start_s"]), None
 
 
 @router.get("/app/people", response_class=HTMLResponse)

@@ -33,8 +33,10 @@ def get_transcript(video_id: str, user: CurrentUser, ctx: Ctx) -> dict:
 
 
 class LineCorrection(BaseModel):
-    start_s: float = Field(ge=0, description="Where the line starts (a line's start_s from GET transcript)")
-    end_s: float = Field(gt=0, description="Where it ends")
+    start_s: float = Field(
+        ge=0, allow_inf_nan=False, description="Where the line starts (a line's start_s from GET transcript)"
+    )
+    end_s: float = Field(gt=0, allow_inf_nan=False, description="Where it ends")
     text: CleanFreeText = Field(min_length=1, max_length=MAX_TEXT, description="What is said there")
 
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from enum import StrEnum
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from stat import S_ISREG
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from starlette.datastructures import Headers
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
+from heimdex.api.context import AppContext
 from heimdex.api.deps import Ctx, CurrentUser
 from heimdex.api.errors import ApiError, error_response
 from heimdex.api.exports import attachment, clip_response
@@ -27,6 +29,9 @@ from heimdex.logging import get_logger
 from heimdex.service import VIDEO_SUFFIXES
 from heimdex.units import size_text
 from heimdex.validation import CleanText
+
+if TYPE_CHECKING:
+    from heimdex.media.clips import Clip
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/videos", tags=["videos"], responses=USER)
@@ -362,13 +367,29 @@ def stream(video_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Resp
 
 
 class ClipRequest(BaseModel):
-    start_s: float = Field(ge=0, description="Where the clip starts, seconds from the start of the video")
-    end_s: float = Field(gt=0, description="Where it ends (past the video's end: at its end)")
+    start_s: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Where the clip starts, seconds from the video's start"
+    )
+    end_s: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Where it ends (past the video's end: at its end)"
+    )
+    scene_id: str | None = Field(
+        None, min_length=1, max_length=100, description="Or a scene of this video, instead of the two times"
+    )
     exact: bool = Field(
         False,
         description="Encode again to start within one frame of start_s; by default the clip is copied"
         " from the last keyframe at or before start_s (up to one keyframe interval earlier), at no cost",
     )
+
+    @model_validator(mode="after")
+    def _one_moment(self) -> ClipRequest:
+        times = (self.start_s is not None, self.end_s is not None)
+        if self.scene_id is not None and any(times):
+            raise ValueError("give start_s and end_s, or a scene_id, not both")
+        if self.scene_id is None and not all(times):
+            raise ValueError("a clip needs start_s and end_s, or a scene_id")
+        return self
 
 
 CLIP_HEADERS = {
@@ -382,7 +403,7 @@ CLIP_HEADERS = {
 
 @router.post(
     "/{video_id}/clips",
-    summary="An MP4 of a moment: the video between two times",
+    summary="An MP4 of a moment: the video between two times, or one of its scenes",
     response_class=Response,
     responses={
         200: {**binary("The clip", "video/mp4"), "headers": CLIP_HEADERS},
@@ -391,11 +412,18 @@ CLIP_HEADERS = {
 )
 def video_clip(video_id: str, body: ClipRequest, user: CurrentUser, ctx: Ctx) -> Response:
     video = ctx.heimdex.video(video_id, user.id)
-    return clip_response(
-        ctx.settings.home,
-        video.filename,
-        lambda out: ctx.heimdex.clip(user.id, video.id, body.start_s, body.end_s, out, exact=body.exact),
-    )
+    return clip_response(ctx.settings.home, video.filename, _clip_cut(ctx, user.id, video.id, body))
+
+
+def _clip_cut(ctx: AppContext, owner_id: str, video_id: str, body: ClipRequest) -> Callable[[Path], Clip]:
+    """What cuts the asked moment into a file: the scene (of this video), or the two times."""
+    if body.scene_id is None:
+        start_s, end_s = body.start_s or 0.0, body.end_s or 0.0  # both given: ClipRequest checks
+        return lambda out: ctx.heimdex.clip(owner_id, video_id, start_s, end_s, out, exact=body.exact)
+    scene = ctx.heimdex.scene(owner_id, body.scene_id)
+    if scene.video_id != video_id:
+        raise NotFoundError(f"no scene {body.scene_id!r} in this video")
+    return lambda out: ctx.heimdex.scene_clip(owner_id, scene.id, out, exact=body.exact)
 
 
 SUBTITLE_TYPES = {"vtt": "text/vtt", "srt": "application/x-subrip"}
