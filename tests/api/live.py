@@ -45,7 +45,11 @@ class LiveServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=1)
+        # Idle connections stay open longer than any pause of a test (building a video while a client
+        # is open): with uvicorn's 5 s, a request sent as the server closed its connection failed.
+        config = uvicorn.Config(
+            self.app, log_level="warning", timeout_graceful_shutdown=1, timeout_keep_alive=300
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True

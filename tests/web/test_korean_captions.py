@@ -27,8 +27,9 @@ def counting_video():
 
 
 def test_a_korean_videos_captions_are_a_korean_track(browser, korean_server) -> None:
+    path = counting_video()  # made before the client opens: no idle connection while it is built
     with korean_server.user("minji@example.com") as client:
-        video = wait_for(client, upload(client, counting_video(), "숫자 세기.mp4").json()["videos"][0]["id"])
+        video = wait_for(client, upload(client, path, "숫자 세기.mp4").json()["videos"][0]["id"])
     assert video["state"] == "indexed" and video["language"] == "ko", video
     context = browser.new_context(viewport=DESKTOP, base_url=korean_server.url, bypass_csp=True)
     page = context.new_page()
