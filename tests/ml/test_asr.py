@@ -8,16 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from heimdex.domain import Segment, SpeechPlan, Transcript
+from heimdex.domain import SpeechPlan, Transcript
 from heimdex.errors import ModelUnavailableError
-from heimdex.ml.asr import (
-    WhisperRecognizer,
-    join_pieces,
-    piece_count,
-    resolve_model,
-    speech_holes,
-    split_points,
-)
+from heimdex.ml.asr import WhisperRecognizer, join_pieces, piece_count, resolve_model, split_points
 from heimdex.ml.base import SpeechRecognizer
 from tests import assets
 from tests.ml.conftest import SAMPLE_RATE, load_audio
@@ -213,26 +206,6 @@ def test_a_plan_transcribed_piece_by_piece_joins_on_the_whole_clock(whisper, sto
     joined = join_pieces(plan, pieces)
     assert joined.language == "en" and joined.model == whisper.name
     _keywords_once(joined, spans)
-
-
-def test_speech_the_decoder_skipped_is_found_and_decoded_alone(whisper, story) -> None:
-    """Decoding VAD-joined audio, Whisper now and then drops a sentence at a join; the stretch between
-    the words it wrote in which VAD still hears speech is decoded again on its own."""
-    audio, spans = story
-    words = [w for s in whisper.transcribe(audio).segments for w in s.words]
-    heard = [Segment(start_s=w.start_s, end_s=w.end_s, text=w.text, words=[w]) for w in words]
-    assert speech_holes(audio, heard) == [], "the 1 s pauses between sentences are no holes"
-    (_, lost_from, _), (_, _, lost_to) = spans[3], spans[4]
-    skipped = [s for s in heard if not lost_from - 0.3 <= s.start_s <= lost_to]  # as if two were dropped
-    holes = speech_holes(audio, skipped)
-    assert len(holes) == 1
-    start, end = holes[0]
-    assert start / SAMPLE_RATE <= lost_from + 0.3 and end / SAMPLE_RATE >= lost_to - 0.3
-    found = whisper.decode_alone(audio, start, end, "en")
-    recovered = {re.sub(r"[^a-z]", "", w.text.lower()) for s in found for w in s.words}
-    assert {spans[3][0], spans[4][0]} <= recovered
-    inside = (start / SAMPLE_RATE - 0.05, end / SAMPLE_RATE + 0.05)
-    assert all(inside[0] <= w.start_s <= inside[1] for s in found for w in s.words), "on the whole clock"
 
 
 def test_piece_count_keeps_short_audio_whole() -> None:

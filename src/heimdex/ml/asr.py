@@ -50,12 +50,6 @@ _BEST_OF = 2
 _MIN_PIECE_S = 20.0
 _MIN_PAUSE_MS = 250
 _PAUSE_SEARCH_S = 30.0  # how far from the even split to look for a pause
-# Decoding the VAD-joined audio, Whisper now and then skips a whole sentence at a join. A stretch this
-# long between recognised words in which VAD still hears this much speech is decoded again on its own;
-# its edges keep _HOLE_MARGIN_S away from the neighbouring words, whose times are approximate.
-_HOLE_S = 2.0
-_HOLE_SPEECH_S = 1.0
-_HOLE_MARGIN_S = 0.2
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -203,7 +197,9 @@ class WhisperRecognizer:
             model=self.name,
         )
 
-    def _decode(self, audio: np.ndarray, language: str | None) -> tuple[list[Segment], TranscriptionInfo]:
+    def _transcribe_piece(
+        self, audio: np.ndarray, language: str | None
+    ) -> tuple[list[Segment], TranscriptionInfo]:
         segments, info = self._model.transcribe(
             audio,
             language=language,
@@ -215,21 +211,6 @@ class WhisperRecognizer:
             condition_on_previous_text=False,  # stops one misheard window from snowballing into loops
         )
         return [seg for seg in (_segment(s) for s in segments) if seg is not None], info
-
-    def _transcribe_piece(
-        self, audio: np.ndarray, language: str | None
-    ) -> tuple[list[Segment], TranscriptionInfo]:
-        segments, info = self._decode(audio, language)
-        holes = speech_holes(audio, segments)
-        found = [seg for start, end in holes for seg in self.decode_alone(audio, start, end, info.language)]
-        if found:
-            log.info("asr.holes_filled", segments=len(found), words=sum(len(seg.words) for seg in found))
-        return sorted([*segments, *found], key=lambda seg: seg.start_s), info
-
-    def decode_alone(self, audio: np.ndarray, start: int, end: int, language: str) -> list[Segment]:
-        """The segments of audio[start:end] decoded on their own, on the clock of `audio`."""
-        segments, _ = self._decode(audio[start:end], language)
-        return [_shifted(seg, start / SAMPLE_RATE) for seg in segments]
 
 
 def piece_count(samples: int, piece_s: float) -> int:
@@ -276,26 +257,6 @@ def split_points(audio: np.ndarray, pieces: int) -> list[int]:
         if cuts:
             starts.append(min(cuts, key=lambda cut: abs(cut - ideal)))
     return sorted(set(starts))
-
-
-def speech_holes(audio: np.ndarray, segments: list[Segment]) -> list[tuple[int, int]]:
-    """Stretches of `audio` (sample offsets) between the recognised words, at least _HOLE_S long, in
-    which VAD hears at least _HOLE_SPEECH_S of speech: what the decoder may have skipped."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    times = [(w.start_s, w.end_s) for seg in segments for w in (seg.words or [seg])]
-    edges = [None, *(t for span in sorted(times) for t in span), None]  # None: the audio's own ends
-    options = VadOptions(min_silence_duration_ms=500, speech_pad_ms=0)
-    holes = []
-    for after, before in zip(edges[::2], edges[1::2], strict=True):
-        start = 0 if after is None else int((after + _HOLE_MARGIN_S) * SAMPLE_RATE)
-        end = audio.size if before is None else int((before - _HOLE_MARGIN_S) * SAMPLE_RATE)
-        if end - start < _HOLE_S * SAMPLE_RATE:
-            continue
-        speech = get_speech_timestamps(audio[start:end], options)
-        if sum(span["end"] - span["start"] for span in speech) >= _HOLE_SPEECH_S * SAMPLE_RATE:
-            holes.append((start, end))
-    return holes
 
 
 def _shifted(segment: Segment, seconds: float) -> Segment:
