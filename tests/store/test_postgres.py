@@ -200,7 +200,7 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres
     other = PostgresStore(postgres_database, max_connections=1, idle_transaction_timeout_s=1.5)
     try:
         video = frozen.add_video("alice", "v.mp4", "k", 1, None)
-        assert frozen.claim_video(video.id, "frozen-worker", lease_s=0.5)
+        assert frozen.claim_stage(video.id, "commit", "frozen-worker", lease_s=0.5)
         holding, wake = threading.Event(), threading.Event()
         outcome: dict[str, object] = {}
 
@@ -215,7 +215,7 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres
                 outcome["frozen"] = type(exc).__name__
 
         def take_over() -> None:
-            outcome["claimed"] = other.claim_video(video.id, "other-worker", lease_s=30)
+            outcome["claimed"] = other.claim_stage(video.id, "commit", "other-worker", lease_s=30)
 
         freezer = threading.Thread(target=freeze_mid_transaction, daemon=True)
         freezer.start()

@@ -222,22 +222,6 @@ class JobLedger(ABC):
     @abstractmethod
     def set_video_info(self, video_id: str, info: MediaInfo) -> None: ...
 
-    # A worker holds a video exclusively while it runs its pipeline: the claim is a lease (owner and
-    # expiry on the video row) that the worker renews; a killed worker stops renewing, the lease runs
-    # out and another worker may claim the video and resume it from the ledger. Expiry is judged by
-    # the database's clock, so workers' clocks need not agree.
-    @abstractmethod
-    def claim_video(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        """Take the video if nobody holds a live claim on it (or `worker_id` already does)."""
-
-    @abstractmethod
-    def renew_claim(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        """Extend the worker's claim; False when the worker no longer holds it."""
-
-    @abstractmethod
-    def release_claim(self, video_id: str, worker_id: str) -> None:
-        """Give the claim up (a no-op unless `worker_id` holds it)."""
-
     # Server mode runs stages, not whole videos: a worker holds one stage of a video exclusively while
     # it runs it (owner and expiry on the stage's ledger row, judged by the database's clock), so that
     # a message delivered twice runs the stage once. The video row shows a live holder for `status`

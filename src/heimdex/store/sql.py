@@ -172,31 +172,6 @@ class SqlStore(Store):
                 (info.model_dump_json(), time.time(), video_id),
             )
 
-    def claim_video(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        now = self.db.now()
-        with self.db.tx() as s:
-            cur = s.execute(
-                f"UPDATE videos SET claimed_by = ?, claim_expires = {now} + ? WHERE id = ?"
-                f" AND (claimed_by IS NULL OR claimed_by = ? OR claim_expires < {now})",
-                (worker_id, lease_s, video_id, worker_id),
-            )
-            return cur.rowcount == 1
-
-    def renew_claim(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        with self.db.tx() as s:
-            cur = s.execute(
-                f"UPDATE videos SET claim_expires = {self.db.now()} + ? WHERE id = ? AND claimed_by = ?",
-                (lease_s, video_id, worker_id),
-            )
-            return cur.rowcount == 1
-
-    def release_claim(self, video_id: str, worker_id: str) -> None:
-        with self.db.tx() as s:
-            s.execute(
-                "UPDATE videos SET claimed_by = NULL, claim_expires = NULL WHERE id = ? AND claimed_by = ?",
-                (video_id, worker_id),
-            )
-
     def claim_stage(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:
         now = self.db.now()
         with self.db.tx() as s:
