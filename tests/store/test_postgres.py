@@ -117,10 +117,12 @@ def test_filtered_graph_search_still_returns_enough_rows(pg):
 
 def test_a_large_owner_is_searched_in_memory_exactly_and_kept_up_to_date(postgres_database) -> None:
     """Owners past exact_below keep their vectors and tags in memory: the same hits as the exact SQL
-    scan and the SQL tag query, and a commit or delete by another process shows at the next search."""
+    scan and the SQL tag query, with or without people named, and a commit or delete by another
+    process shows at the next search."""
     services.empty_database(postgres_database)
     reader, writer = PostgresStore(postgres_database), PostgresStore(postgres_database)
     reader.exact_below = 10  # alice's 24 scenes make her a large owner
+    ann, ben = writer.add_person("alice", "Ann").id, writer.add_person("alice", "Ben").id
     rng = np.random.default_rng(5)
     labels = ["tabby cat", "kelpie, dog", "street sign"]
 
@@ -141,22 +143,31 @@ def test_a_large_owner_is_searched_in_memory_exactly_and_kept_up_to_date(postgre
             for i in range(n)
         ]
         windows = WindowVectors([0, 0, 3], VectorSet("m", unit(3)))
+        # Ann in every other scene (a sure match, or a possible one: both count), Ben in every third
+        seen = [(i, ann, i % 4 == 2) for i in range(0, n, 2)] + [(i, ben, False) for i in range(0, n, 3)]
+        box = Box(x=0.1, y=0.1, w=0.2, h=0.2)
+        faces = [
+            FaceObservation(scene_index=i, t_s=i, box=box, score=0.9, embedding=[1.0] * 128, model="dlib")
+            for i, _, _ in seen
+        ]
+        matches = {k: FaceMatch(person, 0.3, possible) for k, (_, person, possible) in enumerate(seen)}
         writer.commit_video(
-            CommitBundle(video.id, None, scenes, VectorSet("m", unit(n)), [], windows=windows), {}
+            CommitBundle(video.id, None, scenes, VectorSet("m", unit(n)), faces, windows=windows), matches
         )
         return video.id
 
     def agrees_with_sql() -> None:
-        for query in unit(5):
-            memory = reader.dense_text(SceneFilter("alice"), "m", query, 10)
-            exact = reader._dense(SceneFilter("alice"), "m", query, 10, approximate=False)
-            assert [(h.scene_pk, h.window) for h in memory] == [(h.scene_pk, h.window) for h in exact]
-            assert [h.score for h in memory] == pytest.approx([h.score for h in exact], abs=1e-5)
-        weights = {"tabby cat": 0.9, "kelpie, dog": 0.5}
-        everything = SceneFilter("alice", created_from=0.0)  # a date filter: the SQL query
-        assert reader.scenes_with_labels(SceneFilter("alice"), weights, 10) == reader.scenes_with_labels(
-            everything, weights, 10
-        )
+        for people in ((), (ann,), (ann, ben)):
+            flt = SceneFilter("alice", person_ids=people)
+            for query in unit(5):
+                memory = reader.dense_text(flt, "m", query, 10)
+                exact = reader._dense(flt, "m", query, 10, approximate=False)
+                assert [(h.scene_pk, h.window) for h in memory] == [(h.scene_pk, h.window) for h in exact]
+                assert [h.score for h in memory] == pytest.approx([h.score for h in exact], abs=1e-5)
+            weights = {"tabby cat": 0.9, "kelpie, dog": 0.5}
+            everything = SceneFilter("alice", person_ids=people, created_from=0.0)  # a date filter: SQL
+            in_memory = reader.scenes_with_labels(flt, weights, 10)
+            assert in_memory == reader.scenes_with_labels(everything, weights, 10) and in_memory
 
     try:
         first = commit(12)

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,6 +63,7 @@ LABEL_STANDOUT = 0.03  # how far the best label must be above the 90th percentil
 MAX_LABELS = 6  # labels matched by meaning
 MAX_MATCHED_LABELS = 24  # all matched labels
 QUERY_CACHE_SIZE = 1024
+EMBED_THREADS = 4  # searches embedding their queries at once (the model's own threads are its own)
 EXAMPLE_WITHIN = 5  # "more like this": the example's own scene is looked for among this many first
 LABEL_WORD_WEIGHT = 0.9  # a query word that is literally a word of the label
 _LABEL_WORD = re.compile(r"[\w']+")
@@ -128,18 +130,35 @@ class SearchEngine:
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._lexicons: dict[str, tuple[object, Lexicon]] = {}  # owner -> (the store's word list, index)
+        self._embed_pool = ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="query-embed")
 
     def search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
         query = parse_query(request.query)
         if any(has_hangul(t) for t in query.terms):  # Korean words are searched as their morphemes
             query = replace(query, terms=list(dict.fromkeys(m for t in query.terms for m in _morphemes(t))))
-        flt = self._filter(request, query)
-        words = self._words(flt.owner_id, query)
-        channels, labels, reference = self._channels(flt, query, words)
-        fused = cut(self._fuse(flt.owner_id, channels, reference, words), request.min_confidence)
-        hits = self._hits(request, query, fused, channels, labels, words)
+        with self.store.one_connection():
+            flt = self._filter(request, query)
+            # The query is embedded while the database looks its words up and ranks full text: the
+            # model runs in this process, the SQL in the server's, and neither waits for the other.
+            pending = self._embedding(query)
+            words = self._words(flt.owner_id, query)
+            channels, labels, reference = self._channels(flt, query, words, pending)
+            fused = cut(self._fuse(flt.owner_id, channels, reference, words), request.min_confidence)
+            hits = self._hits(request, query, fused, channels, labels, words)
         return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
+
+    def _embedding(self, query: ParsedQuery) -> Future[tuple[TextEmbedder, np.ndarray]] | None:
+        """The embedder and the query's vector, computed on the engine's threads; None when the query
+        needs no vector (no free text, or a quoted phrase, which only full text answers)."""
+        if not query.has_text or query.phrases:
+            return None
+
+        def embed() -> tuple[TextEmbedder, np.ndarray]:
+            embedder = self._embedder()
+            return embedder, self._query_vector(embedder, query.text)
+
+        return self._embed_pool.submit(embed)
 
     def search_image(self, request: SearchRequest, model: str, vector: np.ndarray) -> SearchResult:
         """Scenes whose frames look like the example image (its `model` vector). `request.query` may
@@ -209,10 +228,15 @@ class SearchEngine:
         return lexicon
 
     def _channels(
-        self, flt: SceneFilter, query: ParsedQuery, words: QueryWords
+        self,
+        flt: SceneFilter,
+        query: ParsedQuery,
+        words: QueryWords,
+        pending: Future[tuple[TextEmbedder, np.ndarray]] | None,
     ) -> tuple[dict[str, list[ScoredScene]], dict[str, float], float]:
         """The ranked list of each channel, the tag labels the query matched, and the cosine that a
-        semantic hit must stand out from (fusion.semantic_band)."""
+        semantic hit must stand out from (fusion.semantic_band); `pending` is the query's embedding
+        (see _embedding)."""
         channels: dict[str, list[ScoredScene]] = {}
         if flt.person_ids:
             channels["person"] = self.store.scenes_with_people(flt, CANDIDATES)
@@ -220,10 +244,9 @@ class SearchEngine:
             return channels, {}, 0.0
         terms = [*query.terms, *words.near_terms]
         channels["fulltext"] = self.store.full_text(flt, terms, query.phrases, CANDIDATES)
-        if query.phrases:  # a quoted phrase is a hard requirement: no channel may add scenes without it
+        if pending is None:  # a quoted phrase is a hard requirement: no channel may add scenes without it
             return channels, {}, 0.0
-        embedder = self._embedder()
-        vector = self._query_vector(embedder, query.text)
+        embedder, vector = pending.result()
         centred, scale = self.centring.centre(embedder, query.text, vector)
         semantic = [
             ScoredScene(s.scene_pk, s.score * scale, s.window)
@@ -355,12 +378,14 @@ class SearchEngine:
                     break
             if len(chosen) >= wanted:
                 break
-        videos: dict[str, Video] = {}
+        shown = chosen[request.offset : wanted]
+        # one query for the hits' videos (a scene's video is the owner's: the scene was found as theirs)
+        videos = self.store.videos_by_id(request.owner_id, [scenes[pk].video_id for pk, _ in shown])
         hits = []
-        for pk, evidence in chosen[request.offset : wanted]:
+        for pk, evidence in shown:
             scene = scenes[pk]
-            if scene.video_id not in videos:
-                videos[scene.video_id] = self.store.get_video(request.owner_id, scene.video_id)
+            if scene.video_id not in videos:  # deleted since its scenes were read
+                continue
             hit = self._hit(
                 scene, videos[scene.video_id], evidence, query, ranks, pk, labels, words, windows.get(pk)
             )

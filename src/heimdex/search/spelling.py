@@ -11,6 +11,7 @@ too, and a scene holding one earns part of the word's weight (fusion.py).
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -43,11 +44,26 @@ class Lexicon:
         self._by_end: dict[tuple[int, str, str], list[str]] = defaultdict(
             list
         )  # (length, "first"/"last", letter)
-        self._by_sound: dict[str, list[str]] = defaultdict(list)
+        self._by_first: dict[str, list[str]] = defaultdict(list)
         for word in kept:
             self._by_end[(len(word), "first", word[0])].append(word)
             self._by_end[(len(word), "last", word[-1])].append(word)
-            self._by_sound[sound_key(word)].append(word)
+            self._by_first[word[0]].append(word)
+        # Words by sound key, made for one first letter at a time when a lookup needs it (a key starts
+        # with the word's first letter): Metaphone over a whole library was most of the build, and an
+        # owner's first lookup paid it in full.
+        self._by_sound: dict[str, list[str]] = {}
+        self._sounded: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _sounding(self, key: str) -> list[str]:
+        letter = key[:1]
+        with self._lock:
+            if letter not in self._sounded:
+                for word in self._by_first.get(letter, ()):
+                    self._by_sound.setdefault(sound_key(word), []).append(word)
+                self._sounded.add(letter)
+            return self._by_sound.get(key, [])
 
     def _candidates(self, word: str, allowed: int) -> list[str]:
         lengths = range(len(word) - allowed, len(word) + allowed + 1)
@@ -74,7 +90,7 @@ class Lexicon:
             limit=None,
         ):
             found[candidate] = distance
-        for candidate in self._by_sound.get(sound_key(word), ()):
+        for candidate in self._sounding(sound_key(word)):
             distance = Levenshtein.distance(word, candidate, score_cutoff=SOUND_EDITS)
             if distance <= SOUND_EDITS:
                 found[candidate] = min(found.get(candidate, distance), distance)

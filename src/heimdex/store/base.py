@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,6 +189,10 @@ class VideoStore(ABC):
         """Raises NotFoundError when absent (or owned by someone else)."""
 
     @abstractmethod
+    def videos_by_id(self, owner_id: str, video_ids: Sequence[str]) -> dict[str, Video]:
+        """The owner's videos among `video_ids`, by id, in one query (search's hits); others absent."""
+
+    @abstractmethod
     def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None: ...
 
     @abstractmethod
@@ -288,6 +293,11 @@ class JobLedger(ABC):
 
 class SceneIndex(ABC):
     """What search reads: scenes and the retrieval channels, all scoped by owner."""
+
+    def one_connection(self) -> AbstractContextManager[None]:
+        """The calls made inside the block, on this thread, share one database connection: a search
+        reads through a dozen of them, and each would otherwise take (and check) a pooled one."""
+        return nullcontext()
 
     @abstractmethod
     def scenes_by_pk(self, owner_id: str, scene_pks: Sequence[int]) -> dict[int, Scene]:

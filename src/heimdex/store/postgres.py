@@ -27,7 +27,7 @@ from psycopg import sql
 from heimdex.db.base import Row
 from heimdex.db.postgres import PostgresDatabase, open_pool, open_schema, placeholders
 from heimdex.matching import FaceMatch
-from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, StoredFrame
+from heimdex.store.base import LIVE_MATCH, CommitBundle, SceneFilter, ScoredScene, StoredFrame
 from heimdex.store.sql import FACE_COLUMNS, SCENE_COLUMNS, SqlStore
 from heimdex.validation import strip_controls
 
@@ -98,10 +98,15 @@ class _OwnerMatrix:
         self.tag_labels = np.array([label for t in tags for label in t[1]], dtype=object)
         self.tag_scores = np.concatenate([t[2] for t in tags]) if tags else self.tag_scores[:0]
 
-    def with_labels(self, label_weights: dict[str, float], limit: int) -> list[ScoredScene]:
+    def with_labels(
+        self, label_weights: dict[str, float], limit: int, among: np.ndarray | None = None
+    ) -> list[ScoredScene]:
         """scenes_with_labels over the owner's tags: each scene's best tag score times its label's
-        weight, best first (ties by pk), in float64 as PostgreSQL computes it."""
+        weight, best first (ties by pk), in float64 as PostgreSQL computes it; with `among`, of those
+        scenes (pks) only."""
         mask = np.isin(self.tag_labels, list(label_weights))
+        if among is not None:
+            mask &= np.isin(self.tag_pks, among)
         if not mask.any():
             return []
         weights = np.array([label_weights[label] for label in self.tag_labels[mask]], dtype=np.float64)
@@ -113,22 +118,26 @@ class _OwnerMatrix:
         best = best[np.lexsort((pks[best], -scores[best]))][:limit]
         return [ScoredScene(int(pks[i]), float(scores[i])) for i in best]
 
-    def best(self, query: np.ndarray, limit: int) -> list[ScoredScene]:
+    def best(self, query: np.ndarray, limit: int, among: np.ndarray | None = None) -> list[ScoredScene]:
         """The `limit` scenes whose best vector is nearest the query by cosine, exactly: if the top k
-        rows hold `limit` distinct scenes, no row below them can be a better scene's best."""
-        if not len(self.pks) or limit <= 0:
+        rows hold `limit` distinct scenes, no row below them can be a better scene's best. With
+        `among`, only those scenes (pks) count."""
+        rows = np.flatnonzero(np.isin(self.pks, among)) if among is not None else None
+        pks, windows = (self.pks, self.windows) if rows is None else (self.pks[rows], self.windows[rows])
+        if not len(pks) or limit <= 0:
             return []
         norm = float(np.linalg.norm(query))
-        sims = self.matrix @ (query / norm if norm else query)
+        matrix = self.matrix if rows is None else self.matrix[rows]
+        sims = matrix @ (query / norm if norm else query)
         k = min(len(sims), limit * (WINDOWS_PER_SCENE + 1))
         while True:
             top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
-            top = top[np.lexsort((self.pks[top], -sims[top]))]
+            top = top[np.lexsort((pks[top], -sims[top]))]
             best: dict[int, ScoredScene] = {}
             for i in top.tolist():
-                pk = int(self.pks[i])
+                pk = int(pks[i])
                 if pk not in best:
-                    window = int(self.windows[i])
+                    window = int(windows[i])
                     best[pk] = ScoredScene(pk, float(sims[i]), None if window < 0 else window)
             if len(best) >= limit or k >= len(sims):
                 return list(best.values())[:limit]
@@ -445,15 +454,31 @@ class PostgresStore(SqlStore):
             return []
         # Video and person filters, and small owners, keep few scenes: an exact scan of those is
         # cheap, while the graph walk would visit many other owners' scenes to find them.
-        selective = bool(flt.video_ids or flt.person_ids) or self._owns_few_scenes(flt.owner_id)
-        if not selective and flt.created_from is None and flt.created_to is None:
+        few = self._owns_few_scenes(flt.owner_id)
+        if not few and not flt.video_ids and flt.created_from is None and flt.created_to is None:
+            # A large owner's vectors in memory, exact; with people named, only the scenes they are in
+            # (the exact scan in SQL read every scene of the owner to test the filter on each).
             matrix = self._owner_matrix(flt.owner_id, model, dim)
             if matrix is not None:
-                return matrix.best(query, limit)
+                among = self._scenes_of_people(flt) if flt.person_ids else None
+                return matrix.best(query, limit, among)
+        selective = bool(flt.video_ids or flt.person_ids) or few
         hits = [] if selective else self._dense(flt, model, query, limit, approximate=True)
         if len(hits) < limit:  # the graph walk gave up (or the filter kept few rows): be exact
             hits = self._dense(flt, model, query, limit, approximate=False)
         return hits
+
+    def _scenes_of_people(self, flt: SceneFilter) -> np.ndarray:
+        """The pks of the owner's scenes where every person of the filter is seen (a live match), as
+        _filter_sql's person conditions select them."""
+        people = list(flt.person_ids)
+        rows = self.db.all(
+            "SELECT f.scene_pk FROM faces f JOIN face_matches m ON m.face_pk = f.pk"
+            f" WHERE f.owner_id = ? AND m.person_id = ANY(?) AND {LIVE_MATCH}"
+            " GROUP BY f.scene_pk HAVING count(DISTINCT m.person_id) = ?",
+            (flt.owner_id, people, len(people)),
+        )
+        return np.array([r["scene_pk"] for r in rows], dtype=np.int64)
 
     def _owner_matrix(self, owner_id: str, model: str, dim: int) -> _OwnerMatrix | None:
         """The owner's vectors in memory, brought up to date first: the videos whose (updated_at,
@@ -648,13 +673,14 @@ class PostgresStore(SqlStore):
     ) -> list[ScoredScene]:
         if not label_weights:
             return []
-        if not self._restricts(flt):
+        if not flt.video_ids and flt.created_from is None and flt.created_to is None:
             with self._matrices_lock:
                 cached = next((key for key in self._matrices if key[0] == flt.owner_id), None)
             # a large owner whose vectors dense_text keeps: its tags are there too (brought up to date)
             matrix = self._owner_matrix(*cached) if cached else None
             if matrix is not None:
-                return matrix.with_labels(label_weights, limit)
+                among = self._scenes_of_people(flt) if flt.person_ids else None
+                return matrix.with_labels(label_weights, limit, among)
         where, params = self._filter_sql(flt)
         labels, weights = list(label_weights), [float(w) for w in label_weights.values()]
         if self._owns_few_scenes(flt.owner_id):

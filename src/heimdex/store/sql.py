@@ -11,6 +11,7 @@ import json
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,9 @@ class SqlStore(Store):
             f" {names.format(POSSIBLE_MATCH)} AS possible_names FROM scenes s"
         )
 
+    def one_connection(self) -> AbstractContextManager[None]:
+        return self.db.pinned()
+
     def close(self) -> None:
         self.db.close()
 
@@ -112,6 +116,13 @@ class SqlStore(Store):
         if row is None:
             raise NotFoundError(f"no video {video_id!r}")
         return _video(row)
+
+    def videos_by_id(self, owner_id: str, video_ids: Sequence[str]) -> dict[str, Video]:
+        if not video_ids:
+            return {}
+        among, params = self.db.in_list("id", list(dict.fromkeys(video_ids)))
+        rows = self.db.all(f"SELECT * FROM videos WHERE owner_id = ? AND {among}", [owner_id, *params])
+        return {r["id"]: _video(r) for r in rows}
 
     def find_video_by_hash(self, owner_id: str, sha256: str) -> Video | None:
         row = self.db.one(
