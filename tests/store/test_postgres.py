@@ -319,3 +319,52 @@ def test_sqlite_database_from_before_possible_matches_is_upgraded(tmp_path) -> N
         _assert_one_sure_match(store, person_id, flt)
     finally:
         store.close()
+
+
+def test_an_owners_words_are_listed_at_commit_and_kept_after_a_delete(postgres_database) -> None:
+    """vocabulary() reads owner_lexemes, filled after each commit: the same lexemes ts_stat finds in
+    the owner's scenes, another owner's never; a deleted video's stay listed (search keeps only the
+    near words a scene still holds). Two commits of one owner at once, with the same words, do not
+    deadlock on them."""
+    services.empty_database(postgres_database)
+    store = PostgresStore(postgres_database)
+
+    def commit(owner: str, texts: list[str]) -> str:
+        video = store.add_video(owner, "v.mp4", "k", 1, None)
+        scenes = [SceneDraft(index=i, start_s=i, end_s=i + 1, transcript=t) for i, t in enumerate(texts)]
+        vectors = np.eye(len(texts), 8, dtype=np.float32)
+        store.commit_video(CommitBundle(video.id, "en", scenes, VectorSet("m", vectors), []), {})
+        return video.id
+
+    def scanned(owner: str) -> set[str]:
+        rows = store.db.all(
+            "SELECT word FROM ts_stat(format('SELECT fts FROM scenes WHERE owner_id = %L', ?::text))",
+            (owner,),
+        )
+        return {r["word"] for r in rows}
+
+    try:
+        first = commit("alice", ["The lighthouse keepers were singing", "a harbour at dawn"])
+        commit("bob", ["Bob's own zeppelin"])
+        assert set(store.vocabulary("alice")) == scanned("alice") and "zeppelin" not in scanned("alice")
+        commit("alice", ["sailing boats"])
+        assert set(store.vocabulary("alice")) == scanned("alice") >= {"sail", "lighthous"}
+        store.delete_video("alice", first)
+        assert set(store.vocabulary("alice")) > scanned("alice"), "a deleted video's words stay listed"
+        errors: list[BaseException] = []
+
+        def commit_often() -> None:
+            try:
+                for k in range(6):
+                    commit("carol", [f"words shared by both writers {w}" for w in ("one", "two", str(k))])
+            except BaseException as exc:
+                errors.append(exc)
+
+        writers = [threading.Thread(target=commit_often) for _ in range(2)]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(60)
+        assert errors == [] and set(store.vocabulary("carol")) == scanned("carol")
+    finally:
+        store.close()

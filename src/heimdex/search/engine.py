@@ -48,7 +48,7 @@ from heimdex.search.fusion import (
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, stem
-from heimdex.search.spelling import MIN_LENGTH, Lexicon
+from heimdex.search.spelling import MAX_NEAR, MIN_LENGTH, Lexicon
 from heimdex.store import SceneFilter, ScoredScene, Store
 from heimdex.text_windows import transcript_windows
 
@@ -207,10 +207,14 @@ class SearchEngine:
         if not missing or query.phrases:  # a quoted phrase means exactly these words
             return QueryWords(words, counts, {})
         lexicon = self._lexicon(owner_id)
-        near = {t: list(dict.fromkeys([*lexicon.near(t), *lexicon.near(stem(t))])) for t in missing}
-        # The library's words may be another owner's (SQLite's index is shared): keep the owner's.
-        held = self.store.term_counts(owner_id, [w for ws in near.values() for w in ws], 1)
-        near = {t: [w for w in ws if held.get(w)] for t, ws in near.items()}
+        found = {t: (lexicon.near(t, None), lexicon.near(stem(t), None)) for t in missing}
+        # The library's words may be another owner's (SQLite's index is shared) or a deleted video's
+        # (PostgreSQL's list only grows): the nearest MAX_NEAR of those the owner's scenes hold.
+        held = self.store.term_counts(owner_id, [w for pair in found.values() for ws in pair for w in ws], 1)
+        near = {
+            t: list(dict.fromkeys(w for ws in pair for w in [w for w in ws if held.get(w)][:MAX_NEAR]))
+            for t, pair in found.items()
+        }
         return QueryWords(words, counts, {t: ws for t, ws in near.items() if ws})
 
     def _lexicon(self, owner_id: str) -> Lexicon:

@@ -75,8 +75,8 @@ class Lexicon:
         }
         return list(ends)
 
-    def near(self, word: str) -> list[str]:
-        """Words of the library near `word`, nearest first (not `word` itself)."""
+    def near(self, word: str, limit: int | None = MAX_NEAR) -> list[str]:
+        """Words of the library near `word`, nearest first (not `word` itself); None: all of them."""
         word = word.lower()
         if len(word) < MIN_LENGTH or not word.isalpha():
             return []
@@ -95,4 +95,4 @@ class Lexicon:
             if distance <= SOUND_EDITS:
                 found[candidate] = min(found.get(candidate, distance), distance)
         found.pop(word, None)
-        return sorted(found, key=lambda w: (found[w], w))[:MAX_NEAR]
+        return sorted(found, key=lambda w: (found[w], w))[:limit]

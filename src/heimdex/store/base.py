@@ -327,7 +327,8 @@ class SceneIndex(ABC):
 
     @abstractmethod
     def vocabulary(self, owner_id: str) -> Sequence[str]:
-        """The words full text indexes for the owner (may include other owners' words, and stems):
+        """The words full text indexes for the owner (may include other owners' words, words of
+        videos since deleted, and stems):
         candidates for near-word lookups, which check each against term_counts. The same object is
         returned while the words have not changed, so that callers can keep an index of it."""
 

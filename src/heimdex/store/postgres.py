@@ -26,8 +26,9 @@ from psycopg import sql
 
 from heimdex.db.base import Row
 from heimdex.db.postgres import PostgresDatabase, open_pool, open_schema, placeholders
+from heimdex.domain import TranscriptEdit
 from heimdex.matching import FaceMatch
-from heimdex.store.base import LIVE_MATCH, CommitBundle, SceneFilter, ScoredScene, StoredFrame
+from heimdex.store.base import LIVE_MATCH, CommitBundle, CorrectedText, SceneFilter, ScoredScene, StoredFrame
 from heimdex.store.sql import FACE_COLUMNS, SCENE_COLUMNS, SqlStore
 from heimdex.validation import strip_controls
 
@@ -251,8 +252,33 @@ class PostgresStore(SqlStore):
             scene_pks = self._insert_scenes(s.conn, video, bundle)
             self._insert_faces(s.conn, video, bundle, scene_pks, person_matches)
             self._finish_commit(s, video, bundle)
+        self._add_lexemes("s.video_id = ?", video["id"])
         with self._vocabulary_lock:  # this process's searches see the new words at once
             self._vocabulary.pop(video["owner_id"], None)
+
+    def _add_lexemes(self, where: str, key: str) -> None:
+        """List the words of some scenes as their owner's (owner_lexemes, see migration 0012). In a
+        statement of its own after the commit, in lexeme order: two commits of one owner at once
+        insert the same words, and inside their transactions, in any order, they could deadlock."""
+        with self.db.tx() as s:
+            s.execute(
+                "INSERT INTO owner_lexemes (owner_id, lexeme) SELECT DISTINCT s.owner_id, w FROM scenes s,"
+                f" unnest(tsvector_to_array(s.fts)) AS w WHERE {where} ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+                (key,),
+            )
+
+    def correct_scene(
+        self,
+        owner_id: str,
+        scene_id: str,
+        text: CorrectedText,
+        save: TranscriptEdit | None,
+        drop: Sequence[str] = (),
+    ) -> None:
+        super().correct_scene(owner_id, scene_id, text, save, drop)
+        self._add_lexemes("s.id = ?", scene_id)
+        with self._vocabulary_lock:
+            self._vocabulary.pop(owner_id, None)
 
     def add_frame_vectors(
         self, owner_id: str, model: str, frames: Sequence[StoredFrame], vectors: np.ndarray
@@ -401,20 +427,18 @@ class PostgresStore(SqlStore):
         return [ScoredScene(int(r["pk"]), float(r["rank"])) for r in rows]
 
     def vocabulary(self, owner_id: str) -> Sequence[str]:
-        """The owner's lexemes (folded words and their English stems). ts_stat reads every scene of
-        the owner (30 ms for 900 scenes, 260 ms for 12k), so the list is kept until the owner's videos
-        change: any commit or delete, in any process, changes their count, latest updated_at or scene
-        total, read on each call through videos_by_owner (under a millisecond)."""
+        """The owner's lexemes (folded words and their English stems), and those of videos since
+        deleted: owner_lexemes, filled at commit (ts_stat over the owner's scenes took 40-70 ms for 900
+        on a loaded machine). Kept until the owner's videos change: any commit or delete, in any
+        process, changes their count, latest updated_at or scene total, read on each call through
+        videos_by_owner (under a millisecond)."""
         version = self._owner_version(owner_id)
         with self._vocabulary_lock:
             cached = self._vocabulary.get(owner_id)
             if cached is not None and cached[0] == version:
                 return cached[1]
-        rows = self._all(
-            "SELECT word FROM ts_stat(format('SELECT fts FROM scenes WHERE owner_id = %L', ?::text))",
-            (owner_id,),
-        )
-        words = tuple(r["word"] for r in rows)
+        rows = self._all("SELECT lexeme FROM owner_lexemes WHERE owner_id = ?", (owner_id,))
+        words = tuple(r["lexeme"] for r in rows)
         with self._vocabulary_lock:
             self._vocabulary.pop(owner_id, None)
             self._vocabulary[owner_id] = (version, words)  # the newest last
@@ -604,12 +628,15 @@ class PostgresStore(SqlStore):
         windows' (a scene has a few windows or frames, so a few times `limit` of them hold the best of
         `limit` scenes)."""
         best: dict[int, ScoredScene] = {}
-        for kind, per_scene in kinds:
+        parts, values = [], []
+        for kind, per_scene in kinds:  # one statement for all kinds: one round trip
             statement, params = self.dense_sql(flt, model, query, limit * per_scene, approximate, kind)
-            for row in self._all(statement, params):
-                pk, score = int(row["scene_pk"]), 1.0 - float(row["distance"])
-                if pk not in best or score > best[pk].score:
-                    best[pk] = ScoredScene(pk, score, row["part"] if kind == WINDOW else None)
+            parts.append(sql.SQL("SELECT {kind} AS kind, q.* FROM ({q}) q").format(kind=kind, q=statement))
+            values += params
+        for row in self._all(sql.SQL(" UNION ALL ").join(parts), values):
+            pk, score = int(row["scene_pk"]), 1.0 - float(row["distance"])
+            if pk not in best or score > best[pk].score:
+                best[pk] = ScoredScene(pk, score, row["part"] if row["kind"] == WINDOW else None)
         return sorted(best.values(), key=lambda s: (-s.score, s.scene_pk))[:limit]
 
     def dense_sql(
