@@ -130,6 +130,7 @@ class SearchEngine:
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._lexicons: dict[str, tuple[object, Lexicon]] = {}  # owner -> (the store's word list, index)
+        self._heads: tuple[list[str], dict[str, list[int]]] | None = None  # see _label_heads
         self._embed_pool = ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="query-embed")
 
     def search(self, request: SearchRequest) -> SearchResult:
@@ -312,10 +313,11 @@ class SearchEngine:
             close = np.flatnonzero(sims >= best - LABEL_MARGIN)
             for i in close[np.argsort(-sims[close])][:MAX_LABELS]:
                 matched[names[i]] = float(sims[i])
+        heads = self._label_heads(names)
         stems = {stem(t) for t in terms if len(t) >= 3}
-        for i, name in enumerate(names):
-            if stems and not stems.isdisjoint(_label_stems(name)):
-                matched[name] = max(matched.get(name, 0.0), float(sims[i]), LABEL_WORD_WEIGHT)
+        for i in sorted({i for s in stems for i in heads.get(s, ())}):
+            name = names[i]
+            matched[name] = max(matched.get(name, 0.0), float(sims[i]), LABEL_WORD_WEIGHT)
         if len(matched) > MAX_MATCHED_LABELS:
             # "dog" names 130 breeds: scoring every scene tagged with any of them cost ~60 ms at 100k
             # scenes. Keep the strongest (word matches first, then by meaning); full text still finds
@@ -324,6 +326,21 @@ class SearchEngine:
             ranked = sorted(matched, key=lambda n: (-matched[n], -closeness[n]))
             matched = {n: matched[n] for n in ranked[:MAX_MATCHED_LABELS]}
         return matched
+
+    def _label_heads(self, names: list[str]) -> dict[str, list[int]]:
+        """Label positions by the stems of their head nouns (_label_stems), for this list of labels
+        (the store hands out the same list while the labels are unchanged): a search used to stem
+        every label's words again, ~1000 labels each time."""
+        with self._cache_lock:
+            if self._heads is not None and self._heads[0] is names:
+                return self._heads[1]
+        heads: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            for head in _label_stems(name):
+                heads.setdefault(head, []).append(i)
+        with self._cache_lock:
+            self._heads = (names, heads)
+        return heads
 
     def _fuse(
         self,
