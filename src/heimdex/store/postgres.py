@@ -39,6 +39,7 @@ EF_SEARCH = 800
 # Owners with fewer scenes than this get exact dense search: a few ms, and recall 1.
 EXACT_BELOW = 5000
 BIG_OWNER_TTL_S = 60.0
+SMALL_OWNER_TTL_S = 5.0
 VOCABULARY_OWNERS = 256  # owners whose word lists are kept (a few hundred kB each)
 # Larger owners' vectors are kept in memory, up to this many bytes for all owners together, for an
 # exact search in numpy. With 1,000 owners on a server, the graph walk filtered to one owner's 1-12 %
@@ -179,6 +180,7 @@ class PostgresStore(SqlStore):
         self._indexes: set[str] = set()  # HNSW indexes known to exist (saves a catalog lookup per commit)
         self._indexes_lock = threading.Lock()
         self._large_owners: dict[str, float] = {}  # owner -> when it was last seen to own many scenes
+        self._small_owners: dict[str, tuple[float, int]] = {}  # owner -> (when seen small, exact_below)
         self._vocabulary: dict[str, tuple[tuple[Any, ...], Sequence[str]]] = {}  # owner -> (version, words)
         self._vocabulary_lock = threading.Lock()
         # model -> (label count, labels, matrix): labels are only ever added, so a count tells if stale
@@ -409,31 +411,17 @@ class PostgresStore(SqlStore):
         # Bounded ranking: the first RANK_POOL matching scenes of the filter, in the order the index
         # gives them; when there are more, also up to RANK_POOL of those holding every term and
         # phrase. Only these are ranked. With RANK_POOL matches or fewer this is the exact ranking.
-        # A small owner's scenes come first, each tested (the index order is the same: by row); the
-        # planner would otherwise intersect the owner's index with the GIN entries of every owner's
-        # scenes holding the words (16 ms for a word in 60k scenes of 1M).
-        few = self._owns_few_scenes(flt.owner_id)
-
         def matching(query: str, only_if: str = "") -> str:
-            if few:
-                return (
-                    "SELECT s.pk, s.fts FROM (SELECT s.pk, s.fts FROM scenes s JOIN videos v"
-                    f" ON v.id = s.video_id WHERE {where} OFFSET 0) s"
-                    f" WHERE s.fts @@ (SELECT {query}){only_if} LIMIT {RANK_POOL}"  # the query made once
-                )
             return (
                 "SELECT s.pk, s.fts FROM scenes s JOIN videos v ON v.id = s.video_id"
                 f" WHERE s.fts @@ ({query}) AND {where}{only_if} LIMIT {RANK_POOL}"
             )
 
-        def ordered(query_params: list[str]) -> list[Any]:
-            return [*params, *query_params] if few else [*query_params, *params]
-
-        pools, values = [f"pool AS MATERIALIZED ({matching(match)})"], ordered(match_params)
+        pools, values = [f"pool AS MATERIALIZED ({matching(match)})"], [*match_params, *params]
         if strong != match:  # evaluated only when the pool is full (an InitPlan's one-time filter)
             full = f" AND (SELECT count(*) FROM pool) >= {RANK_POOL}"
             pools.append(f"strong AS MATERIALIZED ({matching(strong, full)})")
-            values += ordered(strong_params)
+            values += [*strong_params, *params]
         candidates = " UNION ALL ".join(f"SELECT pk, fts FROM {p.split()[0]}" for p in pools)
         with self.db.tx() as s:
             # With a LIMIT the planner expects the matches early in a sequential scan of all scenes
@@ -483,27 +471,16 @@ class PostgresStore(SqlStore):
         terms = list(dict.fromkeys(terms))
         clean = [strip_controls(t) for t in terms]
         wanted = [c for c in clean if c.strip()]
-        if not wanted:
-            rows = []
-        elif self._owns_few_scenes(owner_id):
-            # A small owner's scenes read once and each term's query (made once: called on every
-            # scene, it cost more than the scan) tested on them. The planner would intersect the owner's
-            # index with the term's GIN entries, all owners' (16 ms for a word in 60k of 1M scenes).
-            rows = self._all(
-                "WITH m AS MATERIALIZED (SELECT fts FROM scenes WHERE owner_id = ?),"
-                " w AS MATERIALIZED (SELECT term, heimdex_term_query(term) AS q"
-                " FROM unnest(?::text[]) AS term)"
-                " SELECT w.term, (SELECT count(*) FROM (SELECT 1 FROM m WHERE m.fts @@ w.q LIMIT ?) c) AS n"
-                " FROM w",
-                (owner_id, wanted, cap),
-            )
-        else:
-            rows = self._all(  # one round trip for all the terms (a search pays this)
+        rows = (
+            self._all(  # one round trip for all the terms (a search pays this)
                 "SELECT w.term, (SELECT count(*) FROM (SELECT 1 FROM scenes s"
                 " WHERE s.fts @@ heimdex_term_query(w.term) AND s.owner_id = ? LIMIT ?) c) AS n"
                 " FROM unnest(?::text[]) AS w (term)",
                 (owner_id, cap, wanted),
             )
+            if wanted
+            else []
+        )
         found = {r["term"]: int(r["n"]) for r in rows}
         return {term: found.get(c, 0) for term, c in zip(terms, clean, strict=True)}
 
@@ -628,15 +605,24 @@ class PostgresStore(SqlStore):
     def _owns_few_scenes(self, owner_id: str) -> bool:
         # Counting 5000 index entries costs ~3 ms, so a large owner is remembered for a minute; if it
         # shrank meanwhile, the graph walk comes back short and dense_text falls back to exact anyway.
-        if time.monotonic() - self._large_owners.get(owner_id, -BIG_OWNER_TTL_S) < BIG_OWNER_TTL_S:
+        # A small owner is remembered for a few seconds, with the limit it was measured against: a
+        # search asks twice (dense, tags). Either answer only picks a path; both give the same hits.
+        now = time.monotonic()
+        if now - self._large_owners.get(owner_id, -BIG_OWNER_TTL_S) < BIG_OWNER_TTL_S:
             return False
+        seen, below = self._small_owners.get(owner_id, (-SMALL_OWNER_TTL_S, None))
+        if now - seen < SMALL_OWNER_TTL_S and below == self.exact_below:
+            return True
         row = self.db.one(  # LIMIT bounds the count's cost however many scenes the owner has
             "SELECT count(*) AS n FROM (SELECT 1 FROM scenes WHERE owner_id = ? LIMIT ?) AS few",
             (owner_id, self.exact_below),
         )
         if int(row["n"]) < self.exact_below:
+            if len(self._small_owners) > 4096:  # old entries are useless: start again
+                self._small_owners.clear()
+            self._small_owners[owner_id] = (now, self.exact_below)
             return True
-        self._large_owners[owner_id] = time.monotonic()
+        self._large_owners[owner_id] = now
         return False
 
     def image_search(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
