@@ -2,6 +2,7 @@
 
     python benchmarks/bench_search.py --scenes 10000 100000 [--backend sqlite|postgres] [--queries 300]
     python benchmarks/bench_search.py --backend postgres --scenes 1000000 --owners 1000   # server mode
+        [--keep-library] [--profile FILE] [--graph-walk-recall]
 
 With --owners (PostgreSQL), the scenes are spread over that many owners, a few of them big (12%, 5%,
 2% and 0.8% of the scenes by default, --big-owners), the rest ~800 scenes each at 1M; each owner has
@@ -9,8 +10,14 @@ two enrolled people seen in 5% of their scenes each. The library is loaded with 
 commit_video writes), the HNSW graphs built after. Every timed query is another owner's (one in five a
 big owner's, one in seven names a person), --rounds rounds of new distinct queries; figures per round
 and their median, split by small/big owners, person queries and an owner's first search in the
-process. Dense recall@10 is measured inside owners against the exact top 10 in numpy (scene and
-window vectors), for the store's own path and for the owner-filtered HNSW walk.
+process, and where the time went (each store method the engine called, the query embedding, the
+near-word index build, round trips to the server: mean and p95 per search, which a loaded machine
+shifts less than the totals). Dense recall@10 is measured inside owners against the exact top 10 in
+numpy (scene and window vectors read back with plain SQL), for the store's own path and, with
+--graph-walk-recall, for the owner-filtered HNSW walk. --keep-library keeps the loaded library in a
+database of its own (tests/services.py kept_database, named after what was loaded) and the next run
+with the same sizes searches it again instead of loading for half an hour; the queries are the same
+either way.
 
 Each query goes through SearchEngine.search: parsing, the real e5 query embedding, full text, dense
 similarity, tag-label matching, fusion, the per-video cap and fetching the hits with snippets. The
@@ -29,15 +36,21 @@ averages before and after each size, core count), since the machine may be share
 from __future__ import annotations
 
 import argparse
+import cProfile
+import hashlib
 import json
 import os
+import pstats
 import random
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -53,6 +66,7 @@ from heimdex.store import CommitBundle, SceneFilter, Store, VectorSet, WindowVec
 from heimdex.store.sql import SCENE_COLUMNS  # noqa: E402
 
 OWNER = "bench"
+T = TypeVar("T")
 PER_VIDEO = 100
 # Long scenes (three or more sentences) also have window vectors: in the dev corpus 15 scenes of 90
 # had windows, three on average. Every sixth scene here gets three.
@@ -124,15 +138,18 @@ def queries_for(corpus: Corpus, n: int, seed: int) -> list[str]:
 
 
 class CountingEmbedder:
-    """The real embedder, counting query embeddings: proves that no timed query skipped its own."""
+    """The real embedder, counting query embeddings: proves that no timed query skipped its own (and
+    timing them, with `timings`)."""
 
-    def __init__(self, inner: E5Embedder) -> None:
-        self.inner, self.queries = inner, 0
+    def __init__(self, inner: E5Embedder, timings: Timings | None = None) -> None:
+        self.inner, self.queries, self.timings = inner, 0, timings
         self.name, self.dim = inner.name, inner.dim
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         self.queries += len(texts)
-        return self.inner.embed_queries(texts)
+        if self.timings is None:
+            return self.inner.embed_queries(texts)
+        return self.timings.timed("embed_query", self.inner.embed_queries)(texts)
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         return self.inner.embed_passages(texts)
@@ -266,22 +283,31 @@ def owner_plan(scenes: int, owners: int, big: list[int], seed: int) -> list[str]
 
 @dataclass
 class OwnerVectors:
-    """What an owner's exact dense search is computed from: scene pks, their vectors, and windows."""
+    """What an owner's exact dense search is computed from: scene pks, their vectors, and windows,
+    read back with plain SQL (not through the store's search paths)."""
 
-    pks: list[np.ndarray] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
-    window_pks: list[np.ndarray] = field(default_factory=list)
-    windows: list[np.ndarray] = field(default_factory=list)
+    pks: np.ndarray
+    vectors: np.ndarray
+    window_pks: np.ndarray
+    windows: np.ndarray
+
+    @classmethod
+    def read(cls, store, owner: str, model: str) -> OwnerVectors:
+        def rows(table: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+            got = store.db.binary(
+                f"SELECT v.scene_pk, v.vector FROM scenes s JOIN {table} v ON v.scene_pk = s.pk"
+                f" WHERE s.owner_id = ? AND v.model = ?{kind}",
+                (owner, model),
+            )
+            pks = np.array([r["scene_pk"] for r in got], dtype=np.int64)
+            return pks, np.stack([r["vector"].to_numpy() for r in got]) if got else np.zeros((0, 1))
+
+        return cls(*rows("scene_vectors", " AND v.kind = 'text'"), *rows("scene_windows", ""))
 
     def exact_top(self, query: np.ndarray, k: int) -> list[int]:
-        pks, sims = np.concatenate(self.pks), np.vstack(self.vectors) @ query
-        best = dict(zip(pks.tolist(), sims.tolist(), strict=True))
-        if self.windows:
-            for pk, sim in zip(
-                np.concatenate(self.window_pks).tolist(),
-                (np.vstack(self.windows) @ query).tolist(),
-                strict=True,
-            ):
+        best = dict(zip(self.pks.tolist(), (self.vectors @ query).tolist(), strict=True))
+        if len(self.window_pks):
+            for pk, sim in zip(self.window_pks.tolist(), (self.windows @ query).tolist(), strict=True):
                 if sim > best[pk]:
                     best[pk] = sim
         return [pk for pk, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
@@ -293,7 +319,6 @@ def copy_load(
     embedder: E5Embedder,
     labels: list[str],
     plan: list[str],
-    keep: dict[str, OwnerVectors],
 ) -> float:
     """Load with COPY, the rows commit_video writes (scenes through its own row builder, so the
     generated tsvector is the same), 100 videos a transaction: a 1M-scene load through commit_video
@@ -364,22 +389,16 @@ def copy_load(
                 ) as cp:
                     cp.set_types(["bigint", "text", "text", "integer", "vector"])
                     for vid, vecs in vectors:
-                        pks = np.array([pk_of[(vid, j)] for j in range(len(vecs))])
-                        got = keep.setdefault(owner_of[vid], OwnerVectors())
-                        got.pks.append(pks)
-                        got.vectors.append(vecs)
-                        for pk, v in zip(pks.tolist(), vecs, strict=True):
+                        pks = [pk_of[(vid, j)] for j in range(len(vecs))]
+                        for pk, v in zip(pks, vecs, strict=True):
                             cp.write_row((pk, "text", embedder.name, embedder.dim, v))
                 with cur.copy(
                     "COPY scene_windows (scene_pk, part, model, dim, vector) FROM STDIN (FORMAT BINARY)"
                 ) as cp:
                     cp.set_types(["bigint", "integer", "text", "integer", "vector"])
                     for vid, wins, wvecs in windows:
-                        pks = np.array([pk_of[(vid, j)] for j in wins])
-                        got = keep[owner_of[vid]]
-                        got.window_pks.append(pks)
-                        got.windows.append(wvecs)
-                        for part, (pk, v) in enumerate(zip(pks.tolist(), wvecs, strict=True)):
+                        pks = [pk_of[(vid, j)] for j in wins]
+                        for part, (pk, v) in enumerate(zip(pks, wvecs, strict=True)):
                             cp.write_row((pk, part, embedder.name, embedder.dim, v))
                 with cur.copy("COPY scene_tags (scene_pk, label, score, source) FROM STDIN") as cp:
                     for vid, j, label, score in tags:
@@ -422,20 +441,177 @@ def percentiles(times: list[float]) -> dict[str, float]:
     }
 
 
-def dense_recall(
-    store, model: str, embedder, keep: dict[str, OwnerVectors], owners: list[str], texts: list[str]
-) -> dict[str, float]:
+def dense_recall(store, model: str, embedder, owners: list[str], texts: list[str]) -> dict[str, float]:
     """Recall@10 of the store's dense channel (asked for CANDIDATES, as the engine asks) inside each
     query's owner, against the exact top 10 of that owner's scene and window vectors in numpy, and
     the channel's latency."""
-    found, times = 0, []
+    found, times, truth = 0, [], {}
     for owner, text in zip(owners, texts, strict=True):
+        if owner not in truth:
+            truth[owner] = OwnerVectors.read(store, owner, model)
         query = embedder.embed_queries([text])[0]
         started = time.perf_counter()
         hits = store.dense_text(SceneFilter(owner_id=owner), model, query, CANDIDATES)
         times.append((time.perf_counter() - started) * 1000)
-        found += len({s.scene_pk for s in hits[:10]} & set(keep[owner].exact_top(query, 10)))
+        found += len({s.scene_pk for s in hits[:10]} & set(truth[owner].exact_top(query, 10)))
     return {"recall_at_10": round(found / (10 * len(texts)), 4), **percentiles(times)}
+
+
+class Timings:
+    """Where each search's time goes: the store methods the engine calls, the query embedding (on
+    the engine's own thread, overlapping the SQL), the near-word index build, and the database round
+    trips (statements, pool checks, BEGIN/COMMIT). Components are summed per search."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: dict[str, float] = defaultdict(float)
+        self.searches: list[dict[str, float]] = []
+
+    def add(self, name: str, value: float) -> None:
+        with self.lock:
+            self.current[name] += value
+
+    def timed(self, name: str, fn: Callable[..., T]) -> Callable[..., T]:
+        def run(*args: object, **kwargs: object) -> T:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(name, (time.perf_counter() - started) * 1000)
+
+        return run
+
+    def end_search(self, wall_ms: float) -> None:
+        with self.lock:
+            self.current["wall"] = wall_ms
+            self.searches.append(dict(self.current))
+            self.current.clear()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per component: mean and p95 over all searches (0 where a search did not use it), and the
+        share of searches that used it; slowest first."""
+        names = {k for one in self.searches for k in one}
+        out = {}
+        for name in names:
+            values = [one.get(name, 0.0) for one in self.searches]
+            out[name] = {
+                "mean": round(float(np.mean(values)), 2),
+                "p95": round(float(np.percentile(values, 95)), 2),
+                "used_by": round(sum(1 for v in values if v) / len(values), 2),
+            }
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]["mean"]))
+
+
+class TimedStore:
+    """The store, each public method the engine calls timed into `timings` as store.<name>."""
+
+    def __init__(self, store: Store, timings: Timings) -> None:
+        self._store, self._timings = store, timings
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._store, name)
+        if name.startswith("_") or name == "one_connection" or not callable(attr):
+            return attr
+        return self._timings.timed(f"store.{name}", attr)
+
+
+@contextmanager
+def counting_round_trips(timings: Timings) -> Iterator[None]:
+    """Count what goes to the server from this process: statements (a pool's liveness check is an
+    empty one) and transaction commands. A benchmark's instrument only: psycopg is patched meanwhile."""
+    import psycopg
+
+    execute, command = psycopg.Cursor.execute, psycopg.Connection._exec_command
+
+    def counted_execute(self, *args, **kwargs):
+        timings.add("round_trips", 1)
+        return execute(self, *args, **kwargs)
+
+    def counted_command(self, *args, **kwargs):
+        timings.add("round_trips", 1)
+        return command(self, *args, **kwargs)
+
+    psycopg.Cursor.execute, psycopg.Connection._exec_command = counted_execute, counted_command
+    try:
+        yield
+    finally:
+        psycopg.Cursor.execute, psycopg.Connection._exec_command = execute, command
+
+
+@contextmanager
+def timed_lexicons(timings: Timings) -> Iterator[None]:
+    """Time the engine's near-word index builds (search/spelling.py Lexicon)."""
+    from heimdex.search import engine as engine_module
+
+    original = engine_module.Lexicon
+    engine_module.Lexicon = timings.timed("lexicon_build", original)
+    try:
+        yield
+    finally:
+        engine_module.Lexicon = original
+
+
+def library_name(size: int, args: argparse.Namespace, big: list[int]) -> str:
+    """The kept library's database name: it changes with anything that changes what is loaded."""
+    recipe = json.dumps(
+        [size, args.owners, big, PER_VIDEO, WINDOWS_EVERY, WINDOWS_PER_LONG_SCENE, FACE_SHARE]
+    )
+    return f"{size}s_{args.owners}o_{hashlib.sha1(recipe.encode()).hexdigest()[:8]}"
+
+
+@contextmanager
+def owners_library(name: str | None, model: str, dim: int) -> Iterator[tuple[Store, dict | None]]:
+    """The store of the many-owner library and, when it was built by an earlier run (--keep-library),
+    that build's figures. Without a name: a new database, dropped at exit. With one: a database kept
+    on the server (tests/services.py kept_database), used again when its build had finished."""
+    if name is None:
+        with open_store("postgres", model, dim) as store:
+            yield store, None
+        return
+    import psycopg
+    from tests import services
+
+    from heimdex.store.postgres import WINDOW, PostgresStore, _index_name
+
+    url, existed = services.kept_database(name)
+    built = None
+    if existed:
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("SELECT to_regclass('bench_library') IS NOT NULL").fetchone()[0]:
+                built = conn.execute("SELECT figures FROM bench_library").fetchone()[0]
+        if built is None:  # an earlier build stopped half-way: start again
+            services.drop_kept_database(url)
+            url, _ = services.kept_database(name)
+    store = PostgresStore(url)
+    if built is None:
+        for kind in ("text", WINDOW):  # load without the graphs, build them after
+            store._indexes.add(_index_name(kind, model, dim))
+    try:
+        yield store, built
+    finally:
+        store.close()
+
+
+def mark_built(store, figures: dict[str, object]) -> None:
+    with store.db.tx() as s:
+        s.execute("CREATE TABLE bench_library (figures jsonb NOT NULL)")
+        s.execute("INSERT INTO bench_library (figures) VALUES (?::jsonb)", (json.dumps(figures),))
+
+
+def build_library(store, size: int, args, embedder, labels: list[str], plan: list[str]) -> dict[str, object]:
+    corpus = Corpus(size, embedder.dim, clusters=300, vocabulary=20_000, seed=size)
+    topics = [" ".join(corpus.words[j] for j in corpus.rng.integers(0, 2000, size=6)) for _ in range(300)]
+    corpus.centres = embedder.embed_passages(topics)
+    figures: dict[str, object] = {"load_s": round(copy_load(store, corpus, embedder, labels, plan), 1)}
+    figures["index_build_s"] = round(build_index(store, embedder.name, embedder.dim, size), 1)
+    figures["built"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    figures["load_avg_at_build_end"] = load_average()
+    print(
+        f"  loaded in {figures['load_s']} s, HNSW built in {figures['index_build_s']} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return figures
 
 
 def run_owners(
@@ -444,32 +620,27 @@ def run_owners(
     """The whole search on PostgreSQL with the scenes spread over many owners, every query another
     owner's: most of them small (below EXACT_BELOW), one in five one of the big owners."""
     n, rounds = args.queries, args.rounds
-    corpus = Corpus(size, embedder.dim, clusters=300, vocabulary=20_000, seed=size)
-    topics = [" ".join(corpus.words[j] for j in corpus.rng.integers(0, 2000, size=6)) for _ in range(300)]
-    corpus.centres = embedder.embed_passages(topics)
     big = args.big_owners if args.big_owners is not None else [round(size * s) for s in BIG_SHARES]
     plan = owner_plan(size, args.owners, big, seed=size)
     big_owners = [f"big-{k}" for k in range(len(big))]
     small_owners = sorted(set(plan) - set(big_owners))
-    keep: dict[str, OwnerVectors] = {}
-    with open_store("postgres", embedder.name, embedder.dim) as store:
-        figures: dict[str, object] = {
-            "scenes": size,
-            "backend": "postgres",
-            "owners": len(set(plan)),
-        }
-        figures["load_s"] = round(copy_load(store, corpus, embedder, labels, plan, keep), 1)
-        figures["big_owner_scenes"] = {o: int(sum(len(p) for p in keep[o].pks)) for o in big_owners}
-        figures["small_owner_scenes"] = int(
-            np.median([sum(len(p) for p in keep[o].pks) for o in small_owners])
-        )
-        figures["index_build_s"] = round(build_index(store, embedder.name, embedder.dim, size), 1)
-        print(
-            f"  loaded in {figures['load_s']} s, HNSW built in {figures['index_build_s']} s",
-            file=sys.stderr,
-            flush=True,
-        )
-        queries = queries_for(corpus, n * rounds + WARMUP + 2 * args.recall_queries, seed=size)
+    name = library_name(size, args, big) if args.keep_library else None
+    with owners_library(name, embedder.name, embedder.dim) as (store, built):
+        figures: dict[str, object] = {"scenes": size, "backend": "postgres", "owners": len(set(plan))}
+        if built is None:
+            built = build_library(store, size, args, embedder, labels, plan)
+            if name is not None:
+                mark_built(store, built)
+        else:
+            print(f"  the library {name} built {built['built']}: used again", file=sys.stderr, flush=True)
+            figures["library_reused"] = name
+        figures.update(built)
+        figures["big_owner_scenes"] = {o: store.scene_count(o) for o in big_owners}
+        figures["small_owner_scenes"] = int(np.median([plan.count(o) * PER_VIDEO for o in small_owners]))
+        # The queries' words come from the corpus's vocabulary (the same seed: the same words), drawn
+        # by a corpus of their own, so that a library used again gets the same queries.
+        words = Corpus(1, embedder.dim, clusters=300, vocabulary=20_000, seed=size)
+        queries = queries_for(words, n * rounds + WARMUP + 2 * args.recall_queries, seed=size)
         rng = random.Random(size)
 
         def owner_of(i: int) -> str:
@@ -481,34 +652,46 @@ def run_owners(
                 text = f"person:{PEOPLE_NAMES[i % 2]} {text}"
             return SearchRequest(owner_id=owner, query=text)
 
-        counting = CountingEmbedder(embedder)
-        engine = SearchEngine(store, lambda: counting, lambda key: key, query_cache_size=0)
+        timings = Timings()
+        counting = CountingEmbedder(embedder, timings)
+        engine = SearchEngine(
+            TimedStore(store, timings), lambda: counting, lambda key: key, query_cache_size=0
+        )
         seen: set[str] = set()  # owners searched before (the store keeps some data per owner)
         for i, q in enumerate(queries[:WARMUP]):
             warm = request(i, q)
             engine.search(warm)
             seen.add(warm.owner_id)
         timed = queries[WARMUP : WARMUP + n * rounds]
+        profile = cProfile.Profile() if args.profile else None
 
         per_round = []
         for r in range(rounds):
             counting.queries = 0
+            timings.searches.clear()
             load_before = load_average()
             times: dict[str, list[float]] = {"small": [], "big": [], "person": [], "owner_first": []}
             every, hit_counts = [], []
-            for i, q in enumerate(timed[r * n : (r + 1) * n]):
-                req = request(i, q)
-                started = time.perf_counter()
-                hits = engine.search(req).hits
-                ms = (time.perf_counter() - started) * 1000
-                every.append(ms)
-                times["big" if req.owner_id in big_owners else "small"].append(ms)
-                if req.query.startswith("person:"):
-                    times["person"].append(ms)
-                if req.owner_id not in seen:  # the owner's first search in this process (nothing cached)
-                    times["owner_first"].append(ms)
-                    seen.add(req.owner_id)
-                hit_counts.append(len(hits))
+            with counting_round_trips(timings), timed_lexicons(timings):
+                for i, q in enumerate(timed[r * n : (r + 1) * n]):
+                    req = request(i, q)
+                    timings.current.clear()
+                    if profile is not None:
+                        profile.enable()
+                    started = time.perf_counter()
+                    hits = engine.search(req).hits
+                    ms = (time.perf_counter() - started) * 1000
+                    if profile is not None:
+                        profile.disable()
+                    timings.end_search(ms)
+                    every.append(ms)
+                    times["big" if req.owner_id in big_owners else "small"].append(ms)
+                    if req.query.startswith("person:"):
+                        times["person"].append(ms)
+                    if req.owner_id not in seen:  # the owner's first search in this process (nothing cached)
+                        times["owner_first"].append(ms)
+                        seen.add(req.owner_id)
+                    hit_counts.append(len(hits))
             assert counting.queries == n, f"{counting.queries} query embeddings for {n} queries"
             figures_round = {
                 "all": percentiles(every),
@@ -517,9 +700,13 @@ def run_owners(
                 "mean_hits": round(float(np.mean(hit_counts)), 2),
                 "load_avg_before": load_before,
                 "load_avg_after": load_average(),
+                "components_ms": timings.summary(),
             }
             per_round.append(figures_round)
             print(f"  round {r + 1}: {json.dumps(figures_round)}", file=sys.stderr, flush=True)
+        if profile is not None:
+            profile.dump_stats(args.profile)
+            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
         figures["rounds"] = per_round
         figures["median_p50_ms"] = round(float(np.median([x["all"]["p50_ms"] for x in per_round])), 2)
         figures["median_p95_ms"] = round(float(np.median([x["all"]["p95_ms"] for x in per_round])), 2)
@@ -528,22 +715,23 @@ def run_owners(
         k = args.recall_queries
         figures["dense_recall"] = {
             "small_owners": dense_recall(
-                store, embedder.name, embedder, keep, [rng.choice(small_owners) for _ in range(k)], rest[:k]
+                store, embedder.name, embedder, [rng.choice(small_owners) for _ in range(k)], rest[:k]
             ),
             **{
-                o: dense_recall(store, embedder.name, embedder, keep, [o] * (k // 2), rest[k : k + k // 2])
+                o: dense_recall(store, embedder.name, embedder, [o] * (k // 2), rest[k : k + k // 2])
                 for o in big_owners
             },
         }
-        # The graph walk filtered to one owner (hnsw.iterative_scan), which large owners used before
-        # their vectors were kept in memory, and still use past the store's memory budget.
-        budget, store.dense_cache_bytes = store.dense_cache_bytes, 0
-        figures["dense_recall_graph_walk"] = {
-            o: dense_recall(store, embedder.name, embedder, keep, [o] * (k // 2), rest[k : k + k // 2])
-            for o in big_owners
-            if len(np.concatenate(keep[o].pks)) >= store.exact_below
-        }
-        store.dense_cache_bytes = budget
+        if args.graph_walk_recall:
+            # The graph walk filtered to one owner (hnsw.iterative_scan), which large owners used before
+            # their vectors were kept in memory, and still use past the store's memory budget.
+            budget, store.dense_cache_bytes = store.dense_cache_bytes, 0
+            figures["dense_recall_graph_walk"] = {
+                o: dense_recall(store, embedder.name, embedder, [o] * (k // 2), rest[k : k + k // 2])
+                for o in big_owners
+                if figures["big_owner_scenes"][o] >= store.exact_below
+            }
+            store.dense_cache_bytes = budget
         figures["queries"] = n
         figures["distinct_queries"] = len(set(timed))
         figures["examples"] = [request(i, q).query for i, q in enumerate(timed[:6])]
@@ -572,6 +760,18 @@ def main() -> None:
     )
     ap.add_argument("--rounds", type=int, default=3, help="with --owners: timed rounds (new queries each)")
     ap.add_argument("--recall-queries", type=int, default=100, help="with --owners: dense recall queries")
+    ap.add_argument(
+        "--keep-library",
+        action="store_true",
+        help="with --owners: keep the loaded library in its own database and use it again next time"
+        " (built once: 1M scenes took ~30 min to load and index)",
+    )
+    ap.add_argument("--profile", help="with --owners: write cProfile stats of the timed searches here")
+    ap.add_argument(
+        "--graph-walk-recall",
+        action="store_true",
+        help="with --owners: also the recall of the owner-filtered HNSW walk for the big owners (slow)",
+    )
     args = ap.parse_args()
     if args.owners > 1 and args.backend != "postgres":
         ap.error("--owners is for --backend postgres (server mode)")

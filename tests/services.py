@@ -59,6 +59,7 @@ PGDATA = SERVICES / "postgres"
 ENV_URL = "HEIMDEX_TEST_POSTGRES_URL"
 ENV_KEEP = "HEIMDEX_TEST_POSTGRES_KEEP"
 DB_PREFIX = "heimdex_test_"
+BENCH_PREFIX = "heimdex_bench_"  # benchmark libraries kept between runs (kept_database)
 _LOCK_ID = 0x48455453  # advisory lock: one process at a time builds the template
 
 _lock = threading.Lock()
@@ -168,19 +169,46 @@ def process_alive(pid: int) -> bool:
 _template_name: str | None = None
 
 
-def postgres_url(migrated: bool = True) -> str:
-    """A new database, empty, at the newest schema unless not `migrated`; drop it with drop_database."""
+def _migrated_template(admin_url: str) -> str:
+    """The name of the migrated template database, built once per session."""
     global _template_name
-    admin_url = postgres_server_url()
     with _lock:
         if _template_name is None:
             _template_name = _template(admin_url)
+        return _template_name
+
+
+def postgres_url(migrated: bool = True) -> str:
+    """A new database, empty, at the newest schema unless not `migrated`; drop it with drop_database."""
+    admin_url = postgres_server_url()
+    template = _migrated_template(admin_url) if migrated else "template1"
     name = f"{DB_PREFIX}{os.getpid()}_{next(_counter)}"
-    template = _template_name if migrated else "template1"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         # FILE_COPY: a small template copies faster as files than through the WAL.
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
     return _with_database(admin_url, name)
+
+
+def kept_database(name: str) -> tuple[str, bool]:
+    """A database that outlives the process (a benchmark's library, built once and searched by later
+    runs), at the newest schema when made: its URL, and whether it was there already. Its name starts
+    with BENCH_PREFIX, which _drop_leftovers leaves alone; drop it with drop_kept_database."""
+    admin_url = postgres_server_url()
+    template = _migrated_template(admin_url)
+    database = f"{BENCH_PREFIX}{name}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            return _with_database(admin_url, database), True
+        conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    return _with_database(admin_url, database), False
+
+
+def drop_kept_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    if not name.startswith(BENCH_PREFIX):
+        raise ValueError(f"refusing to drop {name!r}: not a kept benchmark database")
+    with psycopg.connect(postgres_server_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def drop_database(url: str) -> None:

@@ -360,15 +360,18 @@ def test_reprocess_indexes_again(server, alice) -> None:
     assert ran_anew == [(stage, "done", 1, True) for stage in STAGES], "every stage ran again, once"
     # A worker elsewhere (server mode) is indexing the video: its run must not lose its files under
     # it. (Holding the claim of an indexed video, a worker is only acknowledging: no conflict.)
-    store = server.ctx.heimdex.store
-    assert store.claim_video(video_id, "host-b:4242:remote", lease_s=30)
+    store, remote = server.ctx.heimdex.store, "host-b:4242:remote"
+    store.stage_started(video_id, "commit")  # it runs commit again, holding the stage's claim
+    assert store.claim_stage(video_id, "commit", remote, lease_s=30)
     store.set_video_state(video_id, VideoState.PROCESSING)
+    ledger = [(s.stage, s.state, s.attempts) for s in store.stage_records(video_id)]
     r = alice.post(f"/videos/{video_id}/reprocess")
     assert r.status_code == 409 and "being indexed" in r.json()["message"]
-    assert [s.state for s in store.stage_records(video_id)] == ["done"] * len(STAGES), "nothing was reset"
+    assert [(s.stage, s.state, s.attempts) for s in store.stage_records(video_id)] == ledger, "nothing reset"
+    assert store.stage_done(video_id, "commit", 0.1, claimed_by=remote)
     store.set_video_state(video_id, VideoState.INDEXED)
     assert alice.post(f"/videos/{video_id}/reprocess").status_code == 202, "acknowledging is no conflict"
-    store.release_claim(video_id, "host-b:4242:remote")
+    store.release_stage_claim(video_id, "commit", remote)
     assert wait_for(alice, video_id)["state"] == "indexed"
     alice.delete(f"/videos/{video_id}")
 

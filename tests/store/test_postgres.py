@@ -117,10 +117,12 @@ def test_filtered_graph_search_still_returns_enough_rows(pg):
 
 def test_a_large_owner_is_searched_in_memory_exactly_and_kept_up_to_date(postgres_database) -> None:
     """Owners past exact_below keep their vectors and tags in memory: the same hits as the exact SQL
-    scan and the SQL tag query, and a commit or delete by another process shows at the next search."""
+    scan and the SQL tag query, with or without people named, and a commit or delete by another
+    process shows at the next search."""
     services.empty_database(postgres_database)
     reader, writer = PostgresStore(postgres_database), PostgresStore(postgres_database)
     reader.exact_below = 10  # alice's 24 scenes make her a large owner
+    ann, ben = writer.add_person("alice", "Ann").id, writer.add_person("alice", "Ben").id
     rng = np.random.default_rng(5)
     labels = ["tabby cat", "kelpie, dog", "street sign"]
 
@@ -141,22 +143,31 @@ def test_a_large_owner_is_searched_in_memory_exactly_and_kept_up_to_date(postgre
             for i in range(n)
         ]
         windows = WindowVectors([0, 0, 3], VectorSet("m", unit(3)))
+        # Ann in every other scene (a sure match, or a possible one: both count), Ben in every third
+        seen = [(i, ann, i % 4 == 2) for i in range(0, n, 2)] + [(i, ben, False) for i in range(0, n, 3)]
+        box = Box(x=0.1, y=0.1, w=0.2, h=0.2)
+        faces = [
+            FaceObservation(scene_index=i, t_s=i, box=box, score=0.9, embedding=[1.0] * 128, model="dlib")
+            for i, _, _ in seen
+        ]
+        matches = {k: FaceMatch(person, 0.3, possible) for k, (_, person, possible) in enumerate(seen)}
         writer.commit_video(
-            CommitBundle(video.id, None, scenes, VectorSet("m", unit(n)), [], windows=windows), {}
+            CommitBundle(video.id, None, scenes, VectorSet("m", unit(n)), faces, windows=windows), matches
         )
         return video.id
 
     def agrees_with_sql() -> None:
-        for query in unit(5):
-            memory = reader.dense_text(SceneFilter("alice"), "m", query, 10)
-            exact = reader._dense(SceneFilter("alice"), "m", query, 10, approximate=False)
-            assert [(h.scene_pk, h.window) for h in memory] == [(h.scene_pk, h.window) for h in exact]
-            assert [h.score for h in memory] == pytest.approx([h.score for h in exact], abs=1e-5)
-        weights = {"tabby cat": 0.9, "kelpie, dog": 0.5}
-        everything = SceneFilter("alice", created_from=0.0)  # a date filter: the SQL query
-        assert reader.scenes_with_labels(SceneFilter("alice"), weights, 10) == reader.scenes_with_labels(
-            everything, weights, 10
-        )
+        for people in ((), (ann,), (ann, ben)):
+            flt = SceneFilter("alice", person_ids=people)
+            for query in unit(5):
+                memory = reader.dense_text(flt, "m", query, 10)
+                exact = reader._dense(flt, "m", query, 10, approximate=False)
+                assert [(h.scene_pk, h.window) for h in memory] == [(h.scene_pk, h.window) for h in exact]
+                assert [h.score for h in memory] == pytest.approx([h.score for h in exact], abs=1e-5)
+            weights = {"tabby cat": 0.9, "kelpie, dog": 0.5}
+            everything = SceneFilter("alice", person_ids=people, created_from=0.0)  # a date filter: SQL
+            in_memory = reader.scenes_with_labels(flt, weights, 10)
+            assert in_memory == reader.scenes_with_labels(everything, weights, 10) and in_memory
 
     try:
         first = commit(12)
@@ -200,7 +211,7 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres
     other = PostgresStore(postgres_database, max_connections=1, idle_transaction_timeout_s=1.5)
     try:
         video = frozen.add_video("alice", "v.mp4", "k", 1, None)
-        assert frozen.claim_video(video.id, "frozen-worker", lease_s=0.5)
+        assert frozen.claim_stage(video.id, "commit", "frozen-worker", lease_s=0.5)
         holding, wake = threading.Event(), threading.Event()
         outcome: dict[str, object] = {}
 
@@ -215,7 +226,7 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_others(postgres
                 outcome["frozen"] = type(exc).__name__
 
         def take_over() -> None:
-            outcome["claimed"] = other.claim_video(video.id, "other-worker", lease_s=30)
+            outcome["claimed"] = other.claim_stage(video.id, "commit", "other-worker", lease_s=30)
 
         freezer = threading.Thread(target=freeze_mid_transaction, daemon=True)
         freezer.start()
@@ -306,5 +317,54 @@ def test_sqlite_database_from_before_possible_matches_is_upgraded(tmp_path) -> N
     store = SqliteStore(tmp_path / "old.db")
     try:
         _assert_one_sure_match(store, person_id, flt)
+    finally:
+        store.close()
+
+
+def test_an_owners_words_are_listed_at_commit_and_kept_after_a_delete(postgres_database) -> None:
+    """vocabulary() reads owner_lexemes, filled after each commit: the same lexemes ts_stat finds in
+    the owner's scenes, another owner's never; a deleted video's stay listed (search keeps only the
+    near words a scene still holds). Two commits of one owner at once, with the same words, do not
+    deadlock on them."""
+    services.empty_database(postgres_database)
+    store = PostgresStore(postgres_database)
+
+    def commit(owner: str, texts: list[str]) -> str:
+        video = store.add_video(owner, "v.mp4", "k", 1, None)
+        scenes = [SceneDraft(index=i, start_s=i, end_s=i + 1, transcript=t) for i, t in enumerate(texts)]
+        vectors = np.eye(len(texts), 8, dtype=np.float32)
+        store.commit_video(CommitBundle(video.id, "en", scenes, VectorSet("m", vectors), []), {})
+        return video.id
+
+    def scanned(owner: str) -> set[str]:
+        rows = store.db.all(
+            "SELECT word FROM ts_stat(format('SELECT fts FROM scenes WHERE owner_id = %L', ?::text))",
+            (owner,),
+        )
+        return {r["word"] for r in rows}
+
+    try:
+        first = commit("alice", ["The lighthouse keepers were singing", "a harbour at dawn"])
+        commit("bob", ["Bob's own zeppelin"])
+        assert set(store.vocabulary("alice")) == scanned("alice") and "zeppelin" not in scanned("alice")
+        commit("alice", ["sailing boats"])
+        assert set(store.vocabulary("alice")) == scanned("alice") >= {"sail", "lighthous"}
+        store.delete_video("alice", first)
+        assert set(store.vocabulary("alice")) > scanned("alice"), "a deleted video's words stay listed"
+        errors: list[BaseException] = []
+
+        def commit_often() -> None:
+            try:
+                for k in range(6):
+                    commit("carol", [f"words shared by both writers {w}" for w in ("one", "two", str(k))])
+            except BaseException as exc:
+                errors.append(exc)
+
+        writers = [threading.Thread(target=commit_often) for _ in range(2)]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(60)
+        assert errors == [] and set(store.vocabulary("carol")) == scanned("carol")
     finally:
         store.close()

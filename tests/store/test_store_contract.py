@@ -862,34 +862,6 @@ def test_concurrent_searches_and_commits(store):
     assert store.scene_count("alice") == 8
 
 
-def test_claims_are_exclusive_until_released(store):
-    v = store.add_video("alice", "a.mp4", "k", 1, None)
-    assert store.claim_video(v.id, "w1", 30)
-    assert store.get_video(v.owner_id, v.id).claimed_by == "w1"
-    assert not store.claim_video(v.id, "w2", 30), "a live claim is exclusive"
-    assert store.claim_video(v.id, "w1", 30), "the holder may claim again"
-    assert store.renew_claim(v.id, "w1", 30)
-    assert not store.renew_claim(v.id, "w2", 30)
-    store.release_claim(v.id, "w2")  # not the holder: nothing happens
-    assert store.get_video(v.owner_id, v.id).claimed_by == "w1"
-    store.release_claim(v.id, "w1")
-    assert store.get_video(v.owner_id, v.id).claimed_by is None
-    assert not store.renew_claim(v.id, "w1", 30), "a released claim cannot be renewed"
-    assert store.claim_video(v.id, "w2", 30)
-    assert not store.claim_video("nope", "w1", 30)
-
-
-def test_an_expired_claim_can_be_taken_over(store):
-    v = store.add_video("alice", "a.mp4", "k", 1, None)
-    assert store.claim_video(v.id, "w1", 0.2)
-    assert not store.claim_video(v.id, "w2", 30)
-    time.sleep(0.4)  # w1 stopped renewing (killed): its lease runs out
-    assert store.get_video(v.owner_id, v.id).claimed_by is None
-    assert store.claim_video(v.id, "w2", 30)
-    assert not store.renew_claim(v.id, "w1", 30), "the old holder lost it"
-    assert store.get_video(v.owner_id, v.id).claimed_by == "w2"
-
-
 def test_a_lease_is_held_by_one_holder_until_released_or_expired(store):
     """The lease LibraryReembed re-embeds under (reembed.py): one process at a time, the holder may
     take it again, and a holder that stopped renewing (killed) loses it once it expires."""
@@ -988,15 +960,6 @@ def test_stage_claims_from_many_threads_have_one_winner(store):
     v = store.add_video("alice", "a.mp4", "k", 1, None)
     with ThreadPoolExecutor(4) as pool:
         won = list(pool.map(lambda i: store.claim_stage(v.id, "embed_text", f"w{i}", 30), range(8)))
-    assert won.count(True) == 1
-
-
-def test_claims_from_many_threads_have_one_winner(store):
-    from concurrent.futures import ThreadPoolExecutor
-
-    v = store.add_video("alice", "a.mp4", "k", 1, None)
-    with ThreadPoolExecutor(4) as pool:
-        won = list(pool.map(lambda i: store.claim_video(v.id, f"w{i}", 30), range(8)))
     assert won.count(True) == 1
 
 

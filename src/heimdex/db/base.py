@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,11 @@ class Database(ABC):
     @abstractmethod
     def session(self) -> AbstractContextManager[Session]:
         """A connection for reads (each statement on its own)."""
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Every statement the block runs on this thread goes through one connection (a search's ~20
+        statements pay one checkout from the pool, not twenty). SQLite keeps one per thread anyway."""
+        return nullcontext()
 
     @abstractmethod
     def close(self) -> None: ...

@@ -190,15 +190,38 @@ class PostgresDatabase(Database):
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
+        self._pinned = threading.local()  # .conn: the connection this thread's block holds
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        conn = getattr(self._pinned, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        if getattr(self._pinned, "conn", None) is not None:  # already inside one: keep it
+            yield
+            return
+        # The pool checks a connection when it hands it out (a round trip): once for the block.
+        with self.pool.connection() as conn:
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
 
     @contextmanager
     def tx(self) -> Iterator[_PostgresSession]:
-        with self.pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             yield _PostgresSession(conn)
 
     @contextmanager
     def session(self) -> Iterator[_PostgresSession]:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             yield _PostgresSession(conn)
 
     def binary(self, query: Any, params: Sequence[Any] = ()) -> list[Row]:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from heimdex.search.fusion import (
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, mentions, stem
-from heimdex.search.spelling import MIN_LENGTH, Lexicon
+from heimdex.search.spelling import MAX_NEAR, MIN_LENGTH, Lexicon
 from heimdex.store import SceneFilter, ScoredScene, Store
 from heimdex.text_windows import transcript_windows
 
@@ -62,6 +63,7 @@ LABEL_STANDOUT = 0.03  # how far the best label must be above the 90th percentil
 MAX_LABELS = 6  # labels matched by meaning
 MAX_MATCHED_LABELS = 24  # all matched labels
 QUERY_CACHE_SIZE = 1024
+EMBED_THREADS = 4  # searches embedding their queries at once (the model's own threads are its own)
 EXAMPLE_WITHIN = 5  # "more like this": the example's own scene is looked for among this many first
 LABEL_WORD_WEIGHT = 0.9  # a query word that is literally a word of the label
 _LABEL_WORD = re.compile(r"[\w']+")
@@ -130,18 +132,36 @@ class SearchEngine:
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._lexicons: dict[str, tuple[object, Lexicon]] = {}  # owner -> (the store's word list, index)
+        self._heads: tuple[list[str], dict[str, list[int]]] | None = None  # see _label_heads
+        self._embed_pool = ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="query-embed")
 
     def search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
         query = parse_query(request.query)
         if any(has_hangul(t) for t in query.terms):  # Korean words are searched as their morphemes
             query = replace(query, terms=list(dict.fromkeys(m for t in query.terms for m in _morphemes(t))))
-        flt = self._filter(request, query)
-        words = self._words(flt.owner_id, query)
-        channels, labels, reference = self._channels(flt, query, words)
-        fused = cut(self._fuse(flt.owner_id, channels, reference, words), request.min_confidence)
-        hits = self._hits(request, query, fused, channels, labels, words)
+        with self.store.one_connection():
+            flt = self._filter(request, query)
+            # The query is embedded while the database looks its words up and ranks full text: the
+            # model runs in this process, the SQL in the server's, and neither waits for the other.
+            pending = self._embedding(query)
+            words = self._words(flt.owner_id, query)
+            channels, labels, reference = self._channels(flt, query, words, pending)
+            fused = cut(self._fuse(flt.owner_id, channels, reference, words), request.min_confidence)
+            hits = self._hits(request, query, fused, channels, labels, words)
         return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, query=query)
+
+    def _embedding(self, query: ParsedQuery) -> Future[tuple[TextEmbedder, np.ndarray]] | None:
+        """The embedder and the query's vector, computed on the engine's threads; None when the query
+        needs no vector (no free text, or a quoted phrase, which only full text answers)."""
+        if not query.has_text or query.phrases:
+            return None
+
+        def embed() -> tuple[TextEmbedder, np.ndarray]:
+            embedder = self._embedder()
+            return embedder, self._query_vector(embedder, query.text)
+
+        return self._embed_pool.submit(embed)
 
     def search_image(self, request: SearchRequest, model: str, vector: np.ndarray) -> SearchResult:
         """Scenes whose frames look like the example image (its `model` vector). `request.query` may
@@ -190,11 +210,14 @@ class SearchEngine:
         if not missing or query.phrases:  # a quoted phrase means exactly these words
             return QueryWords(words, counts, {})
         lexicon = self._lexicon(owner_id)
-        found = lambda t: [*lexicon.near(t), *lexicon.near(stem(t)), *lexicon.splits(t)]  # noqa: E731
-        near = {t: list(dict.fromkeys(found(t))) for t in missing}
-        # The library's words may be another owner's (SQLite's index is shared): keep the owner's.
-        held = self.store.term_counts(owner_id, [w for ws in near.values() for w in ws], 1)
-        near = {t: [w for w in ws if held.get(w)] for t, ws in near.items()}
+        found = {t: (lexicon.near(t, None), lexicon.near(stem(t), None), lexicon.splits(t)) for t in missing}
+        # The library's words may be another owner's (SQLite's index is shared) or a deleted video's
+        # (PostgreSQL's list only grows): the nearest MAX_NEAR of those the owner's scenes hold.
+        held = self.store.term_counts(owner_id, [w for pair in found.values() for ws in pair for w in ws], 1)
+        near = {
+            t: list(dict.fromkeys(w for ws in pair for w in [w for w in ws if held.get(w)][:MAX_NEAR]))
+            for t, pair in found.items()
+        }
         return QueryWords(words, counts, {t: ws for t, ws in near.items() if ws})
 
     def _lexicon(self, owner_id: str) -> Lexicon:
@@ -212,10 +235,15 @@ class SearchEngine:
         return lexicon
 
     def _channels(
-        self, flt: SceneFilter, query: ParsedQuery, words: QueryWords
+        self,
+        flt: SceneFilter,
+        query: ParsedQuery,
+        words: QueryWords,
+        pending: Future[tuple[TextEmbedder, np.ndarray]] | None,
     ) -> tuple[dict[str, list[ScoredScene]], dict[str, float], float]:
         """The ranked list of each channel, the tag labels the query matched, and the cosine that a
-        semantic hit must stand out from (fusion.semantic_band)."""
+        semantic hit must stand out from (fusion.semantic_band); `pending` is the query's embedding
+        (see _embedding)."""
         channels: dict[str, list[ScoredScene]] = {}
         if flt.person_ids:
             channels["person"] = self.store.scenes_with_people(flt, CANDIDATES)
@@ -223,10 +251,9 @@ class SearchEngine:
             return channels, {}, 0.0
         terms = [*query.terms, *words.near_terms]
         channels["fulltext"] = self.store.full_text(flt, terms, query.phrases, CANDIDATES)
-        if query.phrases:  # a quoted phrase is a hard requirement: no channel may add scenes without it
+        if pending is None:  # a quoted phrase is a hard requirement: no channel may add scenes without it
             return channels, {}, 0.0
-        embedder = self._embedder()
-        vector = self._query_vector(embedder, query.text)
+        embedder, vector = pending.result()
         centred, scale = self.centring.centre(embedder, query.text, vector)
         semantic = [
             ScoredScene(s.scene_pk, s.score * scale, s.window)
@@ -288,10 +315,11 @@ class SearchEngine:
             close = np.flatnonzero(sims >= best - LABEL_MARGIN)
             for i in close[np.argsort(-sims[close])][:MAX_LABELS]:
                 matched[names[i]] = float(sims[i])
+        heads = self._label_heads(names)
         stems = {stem(t) for t in terms if len(t) >= 3}
-        for i, name in enumerate(names):
-            if stems and not stems.isdisjoint(_label_stems(name)):
-                matched[name] = max(matched.get(name, 0.0), float(sims[i]), LABEL_WORD_WEIGHT)
+        for i in sorted({i for s in stems for i in heads.get(s, ())}):
+            name = names[i]
+            matched[name] = max(matched.get(name, 0.0), float(sims[i]), LABEL_WORD_WEIGHT)
         if len(matched) > MAX_MATCHED_LABELS:
             # "dog" names 130 breeds: scoring every scene tagged with any of them cost ~60 ms at 100k
             # scenes. Keep the strongest (word matches first, then by meaning); full text still finds
@@ -300,6 +328,21 @@ class SearchEngine:
             ranked = sorted(matched, key=lambda n: (-matched[n], -closeness[n]))
             matched = {n: matched[n] for n in ranked[:MAX_MATCHED_LABELS]}
         return matched
+
+    def _label_heads(self, names: list[str]) -> dict[str, list[int]]:
+        """Label positions by the stems of their head nouns (_label_stems), for this list of labels
+        (the store hands out the same list while the labels are unchanged): a search used to stem
+        every label's words again, ~1000 labels each time."""
+        with self._cache_lock:
+            if self._heads is not None and self._heads[0] is names:
+                return self._heads[1]
+        heads: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            for head in _label_stems(name):
+                heads.setdefault(head, []).append(i)
+        with self._cache_lock:
+            self._heads = (names, heads)
+        return heads
 
     def _fuse(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -226,22 +227,6 @@ class JobLedger(ABC):
     @abstractmethod
     def set_video_info(self, video_id: str, info: MediaInfo) -> None: ...
 
-    # A worker holds a video exclusively while it runs its pipeline: the claim is a lease (owner and
-    # expiry on the video row) that the worker renews; a killed worker stops renewing, the lease runs
-    # out and another worker may claim the video and resume it from the ledger. Expiry is judged by
-    # the database's clock, so workers' clocks need not agree.
-    @abstractmethod
-    def claim_video(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        """Take the video if nobody holds a live claim on it (or `worker_id` already does)."""
-
-    @abstractmethod
-    def renew_claim(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        """Extend the worker's claim; False when the worker no longer holds it."""
-
-    @abstractmethod
-    def release_claim(self, video_id: str, worker_id: str) -> None:
-        """Give the claim up (a no-op unless `worker_id` holds it)."""
-
     # Server mode runs stages, not whole videos: a worker holds one stage of a video exclusively while
     # it runs it (owner and expiry on the stage's ledger row, judged by the database's clock), so that
     # a message delivered twice runs the stage once. The video row shows a live holder for `status`
@@ -327,6 +312,11 @@ class JobLedger(ABC):
 class SceneIndex(ABC):
     """What search reads: scenes and the retrieval channels, all scoped by owner."""
 
+    def one_connection(self) -> AbstractContextManager[None]:
+        """The calls made inside the block, on this thread, share one database connection: a search
+        reads through a dozen of them, and each would otherwise take (and check) a pooled one."""
+        return nullcontext()
+
     @abstractmethod
     def scenes_by_pk(self, owner_id: str, scene_pks: Sequence[int]) -> dict[int, Scene]:
         """The owner's scenes among `scene_pks` (others are left out)."""
@@ -355,7 +345,8 @@ class SceneIndex(ABC):
 
     @abstractmethod
     def vocabulary(self, owner_id: str) -> Sequence[str]:
-        """The words full text indexes for the owner (may include other owners' words, and stems):
+        """The words full text indexes for the owner (may include other owners' words, words of
+        videos since deleted, and stems):
         candidates for near-word lookups, which check each against term_counts. The same object is
         returned while the words have not changed, so that callers can keep an index of it."""
 

@@ -26,8 +26,9 @@ from psycopg import sql
 
 from heimdex.db.base import Row
 from heimdex.db.postgres import PostgresDatabase, open_pool, open_schema, placeholders
+from heimdex.domain import TranscriptEdit
 from heimdex.matching import FaceMatch
-from heimdex.store.base import CommitBundle, SceneFilter, ScoredScene, StoredFrame
+from heimdex.store.base import LIVE_MATCH, CommitBundle, CorrectedText, SceneFilter, ScoredScene, StoredFrame
 from heimdex.store.sql import FACE_COLUMNS, SCENE_COLUMNS, SqlStore
 from heimdex.validation import strip_controls
 
@@ -38,6 +39,7 @@ EF_SEARCH = 800
 # Owners with fewer scenes than this get exact dense search: a few ms, and recall 1.
 EXACT_BELOW = 5000
 BIG_OWNER_TTL_S = 60.0
+SMALL_OWNER_TTL_S = 5.0
 VOCABULARY_OWNERS = 256  # owners whose word lists are kept (a few hundred kB each)
 # Larger owners' vectors are kept in memory, up to this many bytes for all owners together, for an
 # exact search in numpy. With 1,000 owners on a server, the graph walk filtered to one owner's 1-12 %
@@ -84,7 +86,9 @@ class _OwnerMatrix:
         self.matrix = np.zeros((0, 0), dtype=np.float32)  # unit rows
         self.tags: dict[str, tuple[np.ndarray, list[str], np.ndarray]] = {}  # id -> pks, labels, scores
         self.tag_pks = np.zeros(0, dtype=np.int64)
-        self.tag_labels = np.zeros(0, dtype=object)
+        # each tag's label as a number (np.isin over 360k label strings cost ~20 ms a search)
+        self.label_codes: dict[str, int] = {}
+        self.tag_labels = np.zeros(0, dtype=np.int32)
         self.tag_scores = np.zeros(0, dtype=np.float64)
 
     @property
@@ -97,16 +101,27 @@ class _OwnerMatrix:
         self.windows = np.concatenate([p[1] for p in parts]) if parts else self.windows[:0]
         self.matrix = np.vstack([p[2] for p in parts]) if parts else self.matrix[:0]
         self.tag_pks = np.concatenate([t[0] for t in tags]) if tags else self.tag_pks[:0]
-        self.tag_labels = np.array([label for t in tags for label in t[1]], dtype=object)
+        codes = self.label_codes
+        self.tag_labels = np.array(
+            [codes.setdefault(label, len(codes)) for t in tags for label in t[1]], dtype=np.int32
+        )
         self.tag_scores = np.concatenate([t[2] for t in tags]) if tags else self.tag_scores[:0]
 
-    def with_labels(self, label_weights: dict[str, float], limit: int) -> list[ScoredScene]:
+    def with_labels(
+        self, label_weights: dict[str, float], limit: int, among: np.ndarray | None = None
+    ) -> list[ScoredScene]:
         """scenes_with_labels over the owner's tags: each scene's best tag score times its label's
-        weight, best first (ties by pk), in float64 as PostgreSQL computes it."""
-        mask = np.isin(self.tag_labels, list(label_weights))
+        weight, best first (ties by pk), in float64 as PostgreSQL computes it; with `among`, of those
+        scenes (pks) only."""
+        weight_of = np.zeros(len(self.label_codes), dtype=np.float64)
+        wanted = [self.label_codes[label] for label in label_weights if label in self.label_codes]
+        weight_of[wanted] = [label_weights[label] for label in label_weights if label in self.label_codes]
+        mask = np.isin(self.tag_labels, wanted)
+        if among is not None:
+            mask &= np.isin(self.tag_pks, among)
         if not mask.any():
             return []
-        weights = np.array([label_weights[label] for label in self.tag_labels[mask]], dtype=np.float64)
+        weights = weight_of[self.tag_labels[mask]]
         scores, pks = self.tag_scores[mask] * weights, self.tag_pks[mask]
         order = np.lexsort((-scores, pks))  # by pk, best first within a pk
         first = np.ones(len(order), dtype=bool)
@@ -115,22 +130,26 @@ class _OwnerMatrix:
         best = best[np.lexsort((pks[best], -scores[best]))][:limit]
         return [ScoredScene(int(pks[i]), float(scores[i])) for i in best]
 
-    def best(self, query: np.ndarray, limit: int) -> list[ScoredScene]:
+    def best(self, query: np.ndarray, limit: int, among: np.ndarray | None = None) -> list[ScoredScene]:
         """The `limit` scenes whose best vector is nearest the query by cosine, exactly: if the top k
-        rows hold `limit` distinct scenes, no row below them can be a better scene's best."""
-        if not len(self.pks) or limit <= 0:
+        rows hold `limit` distinct scenes, no row below them can be a better scene's best. With
+        `among`, only those scenes (pks) count."""
+        rows = np.flatnonzero(np.isin(self.pks, among)) if among is not None else None
+        pks, windows = (self.pks, self.windows) if rows is None else (self.pks[rows], self.windows[rows])
+        if not len(pks) or limit <= 0:
             return []
         norm = float(np.linalg.norm(query))
-        sims = self.matrix @ (query / norm if norm else query)
+        matrix = self.matrix if rows is None else self.matrix[rows]
+        sims = matrix @ (query / norm if norm else query)
         k = min(len(sims), limit * (WINDOWS_PER_SCENE + 1))
         while True:
             top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
-            top = top[np.lexsort((self.pks[top], -sims[top]))]
+            top = top[np.lexsort((pks[top], -sims[top]))]
             best: dict[int, ScoredScene] = {}
             for i in top.tolist():
-                pk = int(self.pks[i])
+                pk = int(pks[i])
                 if pk not in best:
-                    window = int(self.windows[i])
+                    window = int(windows[i])
                     best[pk] = ScoredScene(pk, float(sims[i]), None if window < 0 else window)
             if len(best) >= limit or k >= len(sims):
                 return list(best.values())[:limit]
@@ -163,6 +182,7 @@ class PostgresStore(SqlStore):
         self._indexes: set[str] = set()  # HNSW indexes known to exist (saves a catalog lookup per commit)
         self._indexes_lock = threading.Lock()
         self._large_owners: dict[str, float] = {}  # owner -> when it was last seen to own many scenes
+        self._small_owners: dict[str, tuple[float, int]] = {}  # owner -> (when seen small, exact_below)
         self._vocabulary: dict[str, tuple[tuple[Any, ...], Sequence[str]]] = {}  # owner -> (version, words)
         self._vocabulary_lock = threading.Lock()
         # model -> (label count, labels, matrix): labels are only ever added, so a count tells if stale
@@ -244,8 +264,33 @@ class PostgresStore(SqlStore):
             scene_pks = self._insert_scenes(s.conn, video, bundle)
             self._insert_faces(s.conn, video, bundle, scene_pks, person_matches)
             self._finish_commit(s, video, bundle)
+        self._add_lexemes("s.video_id = ?", video["id"])
         with self._vocabulary_lock:  # this process's searches see the new words at once
             self._vocabulary.pop(video["owner_id"], None)
+
+    def _add_lexemes(self, where: str, key: str) -> None:
+        """List the words of some scenes as their owner's (owner_lexemes, see migration 0014). In a
+        statement of its own after the commit, in lexeme order: two commits of one owner at once
+        insert the same words, and inside their transactions, in any order, they could deadlock."""
+        with self.db.tx() as s:
+            s.execute(
+                "INSERT INTO owner_lexemes (owner_id, lexeme) SELECT DISTINCT s.owner_id, w FROM scenes s,"
+                f" unnest(tsvector_to_array(s.fts)) AS w WHERE {where} ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+                (key,),
+            )
+
+    def correct_scene(
+        self,
+        owner_id: str,
+        scene_id: str,
+        text: CorrectedText,
+        save: TranscriptEdit | None,
+        drop: Sequence[str] = (),
+    ) -> None:
+        super().correct_scene(owner_id, scene_id, text, save, drop)
+        self._add_lexemes("s.id = ?", scene_id)
+        with self._vocabulary_lock:
+            self._vocabulary.pop(owner_id, None)
 
     def add_frame_vectors(
         self, owner_id: str, model: str, frames: Sequence[StoredFrame], vectors: np.ndarray
@@ -394,20 +439,21 @@ class PostgresStore(SqlStore):
         return [ScoredScene(int(r["pk"]), float(r["rank"])) for r in rows]
 
     def vocabulary(self, owner_id: str) -> Sequence[str]:
-        """The owner's lexemes (folded words and their English stems). ts_stat reads every scene of
-        the owner (30 ms for 900 scenes, 260 ms for 12k), so the list is kept until the owner's videos
-        change: any commit or delete, in any process, changes their count, latest updated_at or scene
-        total, read on each call through videos_by_owner (under a millisecond)."""
+        """The owner's lexemes (folded words and their English stems), and those of videos since
+        deleted: owner_lexemes, filled at commit (ts_stat over the owner's scenes took 40-70 ms for 900
+        on a loaded machine). Kept until the owner's videos change: any commit or delete, in any
+        process, changes their count, latest updated_at or scene total, read on each call through
+        videos_by_owner (under a millisecond)."""
         version = self._owner_version(owner_id)
         with self._vocabulary_lock:
             cached = self._vocabulary.get(owner_id)
             if cached is not None and cached[0] == version:
                 return cached[1]
-        rows = self._all(
-            "SELECT word FROM ts_stat(format('SELECT fts FROM scenes WHERE owner_id = %L', ?::text))",
-            (owner_id,),
+        # one array, not a row per word: 9k dict rows cost more than the query
+        row = self.db.one(
+            "SELECT array_agg(lexeme) AS words FROM owner_lexemes WHERE owner_id = ?", (owner_id,)
         )
-        words = tuple(r["word"] for r in rows)
+        words = tuple(row["words"] or ())
         with self._vocabulary_lock:
             self._vocabulary.pop(owner_id, None)
             self._vocabulary[owner_id] = (version, words)  # the newest last
@@ -448,15 +494,31 @@ class PostgresStore(SqlStore):
             return []
         # Video and person filters, and small owners, keep few scenes: an exact scan of those is
         # cheap, while the graph walk would visit many other owners' scenes to find them.
-        selective = bool(flt.video_ids or flt.person_ids) or self._owns_few_scenes(flt.owner_id)
-        if not selective and flt.created_from is None and flt.created_to is None:
+        few = self._owns_few_scenes(flt.owner_id)
+        if not few and not flt.video_ids and flt.created_from is None and flt.created_to is None:
+            # A large owner's vectors in memory, exact; with people named, only the scenes they are in
+            # (the exact scan in SQL read every scene of the owner to test the filter on each).
             matrix = self._owner_matrix(flt.owner_id, model, dim)
             if matrix is not None:
-                return matrix.best(query, limit)
+                among = self._scenes_of_people(flt) if flt.person_ids else None
+                return matrix.best(query, limit, among)
+        selective = bool(flt.video_ids or flt.person_ids) or few
         hits = [] if selective else self._dense(flt, model, query, limit, approximate=True)
         if len(hits) < limit:  # the graph walk gave up (or the filter kept few rows): be exact
             hits = self._dense(flt, model, query, limit, approximate=False)
         return hits
+
+    def _scenes_of_people(self, flt: SceneFilter) -> np.ndarray:
+        """The pks of the owner's scenes where every person of the filter is seen (a live match), as
+        _filter_sql's person conditions select them."""
+        people = list(flt.person_ids)
+        rows = self.db.all(
+            "SELECT f.scene_pk FROM faces f JOIN face_matches m ON m.face_pk = f.pk"
+            f" WHERE f.owner_id = ? AND m.person_id = ANY(?) AND {LIVE_MATCH}"
+            " GROUP BY f.scene_pk HAVING count(DISTINCT m.person_id) = ?",
+            (flt.owner_id, people, len(people)),
+        )
+        return np.array([r["scene_pk"] for r in rows], dtype=np.int64)
 
     def _owner_matrix(self, owner_id: str, model: str, dim: int) -> _OwnerMatrix | None:
         """The owner's vectors in memory, brought up to date first: the videos whose (updated_at,
@@ -546,15 +608,24 @@ class PostgresStore(SqlStore):
     def _owns_few_scenes(self, owner_id: str) -> bool:
         # Counting 5000 index entries costs ~3 ms, so a large owner is remembered for a minute; if it
         # shrank meanwhile, the graph walk comes back short and dense_text falls back to exact anyway.
-        if time.monotonic() - self._large_owners.get(owner_id, -BIG_OWNER_TTL_S) < BIG_OWNER_TTL_S:
+        # A small owner is remembered for a few seconds, with the limit it was measured against: a
+        # search asks twice (dense, tags). Either answer only picks a path; both give the same hits.
+        now = time.monotonic()
+        if now - self._large_owners.get(owner_id, -BIG_OWNER_TTL_S) < BIG_OWNER_TTL_S:
             return False
+        seen, below = self._small_owners.get(owner_id, (-SMALL_OWNER_TTL_S, None))
+        if now - seen < SMALL_OWNER_TTL_S and below == self.exact_below:
+            return True
         row = self.db.one(  # LIMIT bounds the count's cost however many scenes the owner has
             "SELECT count(*) AS n FROM (SELECT 1 FROM scenes WHERE owner_id = ? LIMIT ?) AS few",
             (owner_id, self.exact_below),
         )
         if int(row["n"]) < self.exact_below:
+            if len(self._small_owners) > 4096:  # old entries are useless: start again
+                self._small_owners.clear()
+            self._small_owners[owner_id] = (now, self.exact_below)
             return True
-        self._large_owners[owner_id] = time.monotonic()
+        self._large_owners[owner_id] = now
         return False
 
     def image_search(self, flt: SceneFilter, model: str, query: np.ndarray, limit: int) -> list[ScoredScene]:
@@ -587,12 +658,15 @@ class PostgresStore(SqlStore):
         windows' (a scene has a few windows or frames, so a few times `limit` of them hold the best of
         `limit` scenes)."""
         best: dict[int, ScoredScene] = {}
-        for kind, per_scene in kinds:
+        parts, values = [], []
+        for kind, per_scene in kinds:  # one statement for all kinds: one round trip
             statement, params = self.dense_sql(flt, model, query, limit * per_scene, approximate, kind)
-            for row in self._all(statement, params):
-                pk, score = int(row["scene_pk"]), 1.0 - float(row["distance"])
-                if pk not in best or score > best[pk].score:
-                    best[pk] = ScoredScene(pk, score, row["part"] if kind == WINDOW else None)
+            parts.append(sql.SQL("SELECT {kind} AS kind, q.* FROM ({q}) q").format(kind=kind, q=statement))
+            values += params
+        for row in self._all(sql.SQL(" UNION ALL ").join(parts), values):
+            pk, score = int(row["scene_pk"]), 1.0 - float(row["distance"])
+            if pk not in best or score > best[pk].score:
+                best[pk] = ScoredScene(pk, score, row["part"] if row["kind"] == WINDOW else None)
         return sorted(best.values(), key=lambda s: (-s.score, s.scene_pk))[:limit]
 
     def dense_sql(
@@ -656,13 +730,14 @@ class PostgresStore(SqlStore):
     ) -> list[ScoredScene]:
         if not label_weights:
             return []
-        if not self._restricts(flt):
+        if not flt.video_ids and flt.created_from is None and flt.created_to is None:
             with self._matrices_lock:
                 cached = next((key for key in self._matrices if key[0] == flt.owner_id), None)
             # a large owner whose vectors dense_text keeps: its tags are there too (brought up to date)
             matrix = self._owner_matrix(*cached) if cached else None
             if matrix is not None:
-                return matrix.with_labels(label_weights, limit)
+                among = self._scenes_of_people(flt) if flt.person_ids else None
+                return matrix.with_labels(label_weights, limit, among)
         where, params = self._filter_sql(flt)
         labels, weights = list(label_weights), [float(w) for w in label_weights.values()]
         if self._owns_few_scenes(flt.owner_id):

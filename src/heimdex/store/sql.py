@@ -11,6 +11,7 @@ import json
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,9 @@ class SqlStore(Store):
             f"SELECT s.*, {names.format(SURE_MATCH)} AS people_names,"
             f" {names.format(POSSIBLE_MATCH)} AS possible_names FROM scenes s"
         )
+
+    def one_connection(self) -> AbstractContextManager[None]:
+        return self.db.pinned()
 
     def close(self) -> None:
         self.db.close()
@@ -177,31 +181,6 @@ class SqlStore(Store):
             s.execute(
                 "UPDATE videos SET info = ?, updated_at = ? WHERE id = ?",
                 (info.model_dump_json(), time.time(), video_id),
-            )
-
-    def claim_video(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        now = self.db.now()
-        with self.db.tx() as s:
-            cur = s.execute(
-                f"UPDATE videos SET claimed_by = ?, claim_expires = {now} + ? WHERE id = ?"
-                f" AND (claimed_by IS NULL OR claimed_by = ? OR claim_expires < {now})",
-                (worker_id, lease_s, video_id, worker_id),
-            )
-            return cur.rowcount == 1
-
-    def renew_claim(self, video_id: str, worker_id: str, lease_s: float) -> bool:
-        with self.db.tx() as s:
-            cur = s.execute(
-                f"UPDATE videos SET claim_expires = {self.db.now()} + ? WHERE id = ? AND claimed_by = ?",
-                (lease_s, video_id, worker_id),
-            )
-            return cur.rowcount == 1
-
-    def release_claim(self, video_id: str, worker_id: str) -> None:
-        with self.db.tx() as s:
-            s.execute(
-                "UPDATE videos SET claimed_by = NULL, claim_expires = NULL WHERE id = ? AND claimed_by = ?",
-                (video_id, worker_id),
             )
 
     def claim_stage(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:

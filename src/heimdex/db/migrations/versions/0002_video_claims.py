@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2025-02-01
 
 Mirrors the claimed_by / claim_expires columns of schema_sqlite.sql. claim_expires is epoch seconds
-on the database server's clock (see PostgresStore.claim_video).
+on the database server's clock (see SqlStore.claim_stage, which sets them).
 """
 
 from __future__ import annotations
