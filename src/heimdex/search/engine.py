@@ -210,14 +210,15 @@ class SearchEngine:
         if not missing or query.phrases:  # a quoted phrase means exactly these words
             return QueryWords(words, counts, {})
         lexicon = self._lexicon(owner_id)
+        # Each missing word's candidates, nearest first: near the word, near its stem, and the word
+        # as a compound written apart.
         found = {t: (lexicon.near(t, None), lexicon.near(stem(t), None), lexicon.splits(t)) for t in missing}
         # The library's words may be another owner's (SQLite's index is shared) or a deleted video's
-        # (PostgreSQL's list only grows): the nearest MAX_NEAR of those the owner's scenes hold.
-        held = self.store.term_counts(owner_id, [w for pair in found.values() for ws in pair for w in ws], 1)
-        near = {
-            t: list(dict.fromkeys(w for ws in pair for w in [w for w in ws if held.get(w)][:MAX_NEAR]))
-            for t, pair in found.items()
-        }
+        # (PostgreSQL's list only grows): of each list, the nearest MAX_NEAR the owner's scenes hold.
+        asked = [w for lists in found.values() for ws in lists for w in ws]
+        held = self.store.term_counts(owner_id, asked, 1)
+        kept = lambda ws: [w for w in ws if held.get(w)][:MAX_NEAR]  # noqa: E731
+        near = {t: list(dict.fromkeys(w for ws in lists for w in kept(ws))) for t, lists in found.items()}
         return QueryWords(words, counts, {t: ws for t, ws in near.items() if ws})
 
     def _lexicon(self, owner_id: str) -> Lexicon:
