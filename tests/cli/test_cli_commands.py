@@ -153,6 +153,9 @@ def test_people_list_rename_and_remove(library) -> None:
     (hit,) = search(home, 'person:"Jesper Hansen"')
     assert (hit["scene_index"], hit["people"]) == (0, ["Jesper Hansen"])
     refused(home, "search", "person:Jesper", reason="no enrolled person called 'Jesper'")
+    refused(
+        home, "search", "person: garden", reason="person: needs a name after the colon, as in person:Donna"
+    )
     donna = assets.kphotoalbum_photo("donna.jpg")
     ok(home, "people", "add", "Donna", str(donna))
     refused(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from heimdex.domain import SceneDraft
-from heimdex.errors import NotFoundError
+from heimdex.errors import InvalidRequestError, NotFoundError
 from heimdex.ml.text_embed import E5Embedder
 from heimdex.search.engine import SearchEngine, SearchRequest
 from heimdex.search.query import parse_query
@@ -97,11 +97,18 @@ def test_parse_query_takes_anything() -> None:
             assert find_control(text) is None, (raw, text)
     assert parse_query('person:"Mary bridge').people == ["Mary"]  # an unterminated quote
     assert parse_query('person:" bridge').people == [] and parse_query('person:"').terms == []
+    assert parse_query("person: rooftop").unnamed == ["person"] and parse_query("person:").terms == []
+    assert parse_query('person:"" video:').unnamed == ["person", "video"]
+    assert parse_query('person:Donna video:v1 "person:" garden').unnamed == []
 
 
 def test_nasty_queries_never_fail_on_either_store(engine) -> None:
     for raw in NASTY:
-        search(engine, raw)  # no exception from FTS5's parser, tsquery or PostgreSQL's NUL check
+        if parse_query(raw).unnamed:  # person: or video: alone: the user is told what to write
+            with pytest.raises(InvalidRequestError, match="needs a name after the colon"):
+                search(engine, raw)
+        else:
+            search(engine, raw)  # no exception from FTS5's parser, tsquery or PostgreSQL's NUL check
 
 
 def test_control_characters_are_spaces_and_the_words_still_count(engine) -> None:

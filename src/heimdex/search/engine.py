@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from heimdex.domain import Scene, SearchHit, Video
-from heimdex.errors import NotFoundError
+from heimdex.errors import InvalidRequestError, NotFoundError
 from heimdex.korean import has_hangul, morphemes
 from heimdex.ml.base import TextEmbedder
 from heimdex.search.fusion import (
@@ -47,10 +47,11 @@ from heimdex.search.fusion import (
 )
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
-from heimdex.search.snippets import make_snippet, mentions, stem
+from heimdex.search.snippets import make_snippet, mentions
 from heimdex.search.spelling import MAX_NEAR, MIN_LENGTH, Lexicon
 from heimdex.store import SceneFilter, ScoredScene, Store
 from heimdex.text_windows import transcript_windows
+from heimdex.words import stem
 
 CANDIDATES = 100  # per channel, before fusion
 # Tag labels match the query by meaning when the query's vector is this similar to theirs and within
@@ -187,6 +188,10 @@ class SearchEngine:
         return [s for s in ranked if s.scene_pk not in top or top[s.scene_pk].id != request.exclude_scene]
 
     def _filter(self, request: SearchRequest, query: ParsedQuery) -> SceneFilter:
+        if query.unnamed:
+            example = {"person": 'person:Donna or person:"Mary Ann"', "video": "video:<video id>"}
+            key = query.unnamed[0]
+            raise InvalidRequestError(f"{key}: needs a name after the colon, as in {example[key]}")
         person_ids = []
         for name in (*request.people, *query.people):
             try:

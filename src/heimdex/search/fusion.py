@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from heimdex.errors import HeimdexError
-from heimdex.search.snippets import stem
 from heimdex.store import ScoredScene
+from heimdex.words import stem
 
 SEMANTIC_BAND = 0.08
 # A hit's cosine above the query's background level (hubness.background_level), as a share of the

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from heimdex.validation import strip_controls
 
 _TOKEN = re.compile(
-    r'(?P<key>person|video):(?:"(?P<qval>[^"]*)"|(?P<val>\S+))|"(?P<phrase>[^"]*)"|(?P<word>[^\s"]+)',
+    r'(?P<key>person|video):(?:"(?P<qval>[^"]*)"|(?P<val>\S+))|(?P<bare>person|video):(?=\s|$)'
+    r'|"(?P<phrase>[^"]*)"|(?P<word>[^\s"]+)',
     re.IGNORECASE,
 )
 _WORD_CHARS = re.compile(r"[\w']+", re.UNICODE)
@@ -39,6 +40,7 @@ class ParsedQuery:
     phrases: list[str] = field(default_factory=list)
     people: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
+    unnamed: list[str] = field(default_factory=list)  # person: or video: with nothing after it
 
     @property
     def has_text(self) -> bool:
@@ -54,8 +56,13 @@ def parse_query(raw: str) -> ParsedQuery:
         if match["key"]:
             # an unterminated quote (person:"Mary) is not part of the name
             value = (match["qval"] if match["qval"] is not None else match["val"]).strip().strip('"').strip()
+            key = match["key"].lower()
             if value:
-                (query.people if match["key"].lower() == "person" else query.videos).append(value)
+                (query.people if key == "person" else query.videos).append(value)
+            else:
+                query.unnamed.append(key)
+        elif match["bare"]:
+            query.unnamed.append(match["bare"].lower())
         elif match["phrase"] is not None:
             phrase = match["phrase"].strip()
             if phrase:

@@ -9,28 +9,12 @@ from __future__ import annotations
 import functools
 import html
 import re
-import threading
 from collections.abc import Sequence
 
-import snowballstemmer
-
 from heimdex.korean import has_hangul, morphemes
+from heimdex.words import stem
 
 _WORD = re.compile(r"[\w']+", re.UNICODE)
-
-
-@functools.lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """The Snowball English stem, so that "helmets" matches "helmet" and "oranges" "orange" (the
-    Porter family, as SQLite's porter tokenizer and PostgreSQL's english configuration use).
-    Words of other scripts come back unchanged."""
-    english = getattr(_stemmers, "english", None)
-    if english is None:  # a stemmer object keeps state while it works: one per thread
-        english = _stemmers.english = snowballstemmer.stemmer("english")
-    return english.stemWord(word.lower())
-
-
-_stemmers = threading.local()
 
 
 def _matches(token: str, stems: set[str], korean: tuple[str, ...]) -> bool:
