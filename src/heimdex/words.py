@@ -1,12 +1,10 @@
-"""English stems and folded words, as the full-text indexes make them, for code on either side of the
-store: search marks snippets with them, and the PostgreSQL store estimates from them how many scenes
-hold a word (to choose how to find them)."""
+"""English stems as the full-text indexes make them, for any layer (search ranks and marks snippets
+with them), so that none has to import another's module for them."""
 
 from __future__ import annotations
 
 import functools
 import threading
-import unicodedata
 
 import snowballstemmer
 
@@ -23,9 +21,3 @@ def stem(word: str) -> str:
 
 
 _stemmers = threading.local()
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics, close to the index's heimdex_fold (migration 0001)."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))

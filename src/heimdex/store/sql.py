@@ -143,20 +143,19 @@ class SqlStore(Store):
         return self.stage_records(self.get_video(owner_id, video_id).id)
 
     def requeue_video(self, owner_id: str, video_id: str) -> Video:
-        video = self.get_video(owner_id, video_id)
         with self.db.tx() as s:
-            if not self._lock_video(s, video.id):
+            if self._locked_video(s, video_id, owner_id) is None:
                 raise NotFoundError(f"no video {video_id!r}")
-            s.execute("DELETE FROM stage_runs WHERE video_id = ?", (video.id,))
+            s.execute("DELETE FROM stage_runs WHERE video_id = ?", (video_id,))
             s.execute(
                 "UPDATE videos SET state = ?, error = NULL, updated_at = ? WHERE id = ?",
-                (VideoState.QUEUED.value, time.time(), video.id),
+                (VideoState.QUEUED.value, time.time(), video_id),
             )
-        return self.get_video(owner_id, video.id)
+        return self.get_video(owner_id, video_id)
 
     def delete_video(self, owner_id: str, video_id: str) -> None:
         with self.db.tx() as s:
-            if not self._lock_video(s, video_id, owner_id):
+            if self._locked_video(s, video_id, owner_id) is None:
                 raise NotFoundError(f"no video {video_id!r}")
             # Faces and scenes first, so that SQLite's full-text triggers see each scene go.
             s.execute("DELETE FROM faces WHERE video_id = ?", (video_id,))
@@ -164,13 +163,14 @@ class SqlStore(Store):
             s.execute("DELETE FROM videos WHERE id = ?", (video_id,))
             self._changed(s)
 
-    def _lock_video(self, s: Session, video_id: str, owner_id: str | None = None) -> bool:
-        """Hold a video's row until the transaction ends (where the database locks rows); False if
-        the video is gone. Every transaction that writes a video's row and its stage rows, scenes or
-        faces takes this lock first: with one order of locks a delete, which cascades from the video
-        to its stage rows, cannot deadlock with a worker's claim, which writes both."""
+    def _locked_video(self, s: Session, video_id: str, owner_id: str | None = None) -> Row | None:
+        """The video's id and owner, its row held until the transaction ends (where the database
+        locks rows); None if the video is gone (or not the owner's). Every transaction that writes
+        a video's row and its stage rows, scenes or faces takes this lock first: with one order of
+        locks a delete, which cascades from the video to its stage rows, cannot deadlock with a
+        worker's claim, which writes both."""
         owned, params = (" AND owner_id = ?", (video_id, owner_id)) if owner_id else ("", (video_id,))
-        return s.one(f"SELECT id FROM videos WHERE id = ?{owned}{self._for_update}", params) is not None
+        return s.one(f"SELECT id, owner_id FROM videos WHERE id = ?{owned}{self._for_update}", params)
 
     # ------------------------------------------------------------ the job ledger
     def job_video(self, video_id: str) -> Video:
@@ -196,7 +196,7 @@ class SqlStore(Store):
     def claim_stage(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:
         now = self.db.now()
         with self.db.tx() as s:
-            if not self._lock_video(s, video_id):
+            if self._locked_video(s, video_id) is None:
                 return False
             cur = s.execute(
                 "INSERT INTO stage_runs (video_id, stage, state, attempts, claimed_by, claim_expires)"
@@ -217,7 +217,7 @@ class SqlStore(Store):
     def renew_stage_claim(self, video_id: str, stage: str, worker_id: str, lease_s: float) -> bool:
         now = self.db.now()
         with self.db.tx() as s:
-            if not self._lock_video(s, video_id):
+            if self._locked_video(s, video_id) is None:
                 return False
             cur = s.execute(
                 f"UPDATE stage_runs SET claim_expires = {now} + ?"
@@ -235,7 +235,7 @@ class SqlStore(Store):
     def release_stage_claim(self, video_id: str, stage: str, worker_id: str) -> None:
         now = self.db.now()
         with self.db.tx() as s:
-            if not self._lock_video(s, video_id):
+            if self._locked_video(s, video_id) is None:
                 return
             s.execute(
                 "UPDATE stage_runs SET claimed_by = NULL, claim_expires = NULL"
@@ -362,11 +362,10 @@ class SqlStore(Store):
     def commit_video(self, bundle: CommitBundle, person_matches: dict) -> None: ...
 
     def _committed_video(self, s: Session, bundle: CommitBundle) -> Row:
-        """The video row a commit writes to, checked and locked where the database can lock a row
-        (first, as `_lock_video` says)."""
+        """The video row a commit writes to, checked and locked first (`_locked_video`)."""
         if len(bundle.text_vectors.vectors) != len(bundle.scenes):
             raise ValueError("one text vector per scene is required")
-        row = s.one(f"SELECT id, owner_id FROM videos WHERE id = ?{self._for_update}", (bundle.video_id,))
+        row = self._locked_video(s, bundle.video_id)
         if row is None:
             raise NotFoundError(f"no video {bundle.video_id!r}")
         return row
