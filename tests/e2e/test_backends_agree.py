@@ -178,3 +178,13 @@ def test_a_typo_finds_the_word_on_both_backends(apps):
     for backend in BACKENDS:
         hits = apps[backend].search("helmits").hits
         assert hits and "fulltext" in hits[0].channels and "<mark>helmets</mark>" in hits[0].snippet, backend
+
+
+def test_a_short_word_finds_its_homophone_on_both_backends(apps):
+    """Four letters get no near words by spelling, only by sound: "ware" finds the scene that says
+    "wear" (CMU Pronouncing Dictionary: W EH R) through full text, and only that scene. (Where it
+    ranks is fusion's: a lone near word earns part of a word's weight, and the meaning of a single
+    word is weak evidence either way.)"""
+    for backend in BACKENDS:
+        by_words = [h for h in apps[backend].search("ware").hits if "fulltext" in h.channels]
+        assert len(by_words) == 1 and "<mark>wear</mark>" in by_words[0].snippet, backend

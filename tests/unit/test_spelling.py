@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from heimdex.search.spelling import Lexicon
+from heimdex.search.spelling import Lexicon, homophones
 
 WORDS = ["gail", "call", "sleep", "sweet", "flashdown", "forecast", "harbour", "ball", "bill", "pole"]
 
@@ -26,8 +26,18 @@ def test_what_is_too_short_or_too_far_has_no_near_word() -> None:
 
 def test_sounds_alike_and_starts_alike() -> None:
     lexicon = Lexicon(["gayle", "kail", "gaily"])
-    assert lexicon.near("gaile") == ["gaily", "gayle"]  # one edit; same sound, same first letter
+    assert lexicon.near("gaile") == ["gayle", "gaily"]  # pronounced the same; then one edit away
     assert "kail" not in lexicon.near("gaile")  # sounds alike but starts otherwise
+
+
+def test_a_word_pronounced_the_same_is_near_whatever_its_length_or_spelling() -> None:
+    lexicon = Lexicon([*WORDS, "flower", "knight", "gale"])
+    assert lexicon.near("gale") == ["gail"], "four letters: only what sounds the same (G EY L)"
+    assert lexicon.near("Gayle") == ["gail", "gale"]  # both homophones, and gail is one edit away
+    assert lexicon.near("flour") == ["flower"]  # two edits, but heard the same
+    assert lexicon.near("night") == ["knight"]  # another first letter, the same sound
+    assert lexicon.near("bell") == [], "ball and bill are spelled near but sound otherwise"
+    assert "gale" in homophones("GAIL") and "gail" not in homophones("gail")
 
 
 def test_a_compound_is_two_library_words_of_four_letters_or_more() -> None:

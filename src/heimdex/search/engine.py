@@ -48,7 +48,7 @@ from heimdex.search.fusion import (
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, mentions
-from heimdex.search.spelling import MAX_NEAR, MIN_LENGTH, Lexicon
+from heimdex.search.spelling import MAX_NEAR, SHORTEST, Lexicon
 from heimdex.store import SceneFilter, ScoredScene, Store
 from heimdex.text_windows import transcript_windows
 from heimdex.words import stem
@@ -211,7 +211,7 @@ class SearchEngine:
     def _words(self, owner_id: str, query: ParsedQuery) -> QueryWords:
         words = [*query.terms, *(w for p in query.phrases for w in _LABEL_WORD.findall(p))]
         counts = self.store.term_counts(owner_id, words, COUNT_CAP) if words else {}
-        missing = [t for t in query.terms if counts.get(t, 0) == 0 and len(t) >= MIN_LENGTH]
+        missing = [t for t in query.terms if counts.get(t, 0) == 0 and len(t) >= SHORTEST]
         if not missing or query.phrases:  # a quoted phrase means exactly these words
             return QueryWords(words, counts, {})
         lexicon = self._lexicon(owner_id)

@@ -4,9 +4,11 @@
 Only a query word that no scene of the owner holds is looked up (engine.py): a word the library
 knows is taken as meant. A near word keeps the word's first or last letter and is one edit away (two
 for words of nine letters or more), or sounds the same (Metaphone), starts with the same letter and
-is at most two edits away ("Gayle" for "Gaile", not "Kail"). Words of four letters have too many
-neighbours ("bowl": ball, bill, blow) and are left alone. Full text then searches the near words
-too, and a scene holding one earns part of the word's weight (fusion.py).
+is at most two edits away ("Gayle" for "Gaile", not "Kail"), or is pronounced the same by the CMU
+Pronouncing Dictionary ("Gail" for "gale", "flower" for "flour"; homophones.txt). Words of four
+letters have too many neighbours by spelling ("bowl": ball, bill, blow), so only their homophones
+are near. Full text then searches the near words too, and a scene holding one earns part of the
+word's weight (fusion.py).
 
 A compound the library holds only as two words is near too: Whisper writes "hose pipe" for the
 "hosepipe" someone searches (`splits`). Both halves must be library words of four letters or more,
@@ -17,13 +19,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from functools import cache
+from importlib.resources import files
 
 import jellyfish
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-MIN_LENGTH = 5  # shorter words have too many neighbours to guess from
+SHORTEST = 4  # the shortest word looked up at all (by its homophones only)
+MIN_LENGTH = 5  # shorter words have too many neighbours by spelling to guess from
 MAX_NEAR = 3  # near words kept per query word, nearest first
 SOUND_EDITS = 2  # how far in spelling a word that sounds the same may be
 MIN_PART = 4  # the shortest half of a compound (splits)
@@ -38,11 +43,28 @@ def sound_key(word: str) -> str:
     return f"{word[:1]}{jellyfish.metaphone(word)}"
 
 
+@cache
+def _homophone_groups() -> dict[str, tuple[str, ...]]:
+    groups: dict[str, tuple[str, ...]] = {}
+    for line in files("heimdex.search").joinpath("homophones.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            group = tuple(line.split())
+            for word in group:
+                groups[word] = groups.get(word, ()) + tuple(w for w in group if w != word)
+    return groups
+
+
+def homophones(word: str) -> tuple[str, ...]:
+    """Words pronounced as `word` is (CMU Pronouncing Dictionary), not `word` itself."""
+    return _homophone_groups().get(word.lower(), ())
+
+
 class Lexicon:
     """The words of an owner's library, indexed for near-word lookups."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        kept = sorted({w for w in words if len(w) >= MIN_LENGTH - 1 and w.isalpha()})  # "slee" ~ "sleep"
+        kept = sorted({w for w in words if len(w) >= SHORTEST - 1 and w.isalpha()})  # "slee" ~ "sleep"
+        self._known = frozenset(kept)
         self._parts = frozenset(w for w in kept if len(w) >= MIN_PART)  # halves of compounds (splits)
         # A word k edits away is at most k letters longer or shorter; one edit away, it also keeps its
         # first or its last letter (two edits away, near words are asked to as well: "Flashdown" for
@@ -78,9 +100,11 @@ class Lexicon:
     def near(self, word: str, limit: int | None = MAX_NEAR) -> list[str]:
         """Words of the library near `word`, nearest first (not `word` itself); None: all of them."""
         word = word.lower()
-        if len(word) < MIN_LENGTH or not word.isalpha():
+        if len(word) < SHORTEST or not word.isalpha():
             return []
-        found: dict[str, int] = {}
+        found = {w: 0 for w in homophones(word) if w in self._known}  # nearest of all: heard the same
+        if len(word) < MIN_LENGTH:
+            return sorted(found)[:limit]
         allowed = edits_allowed(word)
         for candidate, distance, _ in process.extract(
             word,
@@ -89,7 +113,7 @@ class Lexicon:
             score_cutoff=allowed,
             limit=None,
         ):
-            found[candidate] = distance
+            found[candidate] = min(found.get(candidate, distance), distance)
         for candidate in self._sounding(sound_key(word)):
             distance = Levenshtein.distance(word, candidate, score_cutoff=SOUND_EDITS)
             if distance <= SOUND_EDITS:
