@@ -113,6 +113,10 @@ class Box(BaseModel):
     w: float
     h: float
 
+    def holds_centre_of(self, other: Box) -> bool:
+        cx, cy = other.x + other.w / 2, other.y + other.h / 2
+        return self.x <= cx <= self.x + self.w and self.y <= cy <= self.y + self.h
+
 
 class OcrLine(BaseModel):
     text: str

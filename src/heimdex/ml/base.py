@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from heimdex.domain import DetectedFace, OcrLine, SpeechPlan, Tag, Transcript
+from heimdex.domain import Box, DetectedFace, OcrLine, SpeechPlan, Tag, Transcript
 
 
 @runtime_checkable
@@ -76,8 +76,9 @@ class FaceAnalyzer(Protocol):
     name: str
     dim: int
 
-    def analyze(self, image: np.ndarray) -> list[DetectedFace]:
-        """Detect faces and return each with its identity embedding."""
+    def analyze(self, image: np.ndarray, people: Sequence[Box] = ()) -> list[DetectedFace]:
+        """Detect faces and return each with its identity embedding; `people` (boxes of persons in
+        the image) are where a face too small for the whole image is looked for again."""
         ...
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

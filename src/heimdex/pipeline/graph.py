@@ -180,7 +180,9 @@ TABLE: tuple[Stage, ...] = (
     Stage(
         "faces_enroll_match",
         _in("frames", "faces_enroll_match"),
-        inputs=(RUN, FRAMES, TAGS),  # TAGS: pets are embedded in the tagger's animal boxes; RUN: crops' keys
+        # TAGS: pets are embedded in the tagger's animal boxes, small faces looked for in its people's;
+        # ORIGINAL and MEDIA_INFO: frames with such people are decoded again at full size; RUN: crops' keys
+        inputs=(ORIGINAL, MEDIA_INFO, RUN, FRAMES, TAGS),
         outputs=(FACES, FACES_MODEL),
         queue="vision",
         weight=6,

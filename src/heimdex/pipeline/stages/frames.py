@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from heimdex.blobs.keys import face_crop_key
-from heimdex.domain import DetectedFace, FaceObservation, FrameRef, FrameTags, FrameText
+from heimdex.domain import Box, DetectedFace, FaceObservation, FrameRef, FrameTags, FrameText
 from heimdex.media import decode_frames, decode_image, encode_jpeg, face_crop, sharpness
 from heimdex.ml.base import IMAGE_VECTOR_DIM, IMAGE_VECTOR_MODEL
 from heimdex.pipeline.artifacts import (
@@ -34,6 +34,7 @@ from heimdex.pipeline.stages.scenes import run_id
 TAG_FRAMES_PER_SHOT = 2
 FACE_FRAMES_PER_SHOT = 4
 OCR_FRAMES_PER_SHOT = 2  # captions persist through a shot; OCR costs 0.2-0.6 s a frame
+FACE_DETAIL_MAX_SIDE = 1920  # frames looked at again for small faces: up to full HD
 
 
 def vision_sample_frames(ctx: StageContext) -> None:
@@ -109,16 +110,52 @@ def faces_enroll_match(ctx: StageContext) -> None:
 
 
 def _faces(ctx: StageContext) -> list[FaceObservation]:
+    """Faces of the sampled frames. A frame where the tagger boxed a person with no face found is
+    looked at again at the original's size, with the people's boxes (a face in a wide shot is a few
+    dozen pixels of the sampled frame, too few to find or to tell who it is)."""
     frames = _frames(ctx, FACE_FRAMES_PER_SHOT)
+    people = _people(ctx)
+    info = ctx.artifacts.load(MEDIA_INFO)
+    larger = max(info.width, info.height) > ctx.settings.frame_max_side
     model = ctx.models.faces
-    run = run_id(ctx)
     found: list[FaceObservation] = []
+    again: list[FrameRef] = []
     for i, frame in enumerate(frames):
         image = decode_image(ctx.blobs.get_bytes(frame.key))
-        for n, face in enumerate(model.analyze(image)):
-            found.append(_observed(ctx, image, frame, face, face_crop_key(ctx.video.id, run, frame.t_s, n)))
+        faces = model.analyze(image)
+        boxes = people.get(round(frame.t_s, 3), [])
+        if larger and any(not any(b.holds_centre_of(f.box) for f in faces) for b in boxes):
+            again.append(frame)
+        else:
+            found += _observed_all(ctx, image, frame, faces)
         ctx.progress((i + 1) / (len(frames) + 1))
-    return found
+    if again:
+        by_time = {round(f.t_s, 3): f for f in again}
+        with ctx.original() as path:
+            for t, image in decode_frames(path, list(by_time), max_side=FACE_DETAIL_MAX_SIDE, exact=True):
+                frame = by_time[round(t, 3)]
+                faces = model.analyze(image, people[round(t, 3)])
+                found += _observed_all(ctx, image, frame, faces)
+    return sorted(found, key=lambda f: f.t_s)
+
+
+def _people(ctx: StageContext) -> dict[float, list[Box]]:
+    """The boxes of persons the tagger's detector found, by frame time."""
+    return {
+        round(f.t_s, 3): boxes
+        for f in ctx.artifacts.load(TAGS)
+        if (boxes := [o.box for o in f.objects if o.label == "person"])
+    }
+
+
+def _observed_all(
+    ctx: StageContext, image: np.ndarray, frame: FrameRef, faces: list[DetectedFace]
+) -> list[FaceObservation]:
+    run = run_id(ctx)
+    return [
+        _observed(ctx, image, frame, face, face_crop_key(ctx.video.id, run, frame.t_s, n))
+        for n, face in enumerate(faces)
+    ]
 
 
 def _observed(
@@ -128,7 +165,10 @@ def _observed(
     frames are work files, gone once the video is committed."""
     crop = face_crop(image, face.box)
     ctx.blobs.put_bytes(crop_key, encode_jpeg(crop))
+    # The size in the sampled frame, also for a frame looked at again at full size: clustering's
+    # trust in a face (faceclusters.SEED_MIN_PX) was measured at that scale.
     h, w = image.shape[:2]
+    scale = min(1.0, ctx.settings.frame_max_side / max(h, w))
     return FaceObservation(
         scene_index=frame.scene_index,
         t_s=frame.t_s,
@@ -136,7 +176,7 @@ def _observed(
         score=face.score,
         embedding=face.embedding,
         model=ctx.models.faces.name,
-        size_px=round(min(face.box.w * w, face.box.h * h), 1),
+        size_px=round(min(face.box.w * w, face.box.h * h) * scale, 1),
         sharpness=round(sharpness(crop), 1),
         crop_key=crop_key,
     )
