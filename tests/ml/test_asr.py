@@ -223,3 +223,19 @@ def test_join_of_silent_pieces_claims_no_language() -> None:
     assert join_pieces(plan, silent) == Transcript(model="m"), "a language detected in noise means nothing"
     asked = plan.model_copy(update={"forced": True})
     assert join_pieces(asked, silent).language == "en"
+
+
+def test_speech_left_after_the_last_word_is_decoded_again(whisper, story) -> None:
+    """Whisper, decoding a piece's VAD-joined speech, sometimes stops before its last sentence. The
+    tail after the last word recognised is decoded alone when VAD hears speech in it: here the
+    decoding is made to "lose" the last two sentences (the segments before them are passed as all
+    there was), and their words come back on the piece's clock."""
+    audio, spans = story
+    cut = int(spans[-3][2] * SAMPLE_RATE) + SAMPLE_RATE // 2  # the 8th sentence ends before the cut
+    segments, _ = whisper._transcribe_piece(audio[:cut], "en")
+    recovered = whisper._lost_tail(audio, segments, "en")
+    words = [w for s in recovered for w in s.words]
+    for keyword, start_s, end_s in spans[-2:]:
+        found = [w for w in words if re.sub(r"[^a-z]", "", w.text.lower()) == keyword]
+        assert len(found) == 1 and start_s - 0.3 <= found[0].start_s <= end_s, (keyword, found)
+    assert whisper._lost_tail(audio[:cut], segments, "en") == [], "nothing after the last word"

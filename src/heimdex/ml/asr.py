@@ -50,6 +50,11 @@ _BEST_OF = 2
 _MIN_PIECE_S = 20.0
 _MIN_PAUSE_MS = 250
 _PAUSE_SEARCH_S = 30.0  # how far from the even split to look for a pause
+# Whisper, decoding the VAD-joined speech of a piece, sometimes stops before the piece's last sentence
+# (a 5.7 s sentence at the end of a 31 s piece came out only when decoded without VAD). When VAD hears
+# at least this much speech after the last word recognised, that tail is decoded again on its own. A
+# lost sentence lasts seconds; at 1 s, the breath after a video's last word came out as a made-up word.
+_LOST_TAIL_S = 2.0
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -188,7 +193,9 @@ class WhisperRecognizer:
     def transcribe_piece(self, audio: np.ndarray, plan: SpeechPlan, piece: int) -> Transcript:
         """One piece of `plan` (of the whole `audio`), its times on the whole audio's clock."""
         start, end = plan.bounds(piece)
-        segments, info = self._transcribe_piece(np.asarray(audio[start:end], dtype=np.float32), plan.language)
+        samples = np.asarray(audio[start:end], dtype=np.float32)
+        segments, info = self._transcribe_piece(samples, plan.language)
+        segments += self._lost_tail(samples, segments, plan.language or info.language)
         probability = plan.language_probability
         return Transcript(
             language=plan.language or info.language,
@@ -196,6 +203,23 @@ class WhisperRecognizer:
             segments=[_shifted(seg, start / SAMPLE_RATE) for seg in segments],
             model=self.name,
         )
+
+    def _lost_tail(self, audio: np.ndarray, segments: list[Segment], language: str | None) -> list[Segment]:
+        """The segments of speech after the last recognised word that the decoding left out, if any."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        words = [w for seg in segments for w in seg.words]
+        if not words:  # nothing heard at all: decoding the same audio again would hear the same
+            return []
+        last_s = max(w.end_s for w in words)
+        tail = audio[int(last_s * SAMPLE_RATE) :]
+        # Unpadded: Whisper's last word often ends a little early, and what is left of it is no tail.
+        speech = get_speech_timestamps(tail, VadOptions(speech_pad_ms=0))
+        if sum(x["end"] - x["start"] for x in speech) < _LOST_TAIL_S * SAMPLE_RATE:
+            return []
+        found, _ = self._transcribe_piece(tail, language)
+        log.info("asr.tail_decoded", from_s=round(last_s, 2), segments=len(found))
+        return [_shifted(seg, last_s) for seg in found]
 
     def _transcribe_piece(
         self, audio: np.ndarray, language: str | None
