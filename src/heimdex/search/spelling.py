@@ -44,19 +44,24 @@ def sound_key(word: str) -> str:
 
 
 @cache
-def _homophone_groups() -> dict[str, tuple[str, ...]]:
-    groups: dict[str, tuple[str, ...]] = {}
-    for line in files("heimdex.search").joinpath("homophones.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            group = tuple(line.split())
-            for word in group:
-                groups[word] = groups.get(word, ()) + tuple(w for w in group if w != word)
-    return groups
+def _homophone_lines() -> tuple[list[str], dict[str, list[int]]]:
+    """homophones.txt's groups, and the lines of each word (a word said two ways is in two groups;
+    a line is split only when it is asked for)."""
+    lines = files("heimdex.search").joinpath("homophones.txt").read_text().splitlines()
+    lines_of: dict[str, list[int]] = {}
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            for word in line.split():
+                lines_of.setdefault(word, []).append(i)
+    return lines, lines_of
 
 
 def homophones(word: str) -> tuple[str, ...]:
     """Words pronounced as `word` is (CMU Pronouncing Dictionary), not `word` itself."""
-    return _homophone_groups().get(word.lower(), ())
+    word = word.lower()
+    lines, lines_of = _homophone_lines()
+    found = (w for i in lines_of.get(word, ()) for w in lines[i].split() if w != word)
+    return tuple(dict.fromkeys(found))
 
 
 class Lexicon:
