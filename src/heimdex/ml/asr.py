@@ -55,6 +55,8 @@ _PAUSE_SEARCH_S = 30.0  # how far from the even split to look for a pause
 # at least this much speech after the last word recognised, that tail is decoded again on its own. A
 # lost sentence lasts seconds; at 1 s, the breath after a video's last word came out as a made-up word.
 _LOST_TAIL_S = 2.0
+_TAIL_LEAD = SAMPLE_RATE // 5  # samples of the quiet before that speech kept, as VAD pads speech
+_TAIL_FRAGMENT = SAMPLE_RATE // 2  # shorter stretches of "speech" in the tail are not counted
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -213,13 +215,22 @@ class WhisperRecognizer:
             return []
         last_s = max(w.end_s for w in words)
         tail = audio[int(last_s * SAMPLE_RATE) :]
-        # Unpadded: Whisper's last word often ends a little early, and what is left of it is no tail.
-        speech = get_speech_timestamps(tail, VadOptions(speech_pad_ms=0))
+        # Unpadded, and without fragments: Whisper's last word often ends a little early, and what is
+        # left of it (a tenth of a second) is no tail.
+        speech = [
+            x
+            for x in get_speech_timestamps(tail, VadOptions(speech_pad_ms=0))
+            if x["end"] - x["start"] >= _TAIL_FRAGMENT
+        ]
         if sum(x["end"] - x["start"] for x in speech) < _LOST_TAIL_S * SAMPLE_RATE:
             return []
-        found, _ = self._transcribe_piece(tail, language)
-        log.info("asr.tail_decoded", from_s=round(last_s, 2), segments=len(found))
-        return [_shifted(seg, last_s) for seg in found]
+        # From where that speech starts: after seconds of silence Whisper places the first word early
+        # (by 0.8 s, into the scene before).
+        start = max(0, speech[0]["start"] - _TAIL_LEAD)
+        found, _ = self._transcribe_piece(tail[start:], language)
+        from_s = last_s + start / SAMPLE_RATE
+        log.info("asr.tail_decoded", from_s=round(from_s, 2), segments=len(found))
+        return [_shifted(seg, from_s) for seg in found]
 
     def _transcribe_piece(
         self, audio: np.ndarray, language: str | None
