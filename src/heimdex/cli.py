@@ -463,7 +463,7 @@ def export_subtitles(
         sys.stdout.write(text)
         return
     output.write_text(text, encoding="utf-8")
-    err.print(f"wrote {output} ({text.count(' --> ')} cues)")
+    err.print(f"wrote {escape(str(output))} ({text.count(' --> ')} cues)")
 
 
 @export_app.command("clip")
@@ -491,7 +491,7 @@ def export_clip(
     else:
         clip = heimdex.clip(LOCAL_OWNER, scene_or_video, start, end, output, exact=exact)
     how = "re-encoded" if clip.exact else "copied from the keyframe at or before the start"
-    err.print(f"wrote {output}: {clip.start_s:.2f}-{clip.end_s:.2f} s of the video ({how})")
+    err.print(f"wrote {escape(str(output))}: {clip.start_s:.2f}-{clip.end_s:.2f} s of the video ({how})")
 
 
 @export_app.command("reel")
@@ -529,7 +529,7 @@ def export_reel(
             )
     finally:
         reels.close()
-    err.print(f"wrote {output}: {len(scene_ids)} scenes, {length:.1f} s")
+    err.print(f"wrote {escape(str(output))}: {len(scene_ids)} scenes, {length:.1f} s")
 
 
 _VIDEO = Annotated[str, typer.Argument(help="The video id (see `heimdex status`).")]
@@ -605,7 +605,7 @@ def reprocess(video_id: Annotated[str, typer.Argument(help="The video id (see `h
     ) as progress:
         task = progress.add_task(video_id, total=sum(STAGE_WEIGHTS.values()), stage="")
         video = heimdex.process(video_id, on_event=_IndexProgress(progress, task, video_id))
-    out.print(f"{video.filename}: {video.state.value}" + (f" ({video.error})" if video.error else ""))
+    out.print(Text(f"{video.filename}: {video.state.value}" + (f" ({video.error})" if video.error else "")))
     if video.state != VideoState.INDEXED:
         raise typer.Exit(1)
 
@@ -900,7 +900,7 @@ def _save_crops(heimdex, faces: list[int], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for face in faces:
         (folder / f"{face}.jpg").write_bytes(heimdex.face_image(face))
-    err.print(f"{len(faces)} crops in {folder}")
+    err.print(f"{len(faces)} crops in {escape(str(folder))}")
 
 
 @people_app.command("assign")
@@ -1139,7 +1139,9 @@ def main() -> None:
     try:
         app()
     except HeimdexError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        # Not wrapped at the terminal's width (a hint such as person:"Mary Ann" stays whole), and
+        # not markup: the message may quote a file name or a query with [brackets].
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted: run the same command again to finish the work")
