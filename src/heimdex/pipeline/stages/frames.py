@@ -130,13 +130,25 @@ def _faces(ctx: StageContext) -> list[FaceObservation]:
             found += _observed_all(ctx, image, frame, faces)
         ctx.progress((i + 1) / (len(frames) + 1))
     if again:
-        by_time = {round(f.t_s, 3): f for f in again}
-        with ctx.original() as path:
-            for t, image in decode_frames(path, list(by_time), max_side=FACE_DETAIL_MAX_SIDE, exact=True):
-                frame = by_time[round(t, 3)]
-                faces = model.analyze(image, people[round(t, 3)])
-                found += _observed_all(ctx, image, frame, faces)
+        found += _faces_at_full_size(ctx, again, people)
     return sorted(found, key=lambda f: f.t_s)
+
+
+def _faces_at_full_size(
+    ctx: StageContext, frames: list[FrameRef], people: dict[float, list[Box]]
+) -> list[FaceObservation]:
+    """The faces of `frames` decoded again from the original, searched with their people's boxes."""
+    model = ctx.models.faces
+    by_time = {round(f.t_s, 3): f for f in frames}
+    found: list[FaceObservation] = []
+    with ctx.original() as path:
+        for t, image in decode_frames(path, list(by_time), max_side=FACE_DETAIL_MAX_SIDE, exact=True):
+            frame = by_time.pop(round(t, 3))
+            found += _observed_all(ctx, image, frame, model.analyze(image, people[round(t, 3)]))
+    for frame in by_time.values():  # the decoder did not reach it: what the sampled frame shows
+        image = decode_image(ctx.blobs.get_bytes(frame.key))
+        found += _observed_all(ctx, image, frame, model.analyze(image))
+    return found
 
 
 def _people(ctx: StageContext) -> dict[float, list[Box]]:
