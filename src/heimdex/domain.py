@@ -6,6 +6,7 @@ typed, validated on load, and serialised with `model_dump_json()`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -116,6 +117,9 @@ class Box(BaseModel):
     def holds_centre_of(self, other: Box) -> bool:
         cx, cy = other.x + other.w / 2, other.y + other.h / 2
         return self.x <= cx <= self.x + self.w and self.y <= cy <= self.y + self.h
+
+    def holds_any_centre(self, others: Iterable[Box]) -> bool:
+        return any(self.holds_centre_of(other) for other in others)
 
 
 class OcrLine(BaseModel):

@@ -80,7 +80,7 @@ class FaceEmbedderDlib:
             found = self._detect(rgb)
             for person in people:
                 known = [box for box, _ in found]
-                if min(person.w * w, person.h * h) >= self.min_face_px and not _holds_any(person, known):
+                if min(person.w * w, person.h * h) >= self.min_face_px and not person.holds_any_centre(known):
                     found += [f for f in self._detect_in(rgb, person) if not _in_any(f[0], known)]
             faces = []
             for box, score in found:
@@ -152,10 +152,6 @@ class FaceEmbedderDlib:
         shape = self._shapes(rgb, rect)
         vector = self._encoder.compute_face_descriptor(rgb, shape, self.jitter)
         return [round(float(v), 6) for v in vector]
-
-
-def _holds_any(person: Box, faces: Sequence[Box]) -> bool:
-    return any(person.holds_centre_of(face) for face in faces)
 
 
 def _in_any(face: Box, boxes: Sequence[Box]) -> bool:

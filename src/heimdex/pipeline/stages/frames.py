@@ -104,38 +104,39 @@ def faces_enroll_match(ctx: StageContext) -> None:
     Matching to enrolled people happens at commit, against the people enrolled at that moment, and
     again whenever someone is enrolled later, so nothing here depends on who is enrolled now.
     """
-    observations = _faces(ctx) + _subjects(ctx)
+    tagged = ctx.artifacts.load(TAGS)
+    observations = _faces(ctx, _people(tagged)) + _subjects(ctx, tagged)
     ctx.artifacts.save(FACES, observations)
     ctx.artifacts.save(FACES_MODEL, ctx.models.faces.name)
 
 
-def _faces(ctx: StageContext) -> list[FaceObservation]:
+def _faces(ctx: StageContext, people: dict[float, list[Box]]) -> list[FaceObservation]:
     """Faces of the sampled frames. A frame where the tagger boxed a person with no face found is
     looked at again at the original's size, with the people's boxes (a face in a wide shot is a few
     dozen pixels of the sampled frame, too few to find or to tell who it is)."""
     frames = _frames(ctx, FACE_FRAMES_PER_SHOT)
-    people = _people(ctx)
     info = ctx.artifacts.load(MEDIA_INFO)
     larger = max(info.width, info.height) > ctx.settings.frame_max_side
     model = ctx.models.faces
+    run = run_id(ctx)
     found: list[FaceObservation] = []
     again: list[FrameRef] = []
     for i, frame in enumerate(frames):
         image = decode_image(ctx.blobs.get_bytes(frame.key))
         faces = model.analyze(image)
         boxes = people.get(round(frame.t_s, 3), [])
-        if larger and any(not any(b.holds_centre_of(f.box) for f in faces) for b in boxes):
+        if larger and any(not b.holds_any_centre(f.box for f in faces) for b in boxes):
             again.append(frame)
         else:
-            found += _observed_all(ctx, image, frame, faces)
+            found += _observed_all(ctx, run, image, frame, faces)
         ctx.progress((i + 1) / (len(frames) + 1))
     if again:
-        found += _faces_at_full_size(ctx, again, people)
+        found += _faces_at_full_size(ctx, run, again, people)
     return sorted(found, key=lambda f: f.t_s)
 
 
 def _faces_at_full_size(
-    ctx: StageContext, frames: list[FrameRef], people: dict[float, list[Box]]
+    ctx: StageContext, run: str, frames: list[FrameRef], people: dict[float, list[Box]]
 ) -> list[FaceObservation]:
     """The faces of `frames` decoded again from the original, searched with their people's boxes."""
     model = ctx.models.faces
@@ -144,26 +145,23 @@ def _faces_at_full_size(
     with ctx.original() as path:
         for t, image in decode_frames(path, list(by_time), max_side=FACE_DETAIL_MAX_SIDE, exact=True):
             frame = by_time.pop(round(t, 3))
-            found += _observed_all(ctx, image, frame, model.analyze(image, people[round(t, 3)]))
+            found += _observed_all(ctx, run, image, frame, model.analyze(image, people[round(t, 3)]))
     for frame in by_time.values():  # the decoder did not reach it: what the sampled frame shows
         image = decode_image(ctx.blobs.get_bytes(frame.key))
-        found += _observed_all(ctx, image, frame, model.analyze(image))
+        found += _observed_all(ctx, run, image, frame, model.analyze(image))
     return found
 
 
-def _people(ctx: StageContext) -> dict[float, list[Box]]:
+def _people(tagged: list[FrameTags]) -> dict[float, list[Box]]:
     """The boxes of persons the tagger's detector found, by frame time."""
     return {
-        round(f.t_s, 3): boxes
-        for f in ctx.artifacts.load(TAGS)
-        if (boxes := [o.box for o in f.objects if o.label == "person"])
+        round(f.t_s, 3): boxes for f in tagged if (boxes := [o.box for o in f.objects if o.label == "person"])
     }
 
 
 def _observed_all(
-    ctx: StageContext, image: np.ndarray, frame: FrameRef, faces: list[DetectedFace]
+    ctx: StageContext, run: str, image: np.ndarray, frame: FrameRef, faces: list[DetectedFace]
 ) -> list[FaceObservation]:
-    run = run_id(ctx)
     return [
         _observed(ctx, image, frame, face, face_crop_key(ctx.video.id, run, frame.t_s, n))
         for n, face in enumerate(faces)
@@ -194,9 +192,9 @@ def _observed(
     )
 
 
-def _subjects(ctx: StageContext) -> list[FaceObservation]:
+def _subjects(ctx: StageContext, tags: list[FrameTags]) -> list[FaceObservation]:
     """Animals the tagger's detector boxed, embedded by appearance (no second detector pass)."""
-    tagged = {round(f.t_s, 3): f for f in ctx.artifacts.load(TAGS) if f.objects}
+    tagged = {round(f.t_s, 3): f for f in tags if f.objects}
     embedder = ctx.models.appearance
     found: list[FaceObservation] = []
     for frame in ctx.artifacts.load(FRAMES):
