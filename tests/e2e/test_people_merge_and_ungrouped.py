@@ -14,7 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from heimdex.blobs.keys import person_photo_key, person_prefix
+from heimdex.domain import StageState
 from heimdex.errors import InvalidRequestError, NotFoundError
+from heimdex.pipeline.events import StageEvent
 from heimdex.service import Heimdex
 from tests import assets
 from tests.api.backends import blob_keys
@@ -28,9 +30,15 @@ def library(request, tmp_path_factory, models) -> Iterator[Library]:
     with backend_settings(request.param, home) as settings:
         app = Heimdex(settings, models=models)
         try:
-            first = index(app, "people-first", PEOPLE_FIRST)
+            progress: list[float] = []
+
+            def faces_running(event: StageEvent) -> None:
+                if event.stage == "faces_enroll_match" and event.state is StageState.RUNNING:
+                    progress.append(event.fraction)
+
+            first = index(app, "people-first", PEOPLE_FIRST, faces_running)
             second = index(app, "people-second", PEOPLE_SECOND)
-            yield Library(app, first, second, [])
+            yield Library(app, first, second, [], progress)
         finally:
             app.close()
 
@@ -42,6 +50,14 @@ def group_with(library: Library, photos: set[str]):
 def scenes_of(app: Heimdex, name: str) -> set[tuple[str, int]]:
     hits = app.search(f'person:"{name}"', owner_id=ALICE, all_scenes=True, limit=50).hits
     return {(h.video_id, h.scene_index) for h in hits if name in h.people}
+
+
+def test_the_second_looks_at_full_size_move_the_progress_bar_to_its_end(library: Library) -> None:
+    """bar55.jpg's woman at the left edge is found by a second look (below): the faces stage counts
+    those looks too, so its fraction rises at every look and reaches 1 before the stage is done."""
+    fractions = [f for f in library.face_progress if f > 0]
+    assert len(fractions) >= 2 and fractions == sorted(set(fractions)), fractions
+    assert fractions[-1] == 1.0, fractions
 
 
 def test_faces_in_no_group_are_listed_and_given_to_a_person_or_a_group(library: Library) -> None:

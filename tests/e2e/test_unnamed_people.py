@@ -5,12 +5,13 @@ possible matches and enrolment by photo act on the clusters. Another owner reach
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
 from heimdex.domain import FaceCluster
 from heimdex.errors import InvalidRequestError, NotFoundError
+from heimdex.pipeline.events import EventFn
 from heimdex.service import Heimdex
 from tests import assets
 from tests.e2e.conftest import BACKENDS, PEOPLE_FIRST, PEOPLE_SECOND, backend_settings, people_video
@@ -24,6 +25,7 @@ class Library:
     first: str  # video ids
     second: str
     after_first: list[FaceCluster]  # the groups as the first video left them
+    face_progress: list[float] = field(default_factory=list)  # the first video's faces stage, as it ran
 
 
 def photo_of(library: Library, video_id: str, t_s: float) -> str:
@@ -36,9 +38,9 @@ def photos_of(library: Library, group_id: str, video_id: str | None = None) -> s
     return {photo_of(library, f.video_id, f.t_s) for f in faces if video_id in (None, f.video_id)}
 
 
-def index(app: Heimdex, name: str, photos: tuple[str, ...]) -> str:
+def index(app: Heimdex, name: str, photos: tuple[str, ...], on_event: EventFn | None = None) -> str:
     added = app.add_file(people_video(name, photos), owner_id=ALICE)
-    video = app.process(added.video.id)
+    video = app.process(added.video.id, on_event)
     assert video.state.value == "indexed", video.error
     return video.id
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from heimdex.blobs.keys import face_crop_key
@@ -121,7 +123,16 @@ def _faces(ctx: StageContext, people: dict[float, list[Box]]) -> list[FaceObserv
     run = run_id(ctx)
     found: list[FaceObservation] = []
     again: list[FrameRef] = []
-    for i, frame in enumerate(frames):
+    # Progress counts each look at a frame: the frames, and the second looks known so far (the share
+    # done never falls as second looks are added, since at most one is added per frame looked at).
+    looked = 0
+
+    def looked_at_one() -> None:
+        nonlocal looked
+        looked += 1
+        ctx.progress(looked / (len(frames) + len(again)))
+
+    for frame in frames:
         image = decode_image(ctx.blobs.get_bytes(frame.key))
         faces = model.analyze(image)
         boxes = people.get(round(frame.t_s, 3), [])
@@ -129,14 +140,18 @@ def _faces(ctx: StageContext, people: dict[float, list[Box]]) -> list[FaceObserv
             again.append(frame)
         else:
             found += _observed_all(ctx, run, image, frame, faces)
-        ctx.progress((i + 1) / (len(frames) + 1))
+        looked_at_one()
     if again:
-        found += _faces_at_full_size(ctx, run, again, people)
+        found += _faces_at_full_size(ctx, run, again, people, looked_at_one)
     return sorted(found, key=lambda f: f.t_s)
 
 
 def _faces_at_full_size(
-    ctx: StageContext, run: str, frames: list[FrameRef], people: dict[float, list[Box]]
+    ctx: StageContext,
+    run: str,
+    frames: list[FrameRef],
+    people: dict[float, list[Box]],
+    looked_at_one: Callable[[], None],
 ) -> list[FaceObservation]:
     """The faces of `frames` decoded again from the original, searched with their people's boxes."""
     model = ctx.models.faces
@@ -146,9 +161,11 @@ def _faces_at_full_size(
         for t, image in decode_frames(path, list(by_time), max_side=FACE_DETAIL_MAX_SIDE, exact=True):
             frame = by_time.pop(round(t, 3))
             found += _observed_all(ctx, run, image, frame, model.analyze(image, people[round(t, 3)]))
+            looked_at_one()
     for frame in by_time.values():  # the decoder did not reach it: what the sampled frame shows
         image = decode_image(ctx.blobs.get_bytes(frame.key))
         found += _observed_all(ctx, run, image, frame, model.analyze(image))
+        looked_at_one()
     return found
 
 
