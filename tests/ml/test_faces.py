@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from heimdex.ml import faces as faces_module
 from heimdex.ml.base import FaceAnalyzer
 from heimdex.ml.faces import MIN_FACE_PX, FaceEmbedderDlib
 from tests import assets
@@ -71,6 +72,24 @@ def test_no_face_on_objects_and_animals(faces, photo) -> None:
 
 def test_no_face_on_a_dog(faces) -> None:
     assert faces.analyze(load_rgb(assets.kphotoalbum_photo("donna.jpg"))) == []  # Donna is a dog
+
+
+def test_a_patch_blazeface_takes_for_a_face_is_ruled_out_by_the_second_detector(faces) -> None:
+    """BlazeFace scores a patch of opencv-doc's apple 0.65 as a face; dlib's HOG detector sees no face
+    in its crop, upright or turned, so the analyzer keeps none (nor embeds it)."""
+    image = load_rgb(assets.opencv_sample("apple.jpg"))
+    assert faces._detect(image), "BlazeFace alone takes it for a face"
+    assert faces.analyze(image) == []
+
+
+def test_a_tilted_head_is_confirmed_with_its_crop_turned(faces, monkeypatch) -> None:
+    """new_wave_1.jpg: a man lying with his head tilted on his hand. The HOG detector
+    sees his face only in the crop turned back, so without the turns he would be lost."""
+    image = load_rgb(assets.kphotoalbum_photo("new_wave_1.jpg"))
+    found = faces.analyze(image)
+    assert len(found) == 1 and found[0].score > 0.6
+    monkeypatch.setattr(faces_module, "_CHECK_TURNS", (0.0,))
+    assert faces.analyze(image) == []
 
 
 def test_tiny_faces_are_skipped(faces) -> None:
