@@ -7,7 +7,7 @@ import pytest
 from heimdex.domain import SceneDraft, Tag
 from heimdex.errors import HeimdexError
 from heimdex.ml.text_embed import E5Embedder
-from heimdex.search.engine import SearchEngine, SearchRequest
+from heimdex.search.engine import LABEL_MIN_SIMILARITY, SearchEngine, SearchRequest
 from heimdex.search.query import parse_query
 from heimdex.store import CommitBundle, VectorSet, WindowVectors
 from heimdex.store.sqlite import SqliteStore
@@ -177,3 +177,36 @@ def test_a_long_scene_is_found_by_one_of_its_sentences_and_shows_it(tmp_path):
     assert hit.scene_index == 0 and "semantic" in hit.channels
     assert "swimming pool" in hit.snippet and "Welcome" not in hit.snippet, hit.snippet
     store.close()
+
+
+def test_a_label_spelt_like_a_query_word_is_not_matched_by_meaning(tmp_path):
+    """e5 puts "gale" next to the label "valley, vale" (one letter apart, nothing alike in meaning):
+    every scene tagged a valley outranked the one where "gale" was heard as "Gail"."""
+    e5 = E5Embedder()
+    store = SqliteStore(tmp_path / "h.db")
+    label = "valley, vale"
+    texts = ["Sanity and insanity overlap a fine grey line.", "Gail force winds are expected on the shore."]
+    video = store.add_video("me", "weather.mp4", "k", 1, None)
+    drafts = [
+        SceneDraft(
+            index=0,
+            start_s=0,
+            end_s=10,
+            transcript=texts[0],
+            tags=[Tag(label=label, score=0.9, source="imagenet")],
+        ),
+        SceneDraft(index=1, start_s=10, end_s=20, transcript=texts[1], tags=[]),
+    ]
+    vectors = VectorSet(e5.name, e5.embed_passages(texts))
+    label_vectors = {label: e5.embed_passages([label])[0]}
+    store.commit_video(CommitBundle(video.id, "en", drafts, vectors, [], label_vectors=label_vectors), {})
+    engine = SearchEngine(store, lambda: e5, lambda key: key)
+    try:
+        assert float(label_vectors[label] @ e5.embed_queries(["gale"])[0]) >= LABEL_MIN_SIMILARITY
+        hits = engine.search(SearchRequest(owner_id="me", query="gale", min_confidence="low")).hits
+        assert hits[0].scene_index == 1 and "fulltext" in hits[0].channels
+        assert all("visual" not in h.channels for h in hits)
+        (valley, *_) = engine.search(SearchRequest(owner_id="me", query="a valley")).hits
+        assert valley.scene_index == 0 and valley.channels["visual"]["labels"] == label, "its own words match"
+    finally:
+        store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from heimdex.search.spelling import Lexicon, homophones
+from heimdex.search.spelling import Lexicon, homophones, spelt_alike
 
 WORDS = ["gail", "call", "sleep", "sweet", "flashdown", "forecast", "harbour", "ball", "bill", "pole"]
 
@@ -47,3 +47,11 @@ def test_a_compound_is_two_library_words_of_four_letters_or_more() -> None:
     assert lexicon.splits("therapist") == [], "'the' is too short to be half of a word"
     assert lexicon.splits("weightlessness") == ["weight lessness"]  # only what the library holds
     assert lexicon.splits("hose") == [] and lexicon.splits("hose-pipe") == []
+
+
+def test_words_spelt_alike_are_one_letter_apart_and_not_one_word() -> None:
+    assert spelt_alike("gale", "vale") and spelt_alike("Boat", "goat")
+    assert not spelt_alike("boat", "boats"), "one word, two forms"
+    assert not spelt_alike("grey", "gray") and not spelt_alike("colour", "color"), "said alike"
+    assert not spelt_alike("cat", "bat"), "too short to tell"
+    assert not spelt_alike("gale", "gale") and not spelt_alike("gale", "gold")

@@ -48,7 +48,7 @@ from heimdex.search.fusion import (
 from heimdex.search.hubness import QueryCentring
 from heimdex.search.query import ParsedQuery, parse_query
 from heimdex.search.snippets import make_snippet, mentions
-from heimdex.search.spelling import MAX_NEAR, SHORTEST, Lexicon
+from heimdex.search.spelling import MAX_NEAR, SHORTEST, Lexicon, spelt_alike
 from heimdex.store import SceneFilter, ScoredScene, Store
 from heimdex.text_windows import transcript_windows
 from heimdex.words import stem
@@ -320,7 +320,8 @@ class SearchEngine:
         if best >= LABEL_MIN_SIMILARITY and best - crowd >= LABEL_STANDOUT:
             close = np.flatnonzero(sims >= best - LABEL_MARGIN)
             for i in close[np.argsort(-sims[close])][:MAX_LABELS]:
-                matched[names[i]] = float(sims[i])
+                if not _spelt_like_a_term(names[i], terms):  # "gale" is near "vale" for e5, not in meaning
+                    matched[names[i]] = float(sims[i])
         heads = self._label_heads(names)
         stems = {stem(t) for t in terms if len(t) >= 3}
         for i in sorted({i for s in stems for i in heads.get(s, ())}):
@@ -470,6 +471,10 @@ class SearchEngine:
 @functools.lru_cache(maxsize=8192)
 def _morphemes(term: str) -> list[str]:
     return (morphemes(term) or [term]) if has_hangul(term) else [term]
+
+
+def _spelt_like_a_term(label: str, terms: list[str]) -> bool:
+    return any(spelt_alike(term, word) for word in _LABEL_WORD.findall(label) for term in terms)
 
 
 def _label_stems(label: str) -> frozenset[str]:

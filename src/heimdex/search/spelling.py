@@ -27,6 +27,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from heimdex.words import stem
+
 SHORTEST = 4  # the shortest word looked up at all (by its homophones only)
 MIN_LENGTH = 5  # shorter words have too many neighbours by spelling to guess from
 MAX_NEAR = 3  # near words kept per query word, nearest first
@@ -62,6 +64,19 @@ def homophones(word: str) -> tuple[str, ...]:
     lines, lines_of = _homophone_lines()
     found = (w for i in lines_of.get(word, ()) for w in lines[i].split() if w != word)
     return tuple(dict.fromkeys(found))
+
+
+def spelt_alike(word: str, other: str) -> bool:
+    """Two different words one letter apart ("gale" and "vale"; not "boat" and "boats", nor "grey"
+    and "gray", said alike). e5 places such pairs close whatever they mean, its word pieces being
+    mostly the same."""
+    word, other = word.lower(), other.lower()
+    return (
+        min(len(word), len(other)) >= SHORTEST
+        and Levenshtein.distance(word, other) == 1
+        and stem(word) != stem(other)
+        and other not in homophones(word)
+    )
 
 
 class Lexicon:
