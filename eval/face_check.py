@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from heimdex.media.frames import FACE_CROP_PX, face_crop
+from heimdex.errors import InvalidMediaError
+from heimdex.media.frames import FACE_CROP_PX, decode_image, face_crop
 from heimdex.ml.faces import FaceEmbedderDlib
 
 SOURCES = {
@@ -38,8 +39,8 @@ def photos(sources: Path, patterns: list[str]) -> list[Path]:
 
 def frame(path: Path) -> np.ndarray | None:
     try:
-        image = np.asarray(Image.open(path).convert("RGB"))
-    except OSError:
+        image = decode_image(path, max_pixels=None)
+    except InvalidMediaError:
         return None
     scale = FRAME_MAX_SIDE / max(image.shape[:2])
     if scale < 1:
